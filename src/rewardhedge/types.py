@@ -1,0 +1,222 @@
+"""The shapes every stage shares: records in, reward estimates out.
+
+Numpy and the standard library only, so that metrics and selection rules can
+be tested without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One human (or synthetic) judgement: ``chosen`` is preferred to ``rejected``.
+
+    Texts are the response only; the shared context is ``prompt``. For the
+    Anthropic HH-RLHF format the data layer splits the dialogue at the last
+    ``"\\n\\nAssistant:"`` to fill these fields.
+    """
+
+    prompt: str
+    chosen: str
+    rejected: str
+    margin: float | None = None
+    """How strongly chosen is preferred, in reward units; used by the BT loss
+    ``-log σ(r_c − r_r − margin)``. ``None`` means 0."""
+    subset: str | None = None
+    """Benchmark subset or category, for per-subset accuracy."""
+    source: str | None = None
+    """Where the pair came from (a file, a data set name)."""
+    id: str | None = None
+    """A stable identifier; the loader fills ``"<file>:<line>"`` if absent."""
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One (prompt, response) to score."""
+
+    prompt: str
+    response: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class RewardEstimate:
+    """Rewards for ``n`` items from an ``m``-member model, with their spread.
+
+    Attributes:
+        mean: `(n,)` mean reward over members.
+        epistemic: `(n,)` **variance** (reward units squared) of the member
+            means, ``members.var(axis=0)`` (ddof=0): disagreement between
+            members, which more data would reduce.
+        aleatoric: `(n,)` **variance** of the noise the members predict,
+            averaged over members; zeros for plain Bradley-Terry heads, which
+            model no noise.
+        members: `(m, n)` every member's reward.
+
+    Example:
+        >>> est = RewardEstimate.from_members(np.array([[1.0, 2.0], [3.0, 2.0]]))
+        >>> est.mean.tolist(), est.epistemic.tolist()
+        ([2.0, 2.0], [1.0, 0.0])
+    """
+
+    mean: np.ndarray
+    epistemic: np.ndarray
+    aleatoric: np.ndarray
+    members: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = self.mean.shape[0]
+        if self.mean.ndim != 1 or self.epistemic.shape != (n,) or self.aleatoric.shape != (n,):
+            raise ValueError(
+                "RewardEstimate fields mean, epistemic and aleatoric must all have "
+                f"shape (n,), got {self.mean.shape}, {self.epistemic.shape}, "
+                f"{self.aleatoric.shape}."
+            )
+        if self.members.ndim != 2 or self.members.shape[1] != n:
+            raise ValueError(
+                f"RewardEstimate.members must have shape (m, {n}), got {self.members.shape}."
+            )
+
+    @classmethod
+    def from_members(
+        cls, members: np.ndarray, aleatoric: np.ndarray | None = None
+    ) -> RewardEstimate:
+        """Build from `(m, n)` member rewards (and optional `(m, n)` noise variances)."""
+        members = np.asarray(members, dtype=np.float64)
+        if members.ndim != 2:
+            raise ValueError(f"members must have shape (m, n), got {members.shape}.")
+        alea = (
+            np.zeros(members.shape[1])
+            if aleatoric is None
+            else np.asarray(aleatoric, dtype=np.float64).mean(axis=0)
+        )
+        return cls(
+            mean=members.mean(axis=0),
+            epistemic=members.var(axis=0),
+            aleatoric=alea,
+            members=members,
+        )
+
+    def __len__(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def n_members(self) -> int:
+        return int(self.members.shape[0])
+
+    @property
+    def std(self) -> np.ndarray:
+        """`(n,)` epistemic standard deviation (reward units)."""
+        return np.sqrt(self.epistemic)
+
+    @property
+    def total(self) -> np.ndarray:
+        """`(n,)` total predictive variance: epistemic + aleatoric."""
+        return self.epistemic + self.aleatoric
+
+    def lower(self, k: float = 1.0) -> np.ndarray:
+        """`(n,)` lower confidence bound ``mean − k·std`` (epistemic std)."""
+        return self.mean - k * self.std
+
+    def take(self, index: np.ndarray | Sequence[int]) -> RewardEstimate:
+        """The estimate restricted to (or reordered by) ``index``."""
+        idx = np.asarray(index, dtype=np.int64)
+        return RewardEstimate(
+            self.mean[idx], self.epistemic[idx], self.aleatoric[idx], self.members[:, idx]
+        )
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        """Plain lists, for JSON."""
+        return {
+            "mean": self.mean.tolist(),
+            "epistemic": self.epistemic.tolist(),
+            "aleatoric": self.aleatoric.tolist(),
+            "members": self.members.tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class PairwiseEstimate:
+    """P(chosen ≻ rejected) for ``n`` pairs, per member and for the ensemble.
+
+    Attributes:
+        prob: `(n,)` ensemble probability, the mean of member probabilities
+            (Bayesian model averaging, not σ of the mean margin).
+        members: `(m, n)` each member's σ(r_c − r_r).
+        margin: `(n,)` mean reward difference r_c − r_r.
+        chosen, rejected: the two `RewardEstimate`s the pair was built from.
+    """
+
+    prob: np.ndarray
+    members: np.ndarray
+    margin: np.ndarray
+    chosen: RewardEstimate
+    rejected: RewardEstimate
+
+    @property
+    def prob_std(self) -> np.ndarray:
+        """`(n,)` spread of the member probabilities."""
+        return self.members.std(axis=0)
+
+    def __len__(self) -> int:
+        return int(self.prob.shape[0])
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def pairwise_from_estimates(chosen: RewardEstimate, rejected: RewardEstimate) -> PairwiseEstimate:
+    """Combine rewards of chosen and rejected responses into preference probabilities."""
+    if chosen.members.shape != rejected.members.shape:
+        raise ValueError(
+            "chosen and rejected estimates differ in shape: "
+            f"{chosen.members.shape} vs {rejected.members.shape}."
+        )
+    diff = chosen.members - rejected.members  # (m, n)
+    member_prob = sigmoid(diff)
+    return PairwiseEstimate(
+        prob=member_prob.mean(axis=0),
+        members=member_prob,
+        margin=diff.mean(axis=0),
+        chosen=chosen,
+        rejected=rejected,
+    )
+
+
+@runtime_checkable
+class RewardModel(Protocol):
+    """Anything that scores (prompt, response) items with uncertainty."""
+
+    def score(
+        self, prompts: Sequence[str], responses: Sequence[str]
+    ) -> RewardEstimate:  # pragma: no cover - protocol
+        ...
+
+
+@dataclass
+class LoadReport:
+    """What a loader kept and what it rejected (nothing is dropped silently)."""
+
+    path: str
+    n_read: int = 0
+    n_kept: int = 0
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    rejects_path: str | None = None
+
+    @property
+    def n_rejected(self) -> int:
+        return len(self.rejects)

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny deterministic data, seeded generators, real temp files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rewardhedge.types import PreferencePair
+
+GOOD_WORDS = ["correct", "accurate", "helpful", "precise", "clear"]
+BAD_WORDS = ["wrong", "rude", "vague", "sloppy", "false"]
+
+
+def make_tiny_pairs(n: int = 20, seed: int = 0) -> list[PreferencePair]:
+    """Pairs where a known feature decides the preference: the chosen response
+    uses a 'good' word and the rejected one a 'bad' word."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i in range(n):
+        topic = f"question {i} about item {int(rng.integers(1000))}"
+        good = GOOD_WORDS[int(rng.integers(len(GOOD_WORDS)))]
+        bad = BAD_WORDS[int(rng.integers(len(BAD_WORDS)))]
+        pairs.append(
+            PreferencePair(
+                prompt=topic,
+                chosen=f"the answer is {good} for {topic}",
+                rejected=f"the answer is {bad} for {topic}",
+                subset="even" if i % 2 == 0 else "odd",
+                id=f"tiny-{i}",
+            )
+        )
+    return pairs
+
+
+@pytest.fixture
+def tiny_pairs() -> list[PreferencePair]:
+    return make_tiny_pairs()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
