@@ -40,3 +40,9 @@ def tiny_pairs() -> list[PreferencePair]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def pair_factory():
+    """``make_tiny_pairs`` as a fixture, for tests that need more or other pairs."""
+    return make_tiny_pairs

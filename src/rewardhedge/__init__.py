@@ -1,5 +1,42 @@
-"""rewardhedge: reward models that know when not to be trusted."""
+"""rewardhedge: reward models that know when not to be trusted.
+
+The public API, importable from the package root (loaded on first use, so
+``import rewardhedge`` stays light)::
+
+    from rewardhedge import EnsembleRewardModel, EnsembleConfig, load_pairs
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "EnsembleRewardModel": "rewardhedge.reward_model",
+    "EnsembleConfig": "rewardhedge.config",
+    "EncoderConfig": "rewardhedge.config",
+    "HeadConfig": "rewardhedge.config",
+    "TrainConfig": "rewardhedge.config",
+    "PreferencePair": "rewardhedge.types",
+    "ScoreItem": "rewardhedge.types",
+    "RewardEstimate": "rewardhedge.types",
+    "PairwiseEstimate": "rewardhedge.types",
+    "RewardModel": "rewardhedge.types",
+    "RewardHedgeError": "rewardhedge.errors",
+    "ConfigError": "rewardhedge.errors",
+    "DataError": "rewardhedge.errors",
+    "NotFittedError": "rewardhedge.errors",
+    "ModelFormatError": "rewardhedge.errors",
+    "load_pairs": "rewardhedge.data",
+    "load_items": "rewardhedge.data",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'rewardhedge' has no attribute {name!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
 from rewardhedge.errors import ConfigError, unknown_option
@@ -19,7 +19,7 @@ from rewardhedge.errors import ConfigError, unknown_option
 T = TypeVar("T")
 
 
-class Option(str, Enum):
+class Option(StrEnum):
     """A string option: users may pass ``"mlp"`` or ``HeadKind.MLP``."""
 
     @classmethod
@@ -30,9 +30,6 @@ class Option(str, Enum):
             if member.value == value:
                 return member
         raise unknown_option(name, value, [m.value for m in cls])
-
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 class EncoderKind(Option):
@@ -45,6 +42,10 @@ class EncoderKind(Option):
 
 
 class Pooling(Option):
+    DUAL = "dual"
+    """Two views concatenated (2 × hidden size): the response read with the prompt
+    as context (``response_mean``) and the response encoded on its own (mean of
+    its tokens). The best of the options on HH-RLHF (bench/hh_foundation.py)."""
     RESPONSE_MEAN = "response_mean"
     """Mean of the response's token vectors, read with the prompt as context."""
     MEAN = "mean"
@@ -77,7 +78,7 @@ class EncoderConfig:
     """Local model folder for ``kind="hf"``; never a hub name (nothing is downloaded)."""
     max_length: int = 256
     """Token budget for prompt + response. The prompt is cut from the left so the response survives."""
-    pooling: Pooling = Pooling.RESPONSE_MEAN
+    pooling: Pooling = Pooling.DUAL
     """How token vectors become one vector per item."""
     batch_size: int = 32
     """Texts per forward pass (batches are formed after sorting by length)."""
@@ -126,10 +127,14 @@ class TrainConfig:
     """Upper bound on passes over the training pairs; early stopping usually ends sooner."""
     batch_size: int = 512
     """Pairs per optimiser step (shared by all members)."""
-    lr: float = 3e-3
-    """AdamW learning rate."""
-    weight_decay: float = 0.1
+    lr: float | None = None
+    """AdamW learning rate; ``None`` picks 1e-3."""
+    weight_decay: float = 0.0
     """AdamW decoupled weight decay (on weights, not biases)."""
+    l2: float | None = None
+    """L2 penalty ``l2 · ‖w‖²`` on each member's weights, added to its mean loss (as
+    scikit-learn's ``1/(2·C·n)``); ``None`` picks 1.0 for linear heads and 0.05 for
+    MLP heads (best on HH-RLHF in bench/hh_foundation.py's sweep)."""
     center_coef: float = 0.0
     """Reward-centering term ``coef · mean((r_c + r_r)²)``, as TRL's ``center_rewards_coefficient``."""
     val_fraction: float = 0.1
@@ -146,13 +151,14 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} == {getattr(self, name)!r}, must be >= 1.")
-        _check_positive("train.lr", self.lr)
+        if self.lr is not None:
+            _check_positive("train.lr", self.lr)
         _check_positive("train.weight_decay", self.weight_decay, strict=False)
         _check_positive("train.center_coef", self.center_coef, strict=False)
+        if self.l2 is not None:
+            _check_positive("train.l2", self.l2, strict=False)
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(
-                f"train.val_fraction == {self.val_fraction!r}, must be in [0, 1)."
-            )
+            raise ConfigError(f"train.val_fraction == {self.val_fraction!r}, must be in [0, 1).")
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,18 @@ class EnsembleConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
+
+    @property
+    def learning_rate(self) -> float:
+        """The effective learning rate (``train.lr`` or the head kind's default)."""
+        return self.train.lr if self.train.lr is not None else 1e-3
+
+    @property
+    def l2_strength(self) -> float:
+        """The effective L2 penalty (``train.l2`` or the head kind's default)."""
+        if self.train.l2 is not None:
+            return self.train.l2
+        return 1.0 if self.head.kind is HeadKind.LINEAR else 0.05
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EnsembleConfig:

@@ -53,9 +53,7 @@ class NotFittedError(RewardHedgeError, ValueError, AttributeError):
     @classmethod
     def for_method(cls, obj: object, method: str) -> NotFittedError:
         name = type(obj).__name__
-        return cls(
-            f"This {name} instance is not fitted yet. Call 'fit' before '{method}'."
-        )
+        return cls(f"This {name} instance is not fitted yet. Call 'fit' before '{method}'.")
 
 
 class ModelFormatError(RewardHedgeError, ValueError):

@@ -1,0 +1,473 @@
+"""The ``rewardhedge`` command line: train, score, eval and demo.
+
+Every command is a thin layer over the Python API, so the CLI and library
+produce the same objects and files. Errors raised on purpose
+(``RewardHedgeError``) print one clear line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rewardhedge import __version__
+from rewardhedge.config import EncoderConfig, EnsembleConfig, HeadConfig, TrainConfig, from_dict
+from rewardhedge.data import load_items, load_pairs, parse_field_map, write_jsonl_atomic
+from rewardhedge.errors import ConfigError, RewardHedgeError
+from rewardhedge.evaluate import format_metrics
+from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.types import LoadReport
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Reward models that know when not to be trusted.",
+)
+err = Console(stderr=True)
+out = Console()
+
+# Options shared by several commands.
+FieldOpt = Annotated[
+    list[str] | None,
+    typer.Option("--field", help="Map our field to a column: prompt=question (repeatable)."),
+]
+FormatOpt = Annotated[
+    str, typer.Option(help="jsonl, json, csv, parquet, hf (a datasets folder) or auto.")
+]
+DialogueOpt = Annotated[
+    str, typer.Option(help="hh: split HH-RLHF dialogues at the last Assistant turn; auto; none.")
+]
+SplitOpt = Annotated[str | None, typer.Option(help="Split of a Hugging Face DatasetDict folder.")]
+SkipOpt = Annotated[
+    bool,
+    typer.Option("--skip-invalid", help="Write bad rows to a rejects file instead of stopping."),
+]
+RejectsOpt = Annotated[Path | None, typer.Option(help="Where --skip-invalid writes bad rows.")]
+CacheDirOpt = Annotated[Path | None, typer.Option(help="Embedding cache folder.")]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")
+]
+
+
+def _report_load(report: LoadReport) -> None:
+    line = f"[bold]{escape(str(report.path))}[/]: {report.n_kept} rows kept of {report.n_read} read"
+    if report.n_rejected:
+        line += f", [yellow]{report.n_rejected} rejected[/] → {escape(str(report.rejects_path))}"
+    err.print(line, soft_wrap=True)
+
+
+def _load_pairs_cli(
+    path: Path, fields, format, dialogue, split, skip_invalid, rejects, default_rejects
+):
+    pairs, report = load_pairs(
+        path,
+        fields=parse_field_map(fields or []),
+        format=format,
+        dialogue=dialogue,
+        split=split,
+        skip_invalid=skip_invalid,
+        rejects_path=(rejects or default_rejects) if skip_invalid else None,
+    )
+    _report_load(report)
+    return pairs
+
+
+class EpochBar:
+    """A rich progress bar fed by the trainer's per-epoch callback."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self.progress = progress
+        self.task = progress.add_task(label, total=None, status="")
+
+    def __call__(self, epoch: int, n_epochs: int, info: dict[str, Any]) -> None:
+        status = f"loss {info['train_loss']:.3f}"
+        if "val_loss" in info:
+            vl = info["val_loss"]
+            status += f" val {sum(vl) / len(vl):.3f}"
+        self.progress.update(self.task, completed=epoch, total=n_epochs, status=status)
+
+
+def _training_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err,
+        transient=False,
+    )
+
+
+def build_config(
+    config_file: Path | None,
+    *,
+    members: int | None = None,
+    head: str | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    l2: float | None = None,
+    center_coef: float | None = None,
+    val_fraction: float | None = None,
+    patience: int | None = None,
+    bootstrap: bool | None = None,
+    seed: int | None = None,
+    encoder: str | None = None,
+    encoder_path: str | None = None,
+    max_length: int | None = None,
+    encode_batch_size: int | None = None,
+) -> EnsembleConfig:
+    """A config file (JSON, same keys as ``EnsembleConfig.to_dict()``) overridden by flags."""
+    cfg = EnsembleConfig()
+    if config_file is not None:
+        try:
+            data = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{config_file}: cannot read the config file ({exc}).") from exc
+        cfg = from_dict(EnsembleConfig, data)
+
+    def pick(section: Any, **kw: Any) -> Any:
+        changes = {k: v for k, v in kw.items() if v is not None}
+        return replace(section, **changes) if changes else section
+
+    enc: EncoderConfig = pick(
+        cfg.encoder,
+        kind=encoder,
+        path=encoder_path,
+        max_length=max_length,
+        batch_size=encode_batch_size,
+    )
+    hd: HeadConfig = pick(cfg.head, kind=head)
+    tr: TrainConfig = pick(
+        cfg.train,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        l2=l2,
+        center_coef=center_coef,
+        val_fraction=val_fraction,
+        patience=patience,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    return replace(cfg, n_members=members or cfg.n_members, head=hd, train=tr, encoder=enc)
+
+
+def train_model(
+    pairs, config: EnsembleConfig, out_dir: Path, *, cache_dir: Path | None, use_cache: bool
+) -> EnsembleRewardModel:
+    """Fit with progress bars and save the folder (shared by ``train`` and ``demo``)."""
+    model = EnsembleRewardModel(config, cache_dir=cache_dir, use_cache=use_cache)
+    err.print(f"Encoding {2 * len(pairs)} texts with [bold]{config.encoder.kind}[/] …")
+    t0 = time.perf_counter()
+    with _training_progress() as progress:
+        bar = EpochBar(progress, f"train K={config.n_members} {config.head.kind}")
+        model.fit(pairs, progress=_CombinedProgress(bar))
+    err.print(f"Fitted in {time.perf_counter() - t0:.1f}s; best epochs {model.best_epoch_}")
+    model.save(out_dir)
+    err.print(f"Saved model to [bold]{out_dir}[/]")
+    return model
+
+
+class _CombinedProgress:
+    """Truthy (so encoding shows its bar) and callable (so epochs update ours)."""
+
+    def __init__(self, bar: EpochBar) -> None:
+        self.bar = bar
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __call__(self, epoch: int, n_epochs: int, info: dict[str, Any]) -> None:
+        self.bar(epoch, n_epochs, info)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")],
+    out: Annotated[Path, typer.Option(help="Model folder to write.")],
+    members: Annotated[int | None, typer.Option(help="Ensemble size K (default 5).")] = None,
+    head: Annotated[str | None, typer.Option(help="linear (default) or mlp.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="JSON config file; flags override it.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    weight_decay: Annotated[float | None, typer.Option()] = None,
+    l2: Annotated[float | None, typer.Option(help="L2 penalty on head weights.")] = None,
+    center_coef: Annotated[float | None, typer.Option(help="Reward-centering coefficient.")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Held out for early stopping.")] = None,
+    patience: Annotated[int | None, typer.Option()] = None,
+    bootstrap: Annotated[bool | None, typer.Option("--bootstrap/--no-bootstrap")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    encoder: Annotated[str | None, typer.Option(help="minilm (default), hf or hashing.")] = None,
+    encoder_path: Annotated[
+        str | None, typer.Option(help="Local model folder for --encoder hf.")
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Token budget for prompt + response.")
+    ] = None,
+    eval_data: Annotated[
+        Path | None, typer.Option(help="Held-out pairs to evaluate after training.")
+    ] = None,
+    field: FieldOpt = None,
+    format: FormatOpt = "auto",
+    dialogue: DialogueOpt = "auto",
+    split: SplitOpt = None,
+    skip_invalid: SkipOpt = False,
+    rejects: RejectsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Train an ensemble reward model on preference pairs and save it."""
+    cfg = build_config(
+        config,
+        members=members,
+        head=head,
+        epochs=epochs,
+        lr=lr,
+        weight_decay=weight_decay,
+        l2=l2,
+        center_coef=center_coef,
+        val_fraction=val_fraction,
+        patience=patience,
+        bootstrap=bootstrap,
+        seed=seed,
+        encoder=encoder,
+        encoder_path=encoder_path,
+        max_length=max_length,
+    )
+    pairs = _load_pairs_cli(
+        data,
+        field,
+        format,
+        dialogue,
+        split,
+        skip_invalid,
+        rejects,
+        out.with_name(out.name + ".rejects.jsonl"),
+    )
+    model = train_model(pairs, cfg, out, cache_dir=cache_dir, use_cache=not no_cache)
+    if eval_data is not None:
+        test = _load_pairs_cli(
+            eval_data,
+            field,
+            format,
+            dialogue,
+            split,
+            skip_invalid,
+            None,
+            out.with_name(out.name + ".eval-rejects.jsonl"),
+        )
+        metrics = model.evaluate(test, progress=True)
+        (out / "eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        out_print(format_metrics(metrics, title=f"Evaluation on {eval_data}"))
+
+
+def out_print(text: str) -> None:
+    out.print(text, markup=False, highlight=False)
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Option(help="Model folder written by train.")],
+    data: Annotated[Path, typer.Option(help="Items to score (prompt, response).")],
+    out: Annotated[Path, typer.Option(help="JSONL file of rewards to write.")],
+    field: FieldOpt = None,
+    format: FormatOpt = "auto",
+    split: SplitOpt = None,
+    skip_invalid: SkipOpt = False,
+    rejects: RejectsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Score (prompt, response) items: mean reward, epistemic and aleatoric variance, members."""
+    rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
+    items, report = load_items(
+        data,
+        fields=parse_field_map(field or []),
+        format=format,
+        split=split,
+        skip_invalid=skip_invalid,
+        rejects_path=(rejects or out.with_name(out.name + ".rejects.jsonl"))
+        if skip_invalid
+        else None,
+    )
+    _report_load(report)
+    t0 = time.perf_counter()
+    est = rm.score_items(items, progress=True)
+    elapsed = time.perf_counter() - t0
+    rows = (
+        {
+            "id": item.id,
+            "reward": float(est.mean[i]),
+            "epistemic": float(est.epistemic[i]),
+            "aleatoric": float(est.aleatoric[i]),
+            "std": float(est.std[i]),
+            "members": est.members[:, i].tolist(),
+        }
+        for i, item in enumerate(items)
+    )
+    n = write_jsonl_atomic(out, rows)
+    err.print(
+        f"Scored {n} items in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.0f} items/s) → [bold]{out}[/]"
+    )
+
+
+@app.command(name="eval")
+def eval_cmd(
+    model: Annotated[Path, typer.Option(help="Model folder written by train.")],
+    data: Annotated[Path, typer.Option(help="Held-out preference pairs.")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the metrics as JSON here.")
+    ] = None,
+    reps: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.")] = 2000,
+    field: FieldOpt = None,
+    format: FormatOpt = "auto",
+    dialogue: DialogueOpt = "auto",
+    split: SplitOpt = None,
+    skip_invalid: SkipOpt = False,
+    rejects: RejectsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Evaluate a model: pairwise accuracy with 95% CI, log loss, length baseline, subsets."""
+    rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
+    default_rejects = (json_out or Path(data.name)).with_name(data.stem + ".rejects.jsonl")
+    pairs = _load_pairs_cli(
+        data, field, format, dialogue, split, skip_invalid, rejects, default_rejects
+    )
+    metrics = rm.evaluate(pairs, reps=reps, progress=True)
+    metrics["model"] = str(model)
+    metrics["data"] = str(data)
+    out_print(format_metrics(metrics, title=f"{model} on {data}"))
+    if json_out is not None:
+        write_json_atomic(json_out, metrics)
+        err.print(f"Wrote {json_out}")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option(help="Folder for the demo's data, models and metrics.")
+    ] = Path("rewardhedge-demo"),
+    pairs: Annotated[int, typer.Option(help="Generated training pairs.")] = 600,
+    members: Annotated[int, typer.Option(help="Ensemble size.")] = 5,
+    encoder: Annotated[
+        str, typer.Option(help="minilm (default) or hashing (seconds, for a smoke run).")
+    ] = "minilm",
+    seed: Annotated[int, typer.Option()] = 0,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Generate a small preference task, train a single model and an ensemble, score and evaluate."""
+    from rewardhedge.data.toy import make_toy_pairs
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    train_rows = make_toy_pairs(pairs, seed=seed)
+    test_rows = make_toy_pairs(max(pairs // 3, 30), seed=seed + 1000)
+    for name, rows in (("train.jsonl", train_rows), ("test.jsonl", test_rows)):
+        write_jsonl_atomic(out / name, (_pair_row(p) for p in rows))
+    err.print(
+        f"Generated {len(train_rows)} training and {len(test_rows)} test pairs in [bold]{out}[/]"
+    )
+    train_pairs = _load_pairs_cli(
+        out / "train.jsonl", None, "auto", "none", None, False, None, None
+    )
+    test_pairs = _load_pairs_cli(out / "test.jsonl", None, "auto", "none", None, False, None, None)
+    cache = cache_dir or out / "cache"
+    results = {}
+    for label, k in (("single", 1), ("ensemble", members)):
+        cfg = build_config(None, members=k, encoder=encoder, seed=seed)
+        model = train_model(
+            train_pairs, cfg, out / f"model-{label}", cache_dir=cache, use_cache=True
+        )
+        metrics = model.evaluate(test_pairs)
+        write_json_atomic(out / f"eval-{label}.json", metrics)
+        out_print(format_metrics(metrics, title=f"{label} (K={k}) on held-out toy pairs"))
+        results[label] = metrics
+    items = [(p.prompt, p.chosen) for p in test_pairs[:5]] + [
+        (p.prompt, p.rejected) for p in test_pairs[:5]
+    ]
+    est = model.score([a for a, _ in items], [b for _, b in items])
+    write_jsonl_atomic(
+        out / "scores.jsonl",
+        (
+            {"prompt": a, "response": b, "reward": float(est.mean[i]), "std": float(est.std[i])}
+            for i, (a, b) in enumerate(items)
+        ),
+    )
+    single, ens = results["single"], results["ensemble"]
+    err.print(
+        f"\n[bold]Done in {time.perf_counter() - t0:.0f}s.[/] Held-out accuracy: single "
+        f"{single['pairwise_accuracy']:.3f}, ensemble {ens['pairwise_accuracy']:.3f} "
+        f"(length-only baseline {ens['length_baseline']['longer']['accuracy']:.3f}). "
+        f"Results in [bold]{out}[/] (models, eval-*.json, scores.jsonl)."
+    )
+
+
+def _pair_row(p) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "prompt": p.prompt,
+        "chosen": p.chosen,
+        "rejected": p.rejected,
+        "subset": p.subset,
+    }
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"rewardhedge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """Reward models that know when not to be trusted."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for the console script and ``python -m rewardhedge``.
+
+    Usage errors are reported by typer (exit 2); errors this library raises on
+    purpose print ``error: <message>`` on one line and exit 2; anything else is
+    a bug and keeps its traceback.
+    """
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="rewardhedge")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except RewardHedgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

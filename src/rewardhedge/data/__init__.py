@@ -1,0 +1,22 @@
+"""Reading preference data: many formats in, validated pairs and items out.
+
+Loaders check every row and say exactly which file, line and field is wrong;
+``skip_invalid=True`` turns those errors into a rejects report instead.
+"""
+
+from __future__ import annotations
+
+from rewardhedge.data.fields import parse_field_map
+from rewardhedge.data.hh import HH_ASSISTANT_MARKER, split_hh_dialogue
+from rewardhedge.data.jsonl import read_jsonl_rows, write_jsonl_atomic
+from rewardhedge.data.loaders import load_items, load_pairs
+
+__all__ = [
+    "HH_ASSISTANT_MARKER",
+    "load_items",
+    "load_pairs",
+    "parse_field_map",
+    "read_jsonl_rows",
+    "split_hh_dialogue",
+    "write_jsonl_atomic",
+]

@@ -1,0 +1,172 @@
+"""JSON lines in and out: atomic writes, line-numbered reads.
+
+Writes go to a temporary file in the target folder, are fsynced and then
+renamed over the target, so a crash or an exception mid-way never leaves a
+half-written file (and never clobbers the previous one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardhedge.errors import DataError
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One data row as read from a file, before any validation.
+
+    ``line`` is the 1-based physical line (text formats) or row number
+    (Parquet, HF folders). ``row`` is ``None`` when the row could not be
+    parsed; then ``reason`` says why and ``raw`` holds the text.
+    """
+
+    line: int
+    row: dict[str, Any] | None
+    raw: Any
+    reason: str | None = None
+
+
+def iter_jsonl(path: str | Path) -> Iterator[RawRow]:
+    """Stream a JSONL file line by line; blank lines are skipped.
+
+    Bytes are decoded with ``errors="surrogateescape"`` so that invalid UTF-8
+    survives as lone surrogates (the validators report it per field) and a
+    line that cannot be parsed at all is still reported on its own line.
+    """
+    with open(path, "rb") as fh:
+        for lineno, data in enumerate(fh, start=1):
+            if lineno == 1 and data.startswith(_BOM):
+                data = data[len(_BOM) :]
+            if not data.strip():
+                continue
+            text = data.decode("utf-8", "surrogateescape").rstrip("\r\n")
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                reason = f"malformed JSON: {e.msg} at column {e.colno}"
+                if not _valid_utf8_bytes(data):
+                    reason += " (the line is not valid UTF-8)"
+                yield RawRow(lineno, None, text, reason)
+                continue
+            if not isinstance(obj, dict):
+                yield RawRow(lineno, None, obj, f"expected a JSON object, got {type_name(obj)}")
+                continue
+            yield RawRow(lineno, obj, obj)
+
+
+def read_jsonl_rows(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield the JSON objects of a JSONL file, one per non-blank line.
+
+    Args:
+        path: The ``.jsonl`` file.
+
+    Yields:
+        Each line's object, in file order.
+
+    Raises:
+        DataError: On the first line that is not valid UTF-8, not valid JSON
+            or not an object, with its 1-based line number.
+    """
+    shown = str(path)
+    if not Path(path).is_file():
+        raise DataError("file not found", path=shown)
+    for raw in iter_jsonl(path):
+        if raw.row is None:
+            raise DataError(str(raw.reason), path=shown, line=raw.line)
+        if has_surrogates(raw.row):
+            raise DataError("line is not valid UTF-8", path=shown, line=raw.line)
+        yield raw.row
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write rows as JSON lines, atomically.
+
+    The rows go to a temporary file in the same folder (created if needed),
+    which is flushed, fsynced and then ``os.replace``-d over ``path``. If
+    ``rows`` raises, or a row cannot be encoded, the temporary file is removed
+    and an existing ``path`` is left untouched.
+
+    Args:
+        path: Target file.
+        rows: Mappings to write, one per line (UTF-8, ``ensure_ascii=False``,
+            strict JSON: NaN and infinity are refused).
+
+    Returns:
+        The number of rows written.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            for row in rows:
+                fh.write(json.dumps(dict(row), ensure_ascii=False, allow_nan=False))
+                fh.write("\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+    return n
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable where the OS allows it (POSIX); best effort."""
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(dfd)
+
+
+def _valid_utf8_bytes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def type_name(value: object) -> str:
+    """The name used for a value's type in messages (``null`` for ``None``)."""
+    return "null" if value is None else type(value).__name__
+
+
+def is_valid_utf8(text: str) -> bool:
+    """False when ``text`` holds lone surrogates (bytes that were not UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def has_surrogates(value: Any) -> bool:
+    """True when any string inside ``value`` (nested dicts/lists too) is not valid UTF-8."""
+    if isinstance(value, str):
+        return not is_valid_utf8(value)
+    if isinstance(value, dict):
+        return any(has_surrogates(k) or has_surrogates(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_surrogates(v) for v in value)
+    return False

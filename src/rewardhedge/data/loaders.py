@@ -1,0 +1,231 @@
+"""Load preference pairs and score items from JSONL, JSON, CSV, Parquet or HF folders.
+
+Every row is checked; a bad row either stops the load with a :class:`DataError`
+that names the file, line and field, or (``skip_invalid=True``) is recorded in
+the :class:`LoadReport` and, if asked, in a rejects file. Nothing is dropped
+silently.
+
+Rules: ``prompt`` must be present and a string but may be empty (some data
+sets have no context); ``chosen``, ``rejected`` and ``response`` must be
+non-blank; ``chosen != rejected``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rewardhedge.config import Option
+from rewardhedge.data.fields import ITEM_FIELDS, PAIR_FIELDS, RowCheck, resolve_fields
+from rewardhedge.data.hh import HH_ASSISTANT_MARKER, MARKER_SHOWN, split_hh_dialogue
+from rewardhedge.data.jsonl import is_valid_utf8, write_jsonl_atomic
+from rewardhedge.data.readers import DataFormat, iter_rows, resolve_format
+from rewardhedge.errors import DataError
+from rewardhedge.types import LoadReport, PreferencePair, ScoreItem
+
+T = TypeVar("T")
+Builder = Callable[[RowCheck, int], T]
+
+
+class Dialogue(Option):
+    AUTO = "auto"
+    """Split HH-style dialogues only when the row has no prompt and both texts have the marker."""
+    HH = "hh"
+    """Always split ``chosen``/``rejected`` at the last ``"\\n\\nAssistant:"``;
+    any prompt column is ignored."""
+    NONE = "none"
+    """Never split."""
+
+
+def load_pairs(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str] | None = None,
+    format: str = "auto",
+    dialogue: str = "auto",
+    split: str | None = None,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+) -> tuple[list[PreferencePair], LoadReport]:
+    """Load preference pairs from a file or a Hugging Face ``datasets`` folder.
+
+    Args:
+        path: ``.jsonl``, ``.json`` (an array of objects), ``.csv`` (with a
+            header), ``.parquet``, or a folder saved by ``datasets``.
+        fields: Our field name → the file's column name, for the names
+            prompt, chosen, rejected, margin, subset, source, id.
+        format: ``"auto"`` (by path), ``"jsonl"``, ``"json"``, ``"csv"``,
+            ``"parquet"`` or ``"hf"``.
+        dialogue: ``"auto"``, ``"hh"`` or ``"none"``: whether to split
+            Anthropic HH-RLHF dialogues (see :func:`split_hh_dialogue`).
+        split: The split of a ``DatasetDict`` folder (default ``"train"`` if
+            present, else the only split).
+        skip_invalid: Record bad rows in the report instead of raising.
+        rejects_path: Where to write the rejected rows as JSONL (written even
+            when there are none).
+
+    Returns:
+        The pairs in file order and a :class:`LoadReport`. Rows without an
+        id get ``"<file name>:<line>"``; ``source`` defaults to the file name.
+        Line numbers are 1-based lines (JSONL, JSON, CSV) or row numbers
+        (Parquet, HF folders).
+
+    Raises:
+        DataError: A bad row (unless ``skip_invalid``), an unusable file, or
+            no valid rows at all.
+        ConfigError: An unknown option or field name.
+    """
+    mode = Dialogue.parse(dialogue, "dialogue")
+    name = Path(path).name
+
+    def build(chk: RowCheck, line: int) -> PreferencePair:
+        prompt, chosen, rejected = _pair_texts(chk, mode)
+        if chosen == rejected:
+            raise DataError(
+                f"fields {chk.label('chosen')} and {chk.label('rejected')} are identical",
+                field="rejected",
+            )
+        return PreferencePair(
+            prompt=prompt,
+            chosen=chosen,
+            rejected=rejected,
+            margin=chk.optional_margin(),
+            subset=chk.optional_text("subset"),
+            source=chk.optional_text("source") or name,
+            id=chk.optional_id() or f"{name}:{line}",
+        )
+
+    return _load(path, fields, PAIR_FIELDS, format, split, skip_invalid, rejects_path, build)
+
+
+def load_items(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str] | None = None,
+    format: str = "auto",
+    split: str | None = None,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+) -> tuple[list[ScoreItem], LoadReport]:
+    """Load (prompt, response) items to score; same formats and rules as :func:`load_pairs`.
+
+    Args:
+        path: The file or ``datasets`` folder.
+        fields: Our field name → column, for the names prompt, response, id.
+        format: As in :func:`load_pairs`.
+        split: As in :func:`load_pairs`.
+        skip_invalid: Record bad rows in the report instead of raising.
+        rejects_path: Where to write the rejected rows as JSONL.
+
+    Returns:
+        The items in file order and a :class:`LoadReport`.
+
+    Raises:
+        DataError: A bad row (unless ``skip_invalid``), an unusable file, or
+            no valid rows at all.
+        ConfigError: An unknown option or field name.
+    """
+    name = Path(path).name
+
+    def build(chk: RowCheck, line: int) -> ScoreItem:
+        return ScoreItem(
+            prompt=chk.text("prompt", allow_empty=True),
+            response=chk.text("response"),
+            id=chk.optional_id() or f"{name}:{line}",
+        )
+
+    return _load(path, fields, ITEM_FIELDS, format, split, skip_invalid, rejects_path, build)
+
+
+def _pair_texts(chk: RowCheck, mode: Dialogue) -> tuple[str, str, str]:
+    """(prompt, chosen, rejected) of one row, splitting HH dialogues when asked to."""
+    if mode is Dialogue.AUTO:
+        texts = [chk.row.get(chk.cols[f]) for f in ("chosen", "rejected")]
+        hh = not chk.has("prompt") and all(
+            isinstance(t, str) and HH_ASSISTANT_MARKER in t for t in texts
+        )
+        mode = Dialogue.HH if hh else Dialogue.NONE
+    if mode is Dialogue.NONE:
+        return chk.text("prompt", allow_empty=True), chk.text("chosen"), chk.text("rejected")
+    full = {f: chk.text(f, allow_empty=True) for f in ("chosen", "rejected")}
+    for f, text in full.items():
+        if HH_ASSISTANT_MARKER not in text:
+            raise chk.fail(f, f"has no {MARKER_SHOWN} turn")
+    prompt, chosen, rejected = split_hh_dialogue(full["chosen"], full["rejected"])
+    for f, response in (("chosen", chosen), ("rejected", rejected)):
+        if not response.strip():
+            raise chk.fail(f, f"has an empty response after the last {MARKER_SHOWN} turn")
+    return prompt, chosen, rejected
+
+
+def _load(
+    path: str | Path,
+    fields: Mapping[str, str] | None,
+    valid: tuple[str, ...],
+    format: str,
+    split: str | None,
+    skip_invalid: bool,
+    rejects_path: str | Path | None,
+    build: Builder[T],
+) -> tuple[list[T], LoadReport]:
+    """Shared loop: read raw rows, build or reject each, write rejects, report."""
+    cols = resolve_fields(fields, valid)
+    fmt = resolve_format(Path(path), DataFormat.parse(format, "format"))
+    shown = str(path)
+    report = LoadReport(path=shown)
+    out: list[T] = []
+    for raw in iter_rows(Path(path), fmt, split):
+        report.n_read += 1
+        try:
+            if raw.row is None:
+                raise DataError(str(raw.reason))
+            out.append(build(RowCheck(raw.row, cols, fmt is DataFormat.CSV), raw.line))
+        except DataError as e:
+            err = DataError(e.reason, path=shown, line=raw.line, field=e.field)
+            if not skip_invalid:
+                raise err from None
+            report.rejects.append(
+                {
+                    "line": raw.line,
+                    "field": e.field,
+                    "reason": e.reason,
+                    "error": str(err),
+                    "row": _jsonable(raw.raw),
+                }
+            )
+    report.n_kept = len(out)
+    if rejects_path is not None:
+        write_jsonl_atomic(rejects_path, report.rejects)
+        report.rejects_path = str(rejects_path)
+    if not out:
+        detail = (
+            f"all {report.n_read} rows were rejected" if report.n_read else "the file has no rows"
+        )
+        raise DataError(f"no valid rows: {detail}", path=shown)
+    return out, report
+
+
+def _jsonable(value: Any) -> Any:
+    """A copy of a raw row that strict UTF-8 JSON can hold (for the rejects file).
+
+    Invalid UTF-8 bytes become U+FFFD, non-finite floats and unknown types
+    become strings.
+    """
+    if isinstance(value, str):
+        if is_valid_utf8(value):
+            return value
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {str(_jsonable(str(k))): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return str(value)

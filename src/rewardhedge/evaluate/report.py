@@ -1,0 +1,257 @@
+"""One JSON-ready report of a reward model on preference pairs, and its table."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from scipy import stats
+
+from rewardhedge.evaluate.pairwise import (
+    bootstrap_ci,
+    brier,
+    length_baseline_correct,
+    log_loss,
+    pairwise_correct,
+    per_subset,
+)
+from rewardhedge.types import PairwiseEstimate, PreferencePair
+
+__all__ = ["evaluate_pairwise", "format_metrics", "metrics_table"]
+
+CI_LEVEL = 0.95
+
+
+def _spearman_or_none(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman correlation, or ``None`` where it is undefined (n < 2, constant input)."""
+    if x.shape[0] < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = float(stats.spearmanr(x, y).statistic)
+    return None if math.isnan(rho) else rho
+
+
+def evaluate_pairwise(
+    pairwise: PairwiseEstimate,
+    pairs: Sequence[PreferencePair],
+    *,
+    reps: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every pairwise metric of a reward model on ``n`` preference pairs, as plain JSON.
+
+    Accuracy (ties count half) is computed from the ensemble mean rewards
+    ``pairwise.chosen.mean`` vs ``pairwise.rejected.mean``, with a 95%
+    percentile bootstrap CI over pairs; log loss and Brier from
+    ``pairwise.prob``. Member accuracies use each member's own rewards.
+
+    Args:
+        pairwise: the estimate for the `n` pairs (`m` members).
+        pairs: the `n` pairs, in the same order (texts for the length
+            baselines, ``subset`` for per-subset accuracy).
+        reps: bootstrap resamples for every CI.
+        seed: seed of the bootstrap generator.
+
+    Returns:
+        A dict of plain ``float``/``int``/``str``/``bool``/``None``/``dict``
+        values: ``primary_metric``, ``greater_is_better``, ``n_pairs``,
+        ``pairwise_accuracy``, ``accuracy_ci_low``, ``accuracy_ci_high``,
+        ``ci_level``, ``ties`` (``"half"``), ``log_loss``, ``brier``,
+        ``mean_margin``, ``n_ties``, ``n_members``, ``member_accuracy_mean``,
+        ``member_accuracy_min``, ``member_accuracy_max``,
+        ``mean_epistemic_std`` (mean of ``sqrt(epistemic)`` over all `2n`
+        responses), ``length_baseline`` (``{"longer"|"shorter": {"accuracy",
+        "ci_low", "ci_high"}}``), ``length_reward_corr`` (Spearman between
+        character length and mean reward over all `2n` responses; ``None``
+        if undefined) and ``subsets`` (see :func:`per_subset`; ``{}`` if no
+        pair has one).
+
+    Raises:
+        ValueError: if ``len(pairwise) != len(pairs)``, or there are no pairs.
+
+    Example:
+        >>> from rewardhedge.types import RewardEstimate, pairwise_from_estimates
+        >>> c = RewardEstimate.from_members(np.array([[1.0, 2.0], [1.0, 0.0]]))
+        >>> r = RewardEstimate.from_members(np.array([[0.0, 1.0], [0.0, 1.0]]))
+        >>> pairs = [PreferencePair("q", "long answer", "no"), PreferencePair("q", "a", "bb")]
+        >>> m = evaluate_pairwise(pairwise_from_estimates(c, r), pairs, reps=200)
+        >>> m["pairwise_accuracy"], m["n_ties"], m["member_accuracy_min"]
+        (0.75, 1, 0.5)
+    """
+    n = len(pairwise)
+    if n != len(pairs):
+        raise ValueError(
+            f"pairwise has {n} pairs but pairs has {len(pairs)}; they must match, "
+            "one estimate per pair in the same order."
+        )
+    if n == 0:
+        raise ValueError("no pairs to evaluate (n_pairs == 0).")
+
+    chosen, rejected = pairwise.chosen, pairwise.rejected
+    correct = pairwise_correct(chosen.mean, rejected.mean)
+    acc = float(correct.mean())
+    low, high = bootstrap_ci(correct, reps=reps, level=CI_LEVEL, seed=seed)
+
+    member_acc = np.array(
+        [
+            pairwise_correct(chosen.members[k], rejected.members[k]).mean()
+            for k in range(chosen.n_members)
+        ]
+    )
+
+    texts_c = [p.chosen for p in pairs]
+    texts_r = [p.rejected for p in pairs]
+    baselines: dict[str, dict[str, float]] = {}
+    for prefer in ("longer", "shorter"):
+        base = length_baseline_correct(texts_c, texts_r, prefer=prefer)
+        b_low, b_high = bootstrap_ci(base, reps=reps, level=CI_LEVEL, seed=seed)
+        baselines[prefer] = {"accuracy": float(base.mean()), "ci_low": b_low, "ci_high": b_high}
+
+    lengths = np.array([len(t) for t in texts_c + texts_r], dtype=np.float64)
+    rewards = np.concatenate([chosen.mean, rejected.mean])
+    epi_std = np.sqrt(np.concatenate([chosen.epistemic, rejected.epistemic]))
+
+    return {
+        "primary_metric": "pairwise_accuracy",
+        "greater_is_better": True,
+        "n_pairs": int(n),
+        "pairwise_accuracy": acc,
+        "accuracy_ci_low": low,
+        "accuracy_ci_high": high,
+        "ci_level": CI_LEVEL,
+        "ties": "half",
+        "log_loss": log_loss(pairwise.prob),
+        "brier": brier(pairwise.prob),
+        "mean_margin": float(np.mean(pairwise.margin)),
+        "n_ties": int(np.count_nonzero(correct == 0.5)),
+        "n_members": int(chosen.n_members),
+        "member_accuracy_mean": float(member_acc.mean()),
+        "member_accuracy_min": float(member_acc.min()),
+        "member_accuracy_max": float(member_acc.max()),
+        "mean_epistemic_std": float(epi_std.mean()),
+        "length_baseline": baselines,
+        "length_reward_corr": _spearman_or_none(lengths, rewards),
+        "subsets": per_subset(correct, [p.subset for p in pairs], reps=reps, seed=seed),
+    }
+
+
+def _f(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{digits}f}"
+
+
+def _ci(low: Any, high: Any) -> str:
+    return f"[{_f(low)}, {_f(high)}]"
+
+
+def metrics_table(metrics: dict[str, Any], title: str = "Evaluation") -> Table:
+    """A readable table of the dict that :func:`evaluate_pairwise` returns.
+
+    Rows: accuracy with its CI, log loss, Brier, mean margin, ties, member
+    accuracy range, epistemic spread, both length baselines, the
+    length-reward correlation, then one row per subset. Keys that are
+    missing are skipped, so a dict read back from JSON works too.
+
+    Args:
+        metrics: the report dict.
+        title: the table title.
+
+    Returns:
+        A ``rich.table.Table`` with columns Metric, Value, CI (or, for members,
+        the min-max range) and n.
+
+    Example:
+        >>> t = metrics_table({"n_pairs": 3, "pairwise_accuracy": 2 / 3})
+        >>> t.row_count
+        1
+    """
+    level = metrics.get("ci_level", CI_LEVEL)
+    table = Table(title=title)
+    table.add_column("Metric")
+    table.add_column("Value", justify="right")
+    table.add_column(f"{level:.0%} CI / range", justify="right")
+    table.add_column("n", justify="right")
+    n = str(metrics.get("n_pairs", ""))
+
+    if "pairwise_accuracy" in metrics:
+        ci = (
+            _ci(metrics["accuracy_ci_low"], metrics["accuracy_ci_high"])
+            if "accuracy_ci_low" in metrics
+            else ""
+        )
+        ties = " (ties half)" if metrics.get("ties") == "half" else ""
+        table.add_row(f"pairwise accuracy{ties}", _f(metrics["pairwise_accuracy"]), ci, n)
+    for key, label in (
+        ("log_loss", "log loss"),
+        ("brier", "Brier"),
+        ("mean_margin", "mean margin"),
+    ):
+        if key in metrics:
+            table.add_row(label, _f(metrics[key]), "", n)
+    if "n_ties" in metrics:
+        table.add_row("tied pairs", str(metrics["n_ties"]), "", n)
+    if "member_accuracy_mean" in metrics:
+        table.add_row(
+            f"member accuracy ({metrics.get('n_members', '?')} members)",
+            _f(metrics["member_accuracy_mean"]),
+            "range " + _ci(metrics.get("member_accuracy_min"), metrics.get("member_accuracy_max")),
+            n,
+        )
+    if "mean_epistemic_std" in metrics:
+        table.add_row("mean epistemic std", _f(metrics["mean_epistemic_std"]), "", n)
+    for prefer, base in metrics.get("length_baseline", {}).items():
+        table.add_row(
+            f"baseline: prefer {prefer}",
+            _f(base.get("accuracy")),
+            _ci(base.get("ci_low"), base.get("ci_high")),
+            n,
+        )
+    if "length_reward_corr" in metrics:
+        table.add_row("length-reward Spearman", _f(metrics["length_reward_corr"]), "", "")
+    for name, sub in metrics.get("subsets", {}).items():
+        table.add_row(
+            f"subset: {name}",
+            _f(sub.get("accuracy")),
+            _ci(sub.get("ci_low"), sub.get("ci_high")),
+            str(sub.get("n", "")),
+        )
+    return table
+
+
+def format_metrics(metrics: dict[str, Any], title: str = "Evaluation") -> str:
+    """The :func:`metrics_table` rendered to plain text (100 columns, no colour).
+
+    Args:
+        metrics: the report dict.
+        title: the table title.
+
+    Returns:
+        The table as a string, free of ANSI escape codes.
+
+    Example:
+        >>> text = format_metrics({"n_pairs": 3, "pairwise_accuracy": 2 / 3})
+        >>> "0.6667" in text
+        True
+    """
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        width=100,
+        color_system=None,
+        no_color=True,
+        force_terminal=False,
+        force_jupyter=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    console.print(metrics_table(metrics, title=title))
+    return buf.getvalue()

@@ -1,0 +1,7 @@
+"""Training loops: the batched ensemble-head trainer on cached features."""
+
+from __future__ import annotations
+
+from rewardhedge.train.heads import FitResult, fit_head_stack
+
+__all__ = ["FitResult", "fit_head_stack"]

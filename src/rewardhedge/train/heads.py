@@ -1,0 +1,160 @@
+"""Fit K reward heads on precomputed pair features, all members in one loop.
+
+Members share minibatches but differ in initialisation and (optionally) in
+bootstrap weights, so one batched step trains all K. Early stopping is per
+member: each keeps the parameters of its best validation epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardhedge.config import EnsembleConfig
+from rewardhedge.models.heads import HeadStack
+from rewardhedge.models.losses import bradley_terry_loss
+
+
+@dataclass
+class FitResult:
+    """The fitted heads and what happened while fitting them."""
+
+    heads: HeadStack
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per epoch: ``train_loss`` (mean over members), ``val_loss`` and
+    ``val_accuracy`` per member (when a validation split exists)."""
+    best_epoch: list[int] = field(default_factory=list)
+    """Per member, the epoch whose parameters were kept (1-based)."""
+    n_train: int = 0
+    n_val: int = 0
+
+
+def fit_head_stack(
+    x_chosen: np.ndarray,
+    x_rejected: np.ndarray,
+    config: EnsembleConfig,
+    *,
+    margin: np.ndarray | None = None,
+    progress: Any | None = None,
+) -> FitResult:
+    """Train ``config.n_members`` heads with the Bradley-Terry loss.
+
+    Args:
+        x_chosen: `(n, d)` features of the chosen responses.
+        x_rejected: `(n, d)` features of the rejected responses.
+        config: ensemble, head and training settings.
+        margin: `(n,)` required reward gaps, or ``None``.
+        progress: optional callable ``progress(epoch, n_epochs, info)`` called
+            after each epoch (the CLI passes a progress-bar updater).
+
+    Returns:
+        The heads (in eval mode) with per-epoch history.
+    """
+    tc = config.train
+    n, d = x_chosen.shape
+    if x_rejected.shape != (n, d):
+        raise ValueError(f"x_rejected has shape {x_rejected.shape}, expected {(n, d)}.")
+    rng = np.random.default_rng(tc.seed)
+    order = rng.permutation(n)
+    n_val = round(n * tc.val_fraction) if n >= 10 else 0
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    k = config.n_members
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(tc.seed)
+        gen = torch.Generator().manual_seed(tc.seed)
+        xc = torch.as_tensor(x_chosen, dtype=torch.float32)
+        xr = torch.as_tensor(x_rejected, dtype=torch.float32)
+        m = None if margin is None else torch.as_tensor(margin, dtype=torch.float32)
+
+        heads = HeadStack(d, k, config.head, generator=gen)
+        both = torch.cat([xc[train_idx], xr[train_idx]])  # (2*n_train, d)
+        heads.set_standardisation(both.mean(0), both.std(0).clamp_min(1e-6))
+
+        if tc.bootstrap and k > 1:
+            counts = rng.multinomial(
+                len(train_idx), np.full(len(train_idx), 1 / len(train_idx)), size=k
+            )
+            weights = torch.as_tensor(counts, dtype=torch.float32)  # (K, n_train)
+        else:
+            weights = torch.ones(k, len(train_idx))
+
+        decay = {id(p) for p in heads.decay_parameters()}
+        optimiser = torch.optim.AdamW(
+            [
+                {
+                    "params": [p for p in heads.parameters() if id(p) in decay],
+                    "weight_decay": tc.weight_decay,
+                },
+                {
+                    "params": [p for p in heads.parameters() if id(p) not in decay],
+                    "weight_decay": 0.0,
+                },
+            ],
+            lr=config.learning_rate,
+        )
+        result = FitResult(heads=heads, n_train=len(train_idx), n_val=n_val)
+        best_loss = np.full(k, np.inf)
+        best_epoch = np.zeros(k, dtype=int)
+        snapshot = heads.member_slices()
+        train_t = torch.as_tensor(train_idx)
+        for epoch in range(1, tc.epochs + 1):
+            heads.train()
+            perm = torch.randperm(len(train_idx), generator=gen)
+            epoch_loss = 0.0
+            for start in range(0, len(perm), tc.batch_size):
+                pos = perm[start : start + tc.batch_size]  # positions within train_idx
+                idx = train_t[pos]
+                batch = heads(torch.cat([xc[idx], xr[idx]]))  # (K, 2B)
+                r_c, r_r = batch.chunk(2, dim=1)  # (K, B) each
+                loss = bradley_terry_loss(
+                    r_c, r_r, None if m is None else m[idx], weights[:, pos], tc.center_coef
+                )
+                if config.l2_strength > 0.0:
+                    loss = loss + config.l2_strength * heads.l2_penalty()
+                optimiser.zero_grad(set_to_none=True)
+                loss.sum().backward()
+                optimiser.step()
+                epoch_loss += float(loss.detach().mean()) * len(pos)
+            info: dict[str, Any] = {"epoch": epoch, "train_loss": epoch_loss / max(len(perm), 1)}
+            if n_val:
+                val_loss, val_acc = _validate(
+                    heads, xc[val_idx], xr[val_idx], None if m is None else m[val_idx]
+                )
+                info["val_loss"], info["val_accuracy"] = val_loss.tolist(), val_acc.tolist()
+                improved = val_loss < best_loss - 1e-6
+                if improved.any():
+                    fresh = heads.member_slices()
+                    for member in np.flatnonzero(improved):
+                        for name in snapshot:
+                            snapshot[name][member] = fresh[name][member]
+                best_loss = np.where(improved, val_loss, best_loss)
+                best_epoch = np.where(improved, epoch, best_epoch)
+            result.history.append(info)
+            if progress is not None:
+                progress(epoch, tc.epochs, info)
+            if n_val and np.all(epoch - best_epoch >= tc.patience):
+                break
+        if n_val:
+            for member in range(k):
+                heads.load_member(snapshot, member)
+            result.best_epoch = best_epoch.tolist()
+        else:
+            result.best_epoch = [len(result.history)] * k
+    heads.eval()
+    return result
+
+
+@torch.no_grad()
+def _validate(
+    heads: HeadStack, xc: torch.Tensor, xr: torch.Tensor, margin: torch.Tensor | None
+) -> tuple[np.ndarray, np.ndarray]:
+    heads.eval()
+    r = heads(torch.cat([xc, xr]))  # (K, 2V)
+    r_c, r_r = r.chunk(2, dim=1)
+    loss = bradley_terry_loss(r_c, r_r, margin).numpy()
+    acc = ((r_c > r_r).float() + 0.5 * (r_c == r_r).float()).mean(dim=1).numpy()
+    return loss, acc

@@ -1,0 +1,169 @@
+"""evaluate_pairwise on a hand-built 2-member ensemble, and its text table."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from rich.table import Table
+from scipy.stats import rankdata
+
+from rewardhedge.evaluate import bootstrap_ci, evaluate_pairwise, format_metrics, metrics_table
+from rewardhedge.types import PreferencePair, RewardEstimate, pairwise_from_estimates
+
+
+def sig(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# Members (rows) x pairs (columns).
+#   chosen mean   [1, 1, 1, 0], epistemic var [1, 0, 1, 0]
+#   rejected mean [0, 1, 2, 1], epistemic var [0, 0, 1, 0]
+#   ensemble: pair 0 right, pair 1 tie, pairs 2 and 3 wrong -> 1.5 / 4
+#   member 0 diffs [2, 0, -3, -1] -> 1.5 / 4; member 1 diffs [0, 0, 1, -1] -> 2 / 4
+CHOSEN = np.array([[2.0, 1.0, 0.0, 0.0], [0.0, 1.0, 2.0, 0.0]])
+REJECTED = np.array([[0.0, 1.0, 3.0, 1.0], [0.0, 1.0, 1.0, 1.0]])
+# chosen lengths [4, 2, 1, 2], rejected lengths [1, 2, 3, 1]
+PAIRS = [
+    PreferencePair("p0", "aaaa", "a", subset="a"),
+    PreferencePair("p1", "bb", "xx", subset="b"),
+    PreferencePair("p2", "c", "ccc"),
+    PreferencePair("p3", "dd", "d", subset="a"),
+]
+
+
+@pytest.fixture
+def estimate():
+    return pairwise_from_estimates(
+        RewardEstimate.from_members(CHOSEN), RewardEstimate.from_members(REJECTED)
+    )
+
+
+@pytest.fixture
+def metrics(estimate):
+    return evaluate_pairwise(estimate, PAIRS, reps=300, seed=0)
+
+
+def test_every_field_hand_computed(metrics):
+    m = metrics
+    assert m["primary_metric"] == "pairwise_accuracy"
+    assert m["greater_is_better"] is True
+    assert m["n_pairs"] == 4
+    assert m["pairwise_accuracy"] == pytest.approx(0.375)
+    correct = [1.0, 0.5, 0.0, 0.0]
+    assert (m["accuracy_ci_low"], m["accuracy_ci_high"]) == bootstrap_ci(correct, reps=300)
+    assert m["accuracy_ci_low"] <= 0.375 <= m["accuracy_ci_high"]
+    assert m["ci_level"] == 0.95
+    assert m["ties"] == "half"
+
+    # prob = mean over members of sigmoid(member diff)
+    probs = [
+        (sig(2) + sig(0)) / 2,
+        0.5,
+        (sig(-3) + sig(1)) / 2,
+        sig(-1),
+    ]
+    assert m["log_loss"] == pytest.approx(-sum(math.log(p) for p in probs) / 4, rel=1e-12)
+    assert m["brier"] == pytest.approx(sum((1 - p) ** 2 for p in probs) / 4, rel=1e-12)
+    assert m["mean_margin"] == pytest.approx((1 + 0 - 1 - 1) / 4)
+    assert m["n_ties"] == 1
+
+    assert m["n_members"] == 2
+    assert m["member_accuracy_mean"] == pytest.approx((0.375 + 0.5) / 2)
+    assert m["member_accuracy_min"] == pytest.approx(0.375)
+    assert m["member_accuracy_max"] == pytest.approx(0.5)
+    # sqrt(var) over the 8 responses: chosen [1, 0, 1, 0], rejected [0, 0, 1, 0]
+    assert m["mean_epistemic_std"] == pytest.approx(3 / 8)
+
+    longer = m["length_baseline"]["longer"]
+    shorter = m["length_baseline"]["shorter"]
+    assert longer["accuracy"] == pytest.approx(2.5 / 4)  # [1, .5, 0, 1]
+    assert shorter["accuracy"] == pytest.approx(1.5 / 4)  # [0, .5, 1, 0]
+    assert (longer["ci_low"], longer["ci_high"]) == bootstrap_ci([1, 0.5, 0, 1], reps=300)
+    assert (shorter["ci_low"], shorter["ci_high"]) == bootstrap_ci([0, 0.5, 1, 0], reps=300)
+
+    # Spearman = Pearson correlation of average ranks.
+    lengths = [4, 2, 1, 2, 1, 2, 3, 1]
+    rewards = [1, 1, 1, 0, 0, 1, 2, 1]
+    expected_rho = np.corrcoef(rankdata(lengths), rankdata(rewards))[0, 1]
+    assert m["length_reward_corr"] == pytest.approx(expected_rho, rel=1e-12)
+
+    assert m["subsets"] == {
+        "a": {"n": 2, "accuracy": 0.5, "ci_low": 0.0, "ci_high": 1.0},
+        "b": {"n": 1, "accuracy": 0.5, "ci_low": 0.5, "ci_high": 0.5},
+    }
+
+
+def test_json_round_trip_plain_types(metrics):
+    text = json.dumps(metrics, allow_nan=False)
+    assert json.loads(text) == metrics
+
+    def walk(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                assert type(k) is str
+                walk(v)
+        else:
+            assert type(x) in (float, int, str, bool, type(None)), (x, type(x))
+
+    walk(metrics)
+
+
+def test_length_mismatch_names_both_lengths(estimate):
+    with pytest.raises(ValueError, match=r"4 pairs.*pairs has 3"):
+        evaluate_pairwise(estimate, PAIRS[:3])
+
+
+def test_no_subsets_and_undefined_correlation_without_warnings():
+    members = np.zeros((2, 2))  # every reward 0: correlation undefined, all ties
+    est = pairwise_from_estimates(
+        RewardEstimate.from_members(members), RewardEstimate.from_members(members)
+    )
+    pairs = [PreferencePair("p", "a", "bb"), PreferencePair("p", "ccc", "d")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = evaluate_pairwise(est, pairs, reps=100)
+    assert m["subsets"] == {}
+    assert m["length_reward_corr"] is None
+    assert m["pairwise_accuracy"] == 0.5 and m["n_ties"] == 2
+    assert m["log_loss"] == pytest.approx(math.log(2))
+    assert m["mean_epistemic_std"] == 0.0
+    json.dumps(m, allow_nan=False)
+
+
+def test_single_pair_is_json_safe():
+    est = pairwise_from_estimates(
+        RewardEstimate.from_members(np.array([[1.0]])),
+        RewardEstimate.from_members(np.array([[0.0]])),
+    )
+    m = evaluate_pairwise(est, [PreferencePair("p", "a", "b", subset="s")], reps=50)
+    assert (m["accuracy_ci_low"], m["accuracy_ci_high"]) == (1.0, 1.0)
+    assert m["length_reward_corr"] is None  # both lengths equal
+    json.dumps(m, allow_nan=False)
+
+
+def test_format_metrics_plain_text(metrics):
+    text = format_metrics(metrics, title="tiny eval")
+    assert "tiny eval" in text
+    assert "0.3750" in text  # accuracy
+    assert "subset: a" in text and "subset: b" in text
+    assert "prefer longer" in text and "0.6250" in text
+    assert "\x1b" not in text  # no ANSI colour codes
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_metrics_table_rows_and_json_reload(metrics):
+    table = metrics_table(metrics)
+    assert isinstance(table, Table)
+    # accuracy, log loss, Brier, margin, ties, members, epistemic, 2 baselines, corr, 2 subsets
+    assert table.row_count == 12
+    reloaded = json.loads(json.dumps(metrics))
+    assert format_metrics(reloaded) == format_metrics(metrics)
+
+
+def test_format_metrics_handles_none_correlation():
+    text = format_metrics({"n_pairs": 2, "pairwise_accuracy": 0.5, "length_reward_corr": None})
+    assert "n/a" in text

@@ -1,0 +1,190 @@
+"""The command line, end to end on real files: a real subprocess and in-process calls."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rewardhedge import cli
+
+
+def write_pairs(path, pairs):
+    with open(path, "w", encoding="utf-8") as f:
+        for p in pairs:
+            f.write(
+                json.dumps(
+                    {
+                        "prompt": p.prompt,
+                        "chosen": p.chosen,
+                        "rejected": p.rejected,
+                        "subset": p.subset,
+                    }
+                )
+                + "\n"
+            )
+
+
+def run(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "rewardhedge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_train_score_eval_in_real_subprocesses(tmp_path, pair_factory):
+    write_pairs(tmp_path / "pairs.jsonl", pair_factory(60))
+    write_pairs(tmp_path / "test.jsonl", pair_factory(30, seed=3))
+    with open(tmp_path / "items.jsonl", "w") as f:
+        f.write(json.dumps({"id": "a", "prompt": "q", "response": "the answer is correct"}) + "\n")
+        f.write(json.dumps({"id": "b", "prompt": "q", "response": "the answer is wrong"}) + "\n")
+
+    r = run(
+        "train",
+        "--data",
+        "pairs.jsonl",
+        "--out",
+        "rm",
+        "--members",
+        "3",
+        "--encoder",
+        "hashing",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "rm" / "manifest.json").exists()
+
+    r = run(
+        "score", "--model", "rm", "--data", "items.jsonl", "--out", "scores.jsonl", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["a", "b"]
+    assert len(rows[0]["members"]) == 3 and rows[0]["reward"] > rows[1]["reward"]
+
+    r = run(
+        "eval",
+        "--model",
+        "rm",
+        "--data",
+        "test.jsonl",
+        "--json",
+        "metrics.json",
+        "--reps",
+        "200",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["n_pairs"] == 30 and metrics["pairwise_accuracy"] > 0.9
+    assert "Pairwise accuracy" in r.stdout or "accuracy" in r.stdout.lower()
+
+
+def test_help_runs_as_module():
+    r = subprocess.run(
+        [sys.executable, "-m", "rewardhedge", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0
+    for command in ("train", "score", "eval", "demo"):
+        assert command in r.stdout
+
+
+def test_bad_row_exits_2_with_file_line_and_field(tmp_path, capsys):
+    (tmp_path / "bad.jsonl").write_text(
+        '{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p", "chosen": "", "rejected": "b"}\n'
+    )
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "bad.jsonl"),
+            "--out",
+            str(tmp_path / "rm"),
+            "--encoder",
+            "hashing",
+        ]
+    )
+    assert code == 2
+    assert "bad.jsonl:2: field 'chosen' is empty" in capsys.readouterr().err
+    assert not (tmp_path / "rm").exists()
+
+
+def test_skip_invalid_writes_rejects_and_trains(tmp_path, pair_factory, capsys):
+    write_pairs(tmp_path / "pairs.jsonl", pair_factory(30))
+    with open(tmp_path / "pairs.jsonl", "a") as f:
+        f.write("{not json\n")
+        f.write('{"prompt": "p", "chosen": "same", "rejected": "same"}\n')
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "pairs.jsonl"),
+            "--out",
+            str(tmp_path / "rm"),
+            "--encoder",
+            "hashing",
+            "--members",
+            "2",
+            "--skip-invalid",
+        ]
+    )
+    assert code == 0
+    rejects = [json.loads(x) for x in (tmp_path / "rm.rejects.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejects] == [31, 32]
+    assert "2 rejected" in capsys.readouterr().err
+
+
+def test_unknown_option_value_names_the_choices(tmp_path, pair_factory, capsys):
+    write_pairs(tmp_path / "pairs.jsonl", pair_factory(10))
+    code = cli.main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "pairs.jsonl"),
+            "--out",
+            str(tmp_path / "rm"),
+            "--head",
+            "mpl",
+        ]
+    )
+    assert code == 2
+    assert (
+        "head.kind == 'mpl', must be one of: linear, mlp. Did you mean 'mlp'?"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("argv", [["score"], ["train", "--data"]])
+def test_usage_errors_exit_nonzero(argv):
+    assert cli.main(argv) != 0
+
+
+def test_demo_smoke_with_hashing_encoder(tmp_path, capsys):
+    code = cli.main(
+        [
+            "demo",
+            "--out",
+            str(tmp_path / "demo"),
+            "--pairs",
+            "90",
+            "--encoder",
+            "hashing",
+            "--members",
+            "2",
+        ]
+    )
+    assert code == 0
+    for name in (
+        "train.jsonl",
+        "test.jsonl",
+        "eval-single.json",
+        "eval-ensemble.json",
+        "scores.jsonl",
+    ):
+        assert (tmp_path / "demo" / name).exists()
+    assert "Held-out accuracy" in capsys.readouterr().err

@@ -1,0 +1,127 @@
+"""EnsembleRewardModel: the fit / score / compare / evaluate / save / load lifecycle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rewardhedge.config import EncoderConfig, EnsembleConfig, TrainConfig
+from rewardhedge.errors import ModelFormatError, NotFittedError
+from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.types import RewardEstimate, RewardModel
+
+
+def hashing_config(k=3, dim=64, **train) -> EnsembleConfig:
+    train = {"lr": 1e-2, "l2": 0.0, **train}
+    return EnsembleConfig(
+        n_members=k, encoder=EncoderConfig(kind="hashing", dim=dim), train=TrainConfig(**train)
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(pair_factory) -> EnsembleRewardModel:
+    return EnsembleRewardModel(hashing_config()).fit(pair_factory(60))
+
+
+def test_fit_returns_self_and_sets_fitted_state(tiny_pairs):
+    model = EnsembleRewardModel(hashing_config())
+    assert model.fit(tiny_pairs) is model
+    assert model.n_pairs_ == 20 and model.members_.n_members == 3
+    assert model.data_hash_.startswith("sha256:")
+    assert isinstance(model, RewardModel)
+
+
+def test_score_before_fit_raises_exact_message():
+    model = EnsembleRewardModel(hashing_config())
+    with pytest.raises(NotFittedError) as info:
+        model.score(["p"], ["r"])
+    assert str(info.value) == (
+        "This EnsembleRewardModel instance is not fitted yet. Call 'fit' before 'score'."
+    )
+
+
+def test_scores_shapes_and_ensemble_statistics(fitted):
+    est = fitted.score(["q", "q", "q"], ["the answer is correct", "the answer is wrong", "x"])
+    assert isinstance(est, RewardEstimate)
+    assert est.members.shape == (3, 3) and est.mean.dtype == np.float64
+    np.testing.assert_allclose(est.mean, est.members.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(est.epistemic, est.members.var(axis=0), rtol=1e-12)
+    assert np.all(est.aleatoric == 0)
+    assert est.mean[0] > est.mean[1]
+    # bootstrap members differ
+    assert np.ptp(est.members, axis=0).max() > 0
+
+
+def test_compare_probabilities_are_member_means(fitted, tiny_pairs):
+    pw = fitted.compare(tiny_pairs)
+    assert pw.members.shape == (3, 20)
+    np.testing.assert_allclose(pw.prob, pw.members.mean(axis=0), rtol=1e-12)
+    assert np.all((pw.prob > 0) & (pw.prob < 1))
+    assert pw.prob.mean() > 0.8  # the planted good/bad word decides every tiny pair
+
+
+def test_evaluate_reports_accuracy_with_ci(fitted, pair_factory):
+    metrics = fitted.evaluate(pair_factory(40, seed=7), reps=200)
+    assert metrics["pairwise_accuracy"] > 0.9
+    assert metrics["accuracy_ci_low"] <= metrics["pairwise_accuracy"] <= metrics["accuracy_ci_high"]
+    assert set(metrics["subsets"]) == {"even", "odd"}
+    json.dumps(metrics)
+
+
+def test_same_seed_is_deterministic(tiny_pairs):
+    a = EnsembleRewardModel(hashing_config()).fit(tiny_pairs).score(["q"], ["the answer is clear"])
+    b = EnsembleRewardModel(hashing_config()).fit(tiny_pairs).score(["q"], ["the answer is clear"])
+    np.testing.assert_array_equal(a.members, b.members)
+
+
+def test_save_load_gives_identical_scores(fitted, tmp_path):
+    fitted.save(tmp_path / "rm")
+    loaded = EnsembleRewardModel.load(tmp_path / "rm")
+    texts = ["the answer is precise", "the answer is rude", "unrelated words"]
+    np.testing.assert_array_equal(
+        loaded.score(["q"] * 3, texts).members, fitted.score(["q"] * 3, texts).members
+    )
+    manifest = json.loads((tmp_path / "rm" / "manifest.json").read_text())
+    assert manifest["encoder_id"] == fitted.encoder.id
+    assert manifest["training_data_hash"] == fitted.data_hash_
+
+
+def test_load_refuses_a_model_from_another_encoder(fitted, tmp_path):
+    fitted.save(tmp_path / "rm")
+    from rewardhedge.encoders import build_encoder
+
+    other = build_encoder(EncoderConfig(kind="hashing", dim=32))
+    with pytest.raises(ModelFormatError, match="was trained on encoder"):
+        EnsembleRewardModel.load(tmp_path / "rm", encoder=other)
+
+
+def test_load_refuses_weights_that_do_not_match_config(fitted, tmp_path):
+    fitted.save(tmp_path / "rm")
+    config = json.loads((tmp_path / "rm" / "config.json").read_text())
+    config["fitted"]["dim"] = 7
+    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    (tmp_path / "rm" / "config.json").write_text(text)
+    # the manifest's hash now refuses the edited file before shapes are even compared
+    with pytest.raises(ModelFormatError, match=r"config\.json"):
+        EnsembleRewardModel.load(tmp_path / "rm")
+
+
+def test_input_validation(fitted):
+    with pytest.raises(ValueError, match="differ in length: 2 vs 1"):
+        fitted.score(["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="at least one PreferencePair"):
+        EnsembleRewardModel(hashing_config()).fit([])
+    with pytest.raises(TypeError, match="item 0 is dict"):
+        EnsembleRewardModel(hashing_config()).fit([{"prompt": "p"}])
+
+
+def test_margins_are_used(tiny_pairs):
+    from dataclasses import replace
+
+    big = [replace(p, margin=3.0) for p in tiny_pairs]
+    plain = EnsembleRewardModel(hashing_config(k=1, val_fraction=0.0, epochs=100)).fit(tiny_pairs)
+    wide = EnsembleRewardModel(hashing_config(k=1, val_fraction=0.0, epochs=100)).fit(big)
+    gap = lambda m: float(np.mean(m.compare(tiny_pairs).margin))  # noqa: E731
+    assert gap(wide) > gap(plain)
