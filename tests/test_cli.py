@@ -188,3 +188,20 @@ def test_demo_smoke_with_hashing_encoder(tmp_path, capsys):
     ):
         assert (tmp_path / "demo" / name).exists()
     assert "Held-out accuracy" in capsys.readouterr().err
+
+
+def test_config_file_and_flags_make_the_same_dataclass(tmp_path):
+    from rewardhedge.config import EnsembleConfig, HeadConfig, TrainConfig
+
+    (tmp_path / "cfg.json").write_text(
+        json.dumps({"n_members": 3, "head": {"kind": "mlp"}, "train": {"seed": 4}})
+    )
+    cfg = cli.build_config(tmp_path / "cfg.json", members=None, seed=9, l2=0.2)
+    assert cfg == EnsembleConfig(
+        n_members=3, head=HeadConfig(kind="mlp"), train=TrainConfig(seed=9, l2=0.2)
+    )
+    (tmp_path / "bad.json").write_text(json.dumps({"n_member": 3}))
+    from rewardhedge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"Unknown config key 'n_member' in EnsembleConfig"):
+        cli.build_config(tmp_path / "bad.json")

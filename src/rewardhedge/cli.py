@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rewardhedge import __version__
-from rewardhedge.config import EncoderConfig, EnsembleConfig, HeadConfig, TrainConfig, from_dict
+from rewardhedge.config import EnsembleConfig, from_dict
 from rewardhedge.data import load_items, load_pairs, parse_field_map, write_jsonl_atomic
 from rewardhedge.errors import ConfigError, RewardHedgeError
 from rewardhedge.evaluate import format_metrics
@@ -109,25 +109,26 @@ def _training_progress() -> Progress:
     )
 
 
-def build_config(
-    config_file: Path | None,
-    *,
-    members: int | None = None,
-    head: str | None = None,
-    epochs: int | None = None,
-    lr: float | None = None,
-    weight_decay: float | None = None,
-    l2: float | None = None,
-    center_coef: float | None = None,
-    val_fraction: float | None = None,
-    patience: int | None = None,
-    bootstrap: bool | None = None,
-    seed: int | None = None,
-    encoder: str | None = None,
-    encoder_path: str | None = None,
-    max_length: int | None = None,
-    encode_batch_size: int | None = None,
-) -> EnsembleConfig:
+FLAG_FIELDS: dict[str, tuple[str, str]] = {
+    "members": ("ensemble", "n_members"),
+    "head": ("head", "kind"),
+    "epochs": ("train", "epochs"),
+    "lr": ("train", "lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "l2": ("train", "l2"),
+    "center_coef": ("train", "center_coef"),
+    "val_fraction": ("train", "val_fraction"),
+    "patience": ("train", "patience"),
+    "bootstrap": ("train", "bootstrap"),
+    "seed": ("train", "seed"),
+    "encoder": ("encoder", "kind"),
+    "encoder_path": ("encoder", "path"),
+    "max_length": ("encoder", "max_length"),
+}
+"""CLI flag -> (config section, field). A flag left at ``None`` keeps the config's value."""
+
+
+def build_config(config_file: Path | None, **flags: Any) -> EnsembleConfig:
     """A config file (JSON, same keys as ``EnsembleConfig.to_dict()``) overridden by flags."""
     cfg = EnsembleConfig()
     if config_file is not None:
@@ -136,32 +137,18 @@ def build_config(
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{config_file}: cannot read the config file ({exc}).") from exc
         cfg = from_dict(EnsembleConfig, data)
-
-    def pick(section: Any, **kw: Any) -> Any:
-        changes = {k: v for k, v in kw.items() if v is not None}
-        return replace(section, **changes) if changes else section
-
-    enc: EncoderConfig = pick(
-        cfg.encoder,
-        kind=encoder,
-        path=encoder_path,
-        max_length=max_length,
-        batch_size=encode_batch_size,
+    changes: dict[str, dict[str, Any]] = {"ensemble": {}, "head": {}, "train": {}, "encoder": {}}
+    for flag, value in flags.items():
+        if value is not None:
+            section, field = FLAG_FIELDS[flag]
+            changes[section][field] = value
+    return replace(
+        cfg,
+        **changes["ensemble"],
+        head=replace(cfg.head, **changes["head"]),
+        train=replace(cfg.train, **changes["train"]),
+        encoder=replace(cfg.encoder, **changes["encoder"]),
     )
-    hd: HeadConfig = pick(cfg.head, kind=head)
-    tr: TrainConfig = pick(
-        cfg.train,
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        l2=l2,
-        center_coef=center_coef,
-        val_fraction=val_fraction,
-        patience=patience,
-        bootstrap=bootstrap,
-        seed=seed,
-    )
-    return replace(cfg, n_members=members or cfg.n_members, head=hd, train=tr, encoder=enc)
 
 
 def train_model(
@@ -231,23 +218,8 @@ def train(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Train an ensemble reward model on preference pairs and save it."""
-    cfg = build_config(
-        config,
-        members=members,
-        head=head,
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        l2=l2,
-        center_coef=center_coef,
-        val_fraction=val_fraction,
-        patience=patience,
-        bootstrap=bootstrap,
-        seed=seed,
-        encoder=encoder,
-        encoder_path=encoder_path,
-        max_length=max_length,
-    )
+    flags = {name: value for name, value in locals().items() if name in FLAG_FIELDS}
+    cfg = build_config(config, **flags)
     pairs = _load_pairs_cli(
         data,
         field,
