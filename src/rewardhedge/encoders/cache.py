@@ -364,22 +364,22 @@ class CachedEncoder:
         first: dict[bytes, int] = {}
         for i in miss_rows:
             first.setdefault(keys[i], int(i))
-        todo = list(first.values())
+        to_encode = list(first.values())
         emb = self.encoder.encode(
-            [prompts[i] for i in todo], [responses[i] for i in todo], progress=progress
+            [prompts[i] for i in to_encode], [responses[i] for i in to_encode], progress=progress
         )
         emb = np.asarray(emb)
-        if emb.shape != (len(todo), self.dim):
+        if emb.shape != (len(to_encode), self.dim):
             raise ValueError(
                 f"encoder {self.id!r} returned shape {emb.shape}, "
-                f"expected ({len(todo)}, {self.dim})."
+                f"expected ({len(to_encode)}, {self.dim})."
             )
         emb = emb.astype(np.float32, copy=False)
-        pos = {keys[i]: j for j, i in enumerate(todo)}
+        pos = {keys[i]: j for j, i in enumerate(to_encode)}
         for i in miss_rows:
             out[i] = emb[pos[keys[i]]]
         try:
-            self.cache.put([keys[i] for i in todo], emb)
+            self.cache.put([keys[i] for i in to_encode], emb)
             if self.max_shards and self.cache.n_shards > self.max_shards:
                 self.cache.compact()
         except OSError as exc:
