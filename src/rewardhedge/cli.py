@@ -22,7 +22,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rewardhedge import __version__
 from rewardhedge.config import EnsembleConfig, from_dict
-from rewardhedge.data import load_items, load_pairs, parse_field_map, write_jsonl_atomic
+from rewardhedge.data import (
+    load_items,
+    load_pairs,
+    parse_field_map,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from rewardhedge.errors import ConfigError, RewardHedgeError
 from rewardhedge.evaluate import format_metrics
 from rewardhedge.reward_model import EnsembleRewardModel
@@ -160,24 +166,11 @@ def train_model(
     t0 = time.perf_counter()
     with _training_progress() as progress:
         bar = EpochBar(progress, f"train K={config.n_members} {config.head.kind}")
-        model.fit(pairs, progress=_CombinedProgress(bar))
+        model.fit(pairs, progress=True, on_epoch=bar)
     err.print(f"Fitted in {time.perf_counter() - t0:.1f}s; best epochs {model.best_epoch_}")
     model.save(out_dir)
     err.print(f"Saved model to [bold]{out_dir}[/]")
     return model
-
-
-class _CombinedProgress:
-    """Truthy (so encoding shows its bar) and callable (so epochs update ours)."""
-
-    def __init__(self, bar: EpochBar) -> None:
-        self.bar = bar
-
-    def __bool__(self) -> bool:
-        return True
-
-    def __call__(self, epoch: int, n_epochs: int, info: dict[str, Any]) -> None:
-        self.bar(epoch, n_epochs, info)
 
 
 @app.command()
@@ -243,7 +236,7 @@ def train(
             out.with_name(out.name + ".eval-rejects.jsonl"),
         )
         metrics = model.evaluate(test, progress=True)
-        (out / "eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json_atomic(out / "eval.json", metrics)
         out_print(format_metrics(metrics, title=f"Evaluation on {eval_data}"))
 
 
@@ -327,13 +320,6 @@ def eval_cmd(
     if json_out is not None:
         write_json_atomic(json_out, metrics)
         err.print(f"Wrote {json_out}")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 @app.command()

@@ -94,21 +94,23 @@ class EnsembleRewardModel:
         self,
         pairs: Sequence[PreferencePair],
         *,
-        progress: bool | Callable[[int, int, dict[str, Any]], None] = False,
+        progress: bool = False,
+        on_epoch: Callable[[int, int, dict[str, Any]], None] | None = None,
     ) -> EnsembleRewardModel:
         """Encode the pairs and train every member. Returns ``self``.
 
         Args:
             pairs: training preferences.
-            progress: ``True`` shows encoding progress; a callable is also
-                called after every epoch as ``progress(epoch, max_epochs, info)``.
+            progress: show the encoding progress bar.
+            on_epoch: called after every epoch as ``on_epoch(epoch, max_epochs, info)``
+                (the CLI feeds its training progress bar with it).
         """
         pairs = _check_pairs(pairs, "fit")
         prompts = [p.prompt for p in pairs]
         feats = self._features(
             prompts + prompts,
             [p.chosen for p in pairs] + [p.rejected for p in pairs],
-            bool(progress),
+            progress,
         )
         n = len(pairs)
         margins = [p.margin for p in pairs]
@@ -118,7 +120,7 @@ class EnsembleRewardModel:
             feats[n:],
             self.config,
             margin=margin,
-            progress=progress if callable(progress) else None,
+            progress=on_epoch,
         )
         self.members_ = result.heads
         self.history_ = result.history

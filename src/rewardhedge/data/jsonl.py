@@ -88,32 +88,21 @@ def read_jsonl_rows(path: str | Path) -> Iterator[dict[str, Any]]:
         yield raw.row
 
 
-def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Write rows as JSON lines, atomically.
+@contextlib.contextmanager
+def atomic_text_writer(path: str | Path) -> Iterator[Any]:
+    """A text handle whose content replaces ``path`` only if the block succeeds.
 
-    The rows go to a temporary file in the same folder (created if needed),
-    which is flushed, fsynced and then ``os.replace``-d over ``path``. If
-    ``rows`` raises, or a row cannot be encoded, the temporary file is removed
-    and an existing ``path`` is left untouched.
-
-    Args:
-        path: Target file.
-        rows: Mappings to write, one per line (UTF-8, ``ensure_ascii=False``,
-            strict JSON: NaN and infinity are refused).
-
-    Returns:
-        The number of rows written.
+    The text goes to a temporary file in the same folder (created if needed),
+    which is flushed, fsynced and then ``os.replace``-d over ``path``. If the
+    block raises, the temporary file is removed and an existing ``path`` is
+    left untouched.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    n = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            for row in rows:
-                fh.write(json.dumps(dict(row), ensure_ascii=False, allow_nan=False))
-                fh.write("\n")
-                n += 1
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -122,7 +111,33 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> i
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write rows as JSON lines, atomically (see :func:`atomic_text_writer`).
+
+    Args:
+        path: Target file.
+        rows: Mappings to write, one per line (UTF-8, ``ensure_ascii=False``,
+            strict JSON: NaN and infinity are refused). If ``rows`` raises, or a
+            row cannot be encoded, an existing ``path`` is left untouched.
+
+    Returns:
+        The number of rows written.
+    """
+    n = 0
+    with atomic_text_writer(path) as fh:
+        for row in rows:
+            fh.write(json.dumps(dict(row), ensure_ascii=False, allow_nan=False))
+            fh.write("\n")
+            n += 1
     return n
+
+
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Write one JSON object (indented, strict JSON), atomically."""
+    with atomic_text_writer(path) as fh:
+        fh.write(json.dumps(dict(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _fsync_dir(folder: Path) -> None:
