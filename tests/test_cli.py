@@ -164,32 +164,6 @@ def test_usage_errors_exit_nonzero(argv):
     assert cli.main(argv) != 0
 
 
-def test_demo_smoke_with_hashing_encoder(tmp_path, capsys):
-    code = cli.main(
-        [
-            "demo",
-            "--out",
-            str(tmp_path / "demo"),
-            "--pairs",
-            "90",
-            "--encoder",
-            "hashing",
-            "--members",
-            "2",
-        ]
-    )
-    assert code == 0
-    for name in (
-        "train.jsonl",
-        "test.jsonl",
-        "eval-single.json",
-        "eval-ensemble.json",
-        "scores.jsonl",
-    ):
-        assert (tmp_path / "demo" / name).exists()
-    assert "Held-out accuracy" in capsys.readouterr().err
-
-
 def test_config_file_and_flags_make_the_same_dataclass(tmp_path):
     from rewardhedge.config import EnsembleConfig, HeadConfig, TrainConfig
 

@@ -1,4 +1,4 @@
-"""The ``rewardhedge`` command line: train, score, eval and demo.
+"""The ``rewardhedge`` command line: train, score, eval (here) and sandbox, bon, overopt, demo, report.
 
 Every command is a thin layer over the Python API, so the CLI and library
 produce the same objects and files. Errors raised on purpose
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rewardhedge import __version__
+from rewardhedge import __version__, cli_optimize
 from rewardhedge.config import EnsembleConfig, from_dict
 from rewardhedge.data import (
     load_items,
@@ -322,76 +322,6 @@ def eval_cmd(
         err.print(f"Wrote {json_out}")
 
 
-@app.command()
-def demo(
-    out: Annotated[
-        Path, typer.Option(help="Folder for the demo's data, models and metrics.")
-    ] = Path("rewardhedge-demo"),
-    pairs: Annotated[int, typer.Option(help="Generated training pairs.")] = 600,
-    members: Annotated[int, typer.Option(help="Ensemble size.")] = 5,
-    encoder: Annotated[
-        str, typer.Option(help="minilm (default) or hashing (seconds, for a smoke run).")
-    ] = "minilm",
-    seed: Annotated[int, typer.Option()] = 0,
-    cache_dir: CacheDirOpt = None,
-) -> None:
-    """Generate a small preference task, train a single model and an ensemble, score and evaluate."""
-    from rewardhedge.data.toy import make_toy_pairs
-
-    t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    train_rows = make_toy_pairs(pairs, seed=seed)
-    test_rows = make_toy_pairs(max(pairs // 3, 30), seed=seed + 1000)
-    for name, rows in (("train.jsonl", train_rows), ("test.jsonl", test_rows)):
-        write_jsonl_atomic(out / name, (_pair_row(p) for p in rows))
-    err.print(
-        f"Generated {len(train_rows)} training and {len(test_rows)} test pairs in [bold]{out}[/]"
-    )
-    train_pairs = _load_pairs_cli(
-        out / "train.jsonl", None, "auto", "none", None, False, None, None
-    )
-    test_pairs = _load_pairs_cli(out / "test.jsonl", None, "auto", "none", None, False, None, None)
-    cache = cache_dir or out / "cache"
-    results = {}
-    for label, k in (("single", 1), ("ensemble", members)):
-        cfg = build_config(None, members=k, encoder=encoder, seed=seed)
-        model = train_model(
-            train_pairs, cfg, out / f"model-{label}", cache_dir=cache, use_cache=True
-        )
-        metrics = model.evaluate(test_pairs)
-        write_json_atomic(out / f"eval-{label}.json", metrics)
-        out_print(format_metrics(metrics, title=f"{label} (K={k}) on held-out toy pairs"))
-        results[label] = metrics
-    items = [(p.prompt, p.chosen) for p in test_pairs[:5]] + [
-        (p.prompt, p.rejected) for p in test_pairs[:5]
-    ]
-    est = model.score([a for a, _ in items], [b for _, b in items])
-    write_jsonl_atomic(
-        out / "scores.jsonl",
-        (
-            {"prompt": a, "response": b, "reward": float(est.mean[i]), "std": float(est.std[i])}
-            for i, (a, b) in enumerate(items)
-        ),
-    )
-    single, ens = results["single"], results["ensemble"]
-    err.print(
-        f"\n[bold]Done in {time.perf_counter() - t0:.0f}s.[/] Held-out accuracy: single "
-        f"{single['pairwise_accuracy']:.3f}, ensemble {ens['pairwise_accuracy']:.3f} "
-        f"(length-only baseline {ens['length_baseline']['longer']['accuracy']:.3f}). "
-        f"Results in [bold]{out}[/] (models, eval-*.json, scores.jsonl)."
-    )
-
-
-def _pair_row(p) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "prompt": p.prompt,
-        "chosen": p.chosen,
-        "rejected": p.rejected,
-        "subset": p.subset,
-    }
-
-
 def version_callback(value: bool) -> None:
     if value:
         out.print(f"rewardhedge {__version__}")
@@ -408,6 +338,9 @@ def _root(
     ] = False,
 ) -> None:
     """Reward models that know when not to be trusted."""
+
+
+cli_optimize.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

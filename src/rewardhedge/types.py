@@ -46,6 +46,23 @@ class ScoreItem:
 
 
 @dataclass(frozen=True)
+class CandidatePool:
+    """Best-of-n candidates for one prompt; ``gold`` holds reference rewards when known."""
+
+    prompt: str
+    candidates: tuple[str, ...]
+    gold: tuple[float, ...] | None = None
+    id: str | None = None
+    subset: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.gold is not None and len(self.gold) != len(self.candidates):
+            raise ValueError(
+                f"pool {self.id!r}: {len(self.gold)} gold scores for {len(self.candidates)} candidates"
+            )
+
+
+@dataclass(frozen=True)
 class RewardEstimate:
     """Rewards for ``n`` items from an ``m``-member model, with their spread.
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from rewardhedge.data.fields import parse_field_map
 from rewardhedge.data.hh import HH_ASSISTANT_MARKER, split_hh_dialogue
 from rewardhedge.data.jsonl import read_jsonl_rows, write_json_atomic, write_jsonl_atomic
-from rewardhedge.data.loaders import load_items, load_pairs
+from rewardhedge.data.loaders import load_items, load_pairs, load_pools
 
 __all__ = [
     "HH_ASSISTANT_MARKER",
     "load_items",
     "load_pairs",
+    "load_pools",
     "parse_field_map",
     "read_jsonl_rows",
     "split_hh_dialogue",

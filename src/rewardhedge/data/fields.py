@@ -8,6 +8,7 @@ file's column (so users can find it) and lists the keys the row does have.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from numbers import Real
@@ -18,6 +19,7 @@ from rewardhedge.errors import ConfigError, DataError, unknown_option
 
 PAIR_FIELDS = ("prompt", "chosen", "rejected", "margin", "subset", "source", "id")
 ITEM_FIELDS = ("prompt", "response", "id")
+POOL_FIELDS = ("prompt", "candidates", "gold", "subset", "id")
 
 
 def parse_field_map(specs: Sequence[str]) -> dict[str, str]:
@@ -144,3 +146,47 @@ class RowCheck:
         if not math.isfinite(margin):
             raise self.fail("margin", f"must be a finite number, got {margin}")
         return margin
+
+    def _list(self, name: str, value: Any) -> list[Any]:
+        """A list value; CSV cells may hold the list as JSON text."""
+        if self.from_text and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise self.fail(name, "must be a JSON list in this CSV cell") from None
+        if hasattr(value, "tolist") and not isinstance(value, str):
+            value = value.tolist()  # Parquet / Arrow arrays
+        if not isinstance(value, list | tuple):
+            raise self.fail(name, f"must be a list, got {type_name(value)}")
+        return list(value)
+
+    def text_list(self, name: str, *, min_len: int = 1) -> tuple[str, ...]:
+        """A required list of non-blank, valid UTF-8 strings, at least ``min_len`` long."""
+        if self.cols[name] not in self.row:
+            raise self.fail(name, "is missing", keys=True)
+        values = self._list(name, self.row[self.cols[name]])
+        if len(values) < min_len:
+            raise self.fail(name, f"must hold at least {min_len} entries, got {len(values)}")
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                raise self.fail(name, f"entry {i} must be a string, got {type_name(value)}")
+            if not is_valid_utf8(value):
+                raise self.fail(name, f"entry {i} is not valid UTF-8")
+            if not value.strip():
+                raise self.fail(name, f"entry {i} is empty")
+        return tuple(values)
+
+    def optional_number_list(self, name: str, length: int) -> tuple[float, ...] | None:
+        """An optional list of ``length`` finite numbers (e.g. gold scores per candidate)."""
+        value = self._optional(name)
+        if value is None:
+            return None
+        values = self._list(name, value)
+        if len(values) != length:
+            raise self.fail(name, f"has {len(values)} entries for {length} candidates")
+        out = []
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(float(v)):
+                raise self.fail(name, f"entry {i} must be a finite number, got {v!r}")
+            out.append(float(v))
+        return tuple(out)

@@ -95,12 +95,15 @@ def atomic_text_writer(path: str | Path) -> Iterator[Any]:
     The text goes to a temporary file in the same folder (created if needed),
     which is flushed, fsynced and then ``os.replace``-d over ``path``. If the
     block raises, the temporary file is removed and an existing ``path`` is
-    left untouched.
+    left untouched. The file gets the mode of the file it replaces, or the
+    usual ``0o666 & ~umask`` for a new one (``mkstemp`` alone would make it
+    private).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _target_mode(target))
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             yield fh
             fh.flush()
@@ -111,6 +114,15 @@ def atomic_text_writer(path: str | Path) -> Iterator[Any]:
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def _target_mode(target: Path) -> int:
+    try:
+        return target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:

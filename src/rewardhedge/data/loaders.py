@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rewardhedge.config import Option
-from rewardhedge.data.fields import ITEM_FIELDS, PAIR_FIELDS, RowCheck, resolve_fields
+from rewardhedge.data.fields import ITEM_FIELDS, PAIR_FIELDS, POOL_FIELDS, RowCheck, resolve_fields
 from rewardhedge.data.hh import HH_ASSISTANT_MARKER, MARKER_SHOWN, split_hh_dialogue
 from rewardhedge.data.jsonl import is_valid_utf8, write_jsonl_atomic
 from rewardhedge.data.readers import DataFormat, iter_rows, resolve_format
 from rewardhedge.errors import DataError
-from rewardhedge.types import LoadReport, PreferencePair, ScoreItem
+from rewardhedge.types import CandidatePool, LoadReport, PreferencePair, ScoreItem
 
 T = TypeVar("T")
 Builder = Callable[[RowCheck, int], T]
@@ -137,6 +137,39 @@ def load_items(
         )
 
     return _load(path, fields, ITEM_FIELDS, format, split, skip_invalid, rejects_path, build)
+
+
+def load_pools(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str] | None = None,
+    format: str = "auto",
+    split: str | None = None,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+) -> tuple[list[CandidatePool], LoadReport]:
+    """Load best-of-n pools ``{prompt, candidates[], gold[]?}``; same formats and rules as :func:`load_pairs`.
+
+    ``candidates`` must hold at least two non-blank strings; ``gold``, when
+    present, one finite number per candidate. In CSV files both are JSON
+    lists inside the cell.
+
+    Returns:
+        The pools in file order and a :class:`LoadReport`.
+    """
+    name = Path(path).name
+
+    def build(chk: RowCheck, line: int) -> CandidatePool:
+        candidates = chk.text_list("candidates", min_len=2)
+        return CandidatePool(
+            prompt=chk.text("prompt", allow_empty=True),
+            candidates=candidates,
+            gold=chk.optional_number_list("gold", len(candidates)),
+            id=chk.optional_id() or f"{name}:{line}",
+            subset=chk.optional_text("subset"),
+        )
+
+    return _load(path, fields, POOL_FIELDS, format, split, skip_invalid, rejects_path, build)
 
 
 def _pair_texts(chk: RowCheck, mode: Dialogue) -> tuple[str, str, str]:

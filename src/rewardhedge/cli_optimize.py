@@ -1,0 +1,345 @@
+"""CLI commands that optimise against rewards and report: sandbox, bon, overopt, demo, report.
+
+Registered on the main ``rewardhedge`` app by :func:`register`; each command
+is a thin layer over :mod:`rewardhedge.optimize`, :mod:`rewardhedge.data.sandbox`
+and :mod:`rewardhedge.report`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rewardhedge.config import EnsembleConfig
+from rewardhedge.data import load_pools, parse_field_map, write_json_atomic, write_jsonl_atomic
+from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
+from rewardhedge.data.sandbox.export import export_sandbox
+from rewardhedge.errors import ConfigError
+from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.uncertainty import Aggregation
+
+err = Console(stderr=True)
+out = Console()
+
+CacheDirOpt = Annotated[Path | None, typer.Option(help="Embedding cache folder.")]
+AggregateOpt = Annotated[
+    str, typer.Option("--aggregate", help="mean, wco, uwo, lcb, brme or softmin.")
+]
+LamOpt = Annotated[
+    float | None,
+    typer.Option(help="λ of uwo (× variance, default 0.5) or brme (weight of the mean)."),
+]
+BetaOpt = Annotated[
+    float | None, typer.Option(help="β of lcb (× std, default 1) or softmin (temperature).")
+]
+
+
+# -- sandbox -------------------------------------------------------------------------------
+def sandbox(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
+    train_prompts: Annotated[int, typer.Option(help="Training comparisons.")] = 1000,
+    test_prompts: Annotated[int, typer.Option(help="Held-out comparisons.")] = 400,
+    pool_prompts: Annotated[int, typer.Option(help="Best-of-n pools.")] = 100,
+    pool_size: Annotated[int, typer.Option(help="Candidates per pool.")] = 32,
+    flip_rate: Annotated[float, typer.Option(help="Share of training labels flipped.")] = 0.25,
+    temperature: Annotated[float, typer.Option(help="Bradley-Terry label temperature.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the texts.")] = 0,
+    label_seed: Annotated[int, typer.Option(help="Seed of the training labels.")] = 0,
+) -> None:
+    """Write the sandbox task as example data: train/test pairs and best-of-n pools with gold."""
+    cfg = SandboxConfig(
+        seed=seed,
+        train_prompts=train_prompts,
+        test_prompts=test_prompts,
+        pool_prompts=pool_prompts,
+        pool_size=pool_size,
+        flip_rate=flip_rate,
+        temperature=temperature,
+    )
+    paths = export_sandbox(generate_sandbox(cfg), out_dir, label_seed=label_seed)
+    for name, path in paths.items():
+        err.print(f"{name:>7}: [bold]{escape(str(path))}[/]")
+
+
+# -- bon -----------------------------------------------------------------------------------
+def bon(
+    model: Annotated[Path, typer.Option(help="Model folder written by train.")],
+    pools: Annotated[Path, typer.Option(help="Pools: {prompt, candidates[], gold[]?} per row.")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL file of picks to write.")],
+    aggregate: AggregateOpt = "mean",
+    lam: LamOpt = None,
+    beta: BetaOpt = None,
+    summary: Annotated[
+        Path | None, typer.Option(help="Also write the gold summary as JSON here.")
+    ] = None,
+    field: Annotated[list[str] | None, typer.Option("--field", help="prompt=question …")] = None,
+    format: Annotated[str, typer.Option(help="jsonl, json, csv, parquet, hf or auto.")] = "auto",
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid")] = False,
+    cache_dir: CacheDirOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+) -> None:
+    """Best-of-n: pick each pool's candidate with the highest aggregated reward."""
+    from rewardhedge.optimize.bon import best_of_n, summarise_picks
+
+    agg = Aggregation.parse(aggregate, lam=lam, beta=beta)
+    rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
+    rows, report = load_pools(
+        pools,
+        fields=parse_field_map(field or []),
+        format=format,
+        skip_invalid=skip_invalid,
+        rejects_path=out_file.with_name(out_file.name + ".rejects.jsonl") if skip_invalid else None,
+    )
+    err.print(f"[bold]{escape(str(pools))}[/]: {report.n_kept} pools kept of {report.n_read} read")
+    picks = best_of_n(rm, rows, agg, progress=True)
+    n = write_jsonl_atomic(out_file, (p.to_dict() | {"aggregation": agg.to_dict()} for p in picks))
+    err.print(f"Wrote {n} picks ({agg.label()}) → [bold]{escape(str(out_file))}[/]")
+    stats = summarise_picks(picks)
+    if stats["n_pools_with_gold"]:
+        table = Table(
+            title=f"Best-of-n with {agg.label()} on {stats['n_pools_with_gold']} pools with gold"
+        )
+        for col in ("metric", "mean", "95% CI"):
+            table.add_column(col)
+        for key in ("gold", "regret", "win_vs_random", "random_gold", "best_gold"):
+            s = stats[key]
+            table.add_row(key, f"{s['mean']:.3f}", f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]")
+        out.print(table)
+    if summary is not None:
+        write_json_atomic(summary, stats | {"aggregation": agg.to_dict(), "model": str(model)})
+
+
+# -- overopt and demo ----------------------------------------------------------------------
+@contextmanager
+def _stages() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """A rich progress display; ``stage(name, total)`` adds a bar and returns ``advance``."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
+
+        def stage(description: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(description, total=total)
+            return lambda k: progress.advance(task, k)
+
+        yield stage
+
+
+def _lab_config(
+    *,
+    train_prompts,
+    test_prompts,
+    pool_prompts,
+    pool_size,
+    seeds,
+    members,
+    flip_rate,
+    temperature,
+    encoder,
+    data_seed,
+):
+    from rewardhedge.optimize.overopt import LabConfig
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    sandbox_cfg = SandboxConfig(
+        seed=data_seed,
+        train_prompts=train_prompts,
+        test_prompts=test_prompts,
+        pool_prompts=pool_prompts,
+        pool_size=pool_size,
+        flip_rate=flip_rate,
+        temperature=temperature,
+    )
+    return LabConfig(
+        sandbox=sandbox_cfg,
+        seeds=tuple(range(seeds)),
+        members=members,
+        encoder=replace(LabConfig().encoder, kind=encoder),
+    )
+
+
+def _run_lab_cli(cfg, cache_dir: Path | None, out_dir: Path) -> tuple[dict[str, Any], list[Any]]:
+    from rewardhedge.optimize.overopt import run_lab
+
+    model = EnsembleRewardModel(EnsembleConfig(encoder=cfg.encoder), cache_dir=cache_dir)
+    err.print(
+        f"Sandbox: {cfg.sandbox.train_prompts} training comparisons, {cfg.sandbox.pool_prompts} pools "
+        f"of {cfg.sandbox.pool_size}; {len(cfg.seeds)} seeds × (single + ensemble of {cfg.members}); "
+        f"encoder [bold]{cfg.encoder.kind}[/]"
+    )
+    with _stages() as stage:
+        result, runs = run_lab(cfg, encoder=model.encoder, stage=stage, progress=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "overopt.json", result)
+    return result, runs
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    ns = result["ns"]
+    table = Table(
+        title=f"Gold reward of best-of-n (IQM over seeds of the mean over prompts, 95% CI); n = {ns[0]}…{ns[-1]}"
+    )
+    for col in ("proxy", f"gold n={ns[0]}", "peak n", "fit peak n", f"gold n={ns[-1]}", "95% CI"):
+        table.add_column(col)
+    for c in result["curves"]:
+        fit = c.get("fit") or {}
+        peak = fit.get("peak_n")
+        g = c["gold_at_max_n"]
+        table.add_row(
+            c["label"],
+            f"{c['gold']['iqm'][0]:.2f}",
+            str(c["peak_n_observed"]),
+            "—" if peak is None else f"{peak:.1f}",
+            f"{g['iqm']:.2f}",
+            f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]",
+        )
+    out.print(table)
+    acc = ", ".join(f"{r['name']} {r['accuracy']:.3f}" for r in result["accuracy"])
+    out.print(f"Held-out accuracy (gold order): {acc}")
+
+
+def overopt(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for overopt.json (and the report).")
+    ] = Path("rewardhedge-overopt"),
+    train_prompts: Annotated[
+        int, typer.Option(help="Training comparisons (one pair per prompt).")
+    ] = 1000,
+    test_prompts: Annotated[
+        int, typer.Option(help="Held-out comparisons for accuracy/calibration.")
+    ] = 400,
+    prompts: Annotated[int, typer.Option(help="Best-of-n prompts (one pool each).")] = 100,
+    pool_size: Annotated[int, typer.Option("--n", help="Pool size N, the largest n.")] = 32,
+    seeds: Annotated[int, typer.Option(help="Label/training seeds.")] = 5,
+    members: Annotated[int, typer.Option(help="Ensemble size.")] = 5,
+    flip_rate: Annotated[float, typer.Option(help="Share of labels flipped.")] = 0.25,
+    temperature: Annotated[float, typer.Option(help="Bradley-Terry label temperature.")] = 1.0,
+    encoder: Annotated[
+        str, typer.Option(help="minilm (default) or hashing (a fast smoke run).")
+    ] = "minilm",
+    data_seed: Annotated[int, typer.Option(help="Seed of the sandbox texts.")] = 0,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Also write report.html.")
+    ] = True,
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """The overoptimisation lab: gold → noisy labels → proxies → best-of-n; gold and proxy vs KL."""
+    t0 = time.perf_counter()
+    cfg = _lab_config(
+        train_prompts=train_prompts,
+        test_prompts=test_prompts,
+        pool_prompts=prompts,
+        pool_size=pool_size,
+        seeds=seeds,
+        members=members,
+        flip_rate=flip_rate,
+        temperature=temperature,
+        encoder=encoder,
+        data_seed=data_seed,
+    )
+    result, _ = _run_lab_cli(cfg, cache_dir, out_dir)
+    _print_summary(result)
+    if report:
+        _write_report(result, out_dir / "report.html")
+    err.print(f"Done in {time.perf_counter() - t0:.0f}s → [bold]{escape(str(out_dir))}[/]")
+
+
+def _write_report(result: dict[str, Any], path: Path) -> None:
+    from rewardhedge.report import render_report
+
+    render_report(result, path)
+    err.print(f"Report: [bold]{escape(str(path.resolve()))}[/]")
+
+
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for data, models, results and report.")
+    ] = Path("rewardhedge-demo"),
+    prompts: Annotated[
+        int, typer.Option(help="Best-of-n prompts; more gives tighter intervals.")
+    ] = 100,
+    pool_size: Annotated[int, typer.Option("--n", help="Pool size N, the largest n.")] = 32,
+    seeds: Annotated[int, typer.Option(help="Label/training seeds.")] = 5,
+    members: Annotated[int, typer.Option(help="Ensemble size.")] = 5,
+    train_prompts: Annotated[int, typer.Option(help="Training comparisons.")] = 1000,
+    test_prompts: Annotated[int, typer.Option(help="Held-out comparisons.")] = 400,
+    encoder: Annotated[
+        str, typer.Option(help="minilm (default) or hashing (a fast smoke run).")
+    ] = "minilm",
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """The embedded default: sandbox → single model + ensemble → overoptimisation lab → report.html."""
+    t0 = time.perf_counter()
+    cfg = _lab_config(
+        train_prompts=train_prompts,
+        test_prompts=test_prompts,
+        pool_prompts=prompts,
+        pool_size=pool_size,
+        seeds=seeds,
+        members=members,
+        flip_rate=0.25,
+        temperature=1.0,
+        encoder=encoder,
+        data_seed=0,
+    )
+    data = export_sandbox(generate_sandbox(cfg.sandbox), out_dir / "data", label_seed=cfg.seeds[0])
+    err.print(
+        f"Sandbox data (pairs, pools with gold) → [bold]{escape(str(data['train'].parent))}[/]"
+    )
+    result, runs = _run_lab_cli(cfg, cache_dir or out_dir / "cache", out_dir)
+    for name, model in runs[0].models.items():
+        model.save(out_dir / "models" / name)
+    err.print(
+        f"Models of seed {cfg.seeds[0]} → [bold]{escape(str(out_dir / 'models'))}[/] (single, ensemble)"
+    )
+    _print_summary(result)
+    _write_report(result, out_dir / "report.html")
+    err.print(
+        f"[bold]Done in {time.perf_counter() - t0:.0f}s.[/] Try: rewardhedge bon --model "
+        f"{out_dir / 'models' / 'ensemble'} --pools {data['pools']} --aggregate uwo --out picks.jsonl"
+    )
+
+
+# -- report --------------------------------------------------------------------------------
+def report(
+    inputs: Annotated[list[Path], typer.Argument(help="Lab or eval JSON files.")],
+    out_file: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    title: Annotated[str | None, typer.Option(help="Page title.")] = None,
+) -> None:
+    """Render lab (overopt.json) and eval JSON files as one self-contained HTML page."""
+    from rewardhedge.report import render_report
+
+    results = []
+    for path in inputs:
+        try:
+            results.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read JSON ({exc})") from exc
+    render_report(results if len(results) > 1 else results[0], out_file, title=title)
+    err.print(f"Report: [bold]{escape(str(out_file.resolve()))}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the main app."""
+    app.command()(sandbox)
+    app.command()(bon)
+    app.command()(overopt)
+    app.command()(demo)
+    app.command()(report)

@@ -1,0 +1,428 @@
+"""The report's plots, each returned as an inline SVG string.
+
+Each function builds one figure (see :mod:`rewardhedge.report.style` for the
+look and the SVG export) and returns ``None`` when there is nothing to draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from rewardhedge.report.html import fmt_n
+from rewardhedge.report.style import (
+    AGG_NAMES,
+    PALETTE,
+    SINGLE_COLOR,
+    curve_colors,
+    curve_label,
+    figure_svg,
+    is_single,
+    plot_style,
+    txt,
+)
+from rewardhedge.report.validate import as_array, number
+
+__all__ = [
+    "KL_LABEL",
+    "kl_curves_svg",
+    "panel_groups",
+    "rank_corr_svg",
+    "reliability_svg",
+    "subset_accuracy_svg",
+]
+
+KL_LABEL = "KL(n) = log n − (n−1)/n (upper bound), nats"
+
+
+def panel_groups(curves: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[int]]]:
+    """Small-multiples panels: all single-model curves, then one per (model, aggregation).
+
+    Example:
+        >>> panel_groups([{"model": "single", "aggregation": "mean"},
+        ...               {"model": "ensemble", "aggregation": "uwo"},
+        ...               {"model": "ensemble", "aggregation": "uwo"}])
+        [('single model', [0]), ('ensemble · UWO', [1, 2])]
+    """
+    single = [i for i, c in enumerate(curves) if is_single(c)]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, c in enumerate(curves):
+        if not is_single(c):
+            key = (str(c.get("model", "?")), str(c.get("aggregation", "?")))
+            groups.setdefault(key, []).append(i)
+    out = [("single model", single)] if single else []
+    out += [(f"{m} · {AGG_NAMES.get(a, a)}", idx) for (m, a), idx in groups.items()]
+    return out
+
+
+def _references(curves: Sequence[Mapping[str, Any]]) -> tuple[int | None, dict[str, int]]:
+    """Index of the single-model reference curve, and each model's ``mean`` curve."""
+    single = [i for i, c in enumerate(curves) if is_single(c)]
+    single_ref = next((i for i in single if curves[i].get("aggregation") == "mean"), None)
+    if single_ref is None and single:
+        single_ref = single[0]
+    means: dict[str, int] = {}
+    for i, c in enumerate(curves):
+        if c.get("aggregation") == "mean":
+            means.setdefault(str(c.get("model")), i)
+    return single_ref, means
+
+
+def _n_axis(ax: Any, kl: np.ndarray, ns: np.ndarray, span: float) -> None:
+    """A secondary tick row on top giving ``n`` at each KL(n); crowded labels are dropped."""
+    sec = ax.secondary_xaxis("top")
+    ticks, labels, last = [], [], -math.inf
+    for x, n in zip(kl, ns, strict=True):
+        if not math.isfinite(x):
+            continue
+        ticks.append(x)
+        show = x - last >= 0.05 * span
+        labels.append(fmt_n(n) if show else "")
+        if show:
+            last = x
+    sec.set_xticks(ticks, labels=labels)
+    sec.tick_params(length=2.5, labelsize=7, pad=1, colors="#666666")
+    ax.annotate(
+        "n",
+        xy=(0, 1),
+        xycoords="axes fraction",
+        xytext=(-5, 3.5),
+        textcoords="offset points",
+        ha="right",
+        va="bottom",
+        fontsize=7.5,
+        style="italic",
+        color="#666666",
+    )
+    sec.spines["top"].set_visible(True)
+    sec.spines["top"].set_color("#bbbbbb")
+
+
+def _x_limits(kl: np.ndarray) -> tuple[float, float, float]:
+    lo, hi = float(np.nanmin(kl)), float(np.nanmax(kl))
+    span = max(hi - lo, 1e-9)
+    return lo - 0.04 * span, hi + 0.06 * span, span
+
+
+def _fit_curve(fit: Mapping[str, Any], grid: np.ndarray) -> np.ndarray | None:
+    """Gao et al.'s best-of-n form ``c + d (α − β d)``, ``d = sqrt(KL)``, if ``fit`` is coherent.
+
+    The offset ``c`` comes from ``peak_gold``; the curve is drawn only if
+    ``peak_kl`` agrees with ``(α / 2β)²`` (otherwise the fit uses another form).
+    """
+    a, b = number(fit.get("alpha")), number(fit.get("beta"))
+    pk, pg = number(fit.get("peak_kl")), number(fit.get("peak_gold"))
+    if not all(math.isfinite(v) for v in (a, b, pk, pg)) or b <= 0:
+        return None
+    if abs((a / (2 * b)) ** 2 - pk) > 0.02 * max(pk, 1.0):
+        return None
+    d = np.sqrt(np.clip(grid, 0.0, None))
+    return pg - a * a / (4 * b) + d * (a - b * d)
+
+
+def _mark_peak(
+    ax: Any, fit: Mapping[str, Any], color: str, gid: str, xlim: tuple[float, float]
+) -> tuple[list[float], str | None]:
+    """Mark the fitted peak: a star at (peak_kl, peak_gold) and a thin vertical line.
+
+    Returns the y values drawn (for the axis limits) and, for a peak beyond
+    the plotted KL range, a note for the panel's corner instead of a star.
+    """
+    pk, pg, pn = number(fit.get("peak_kl")), number(fit.get("peak_gold")), fit.get("peak_n")
+    if not math.isfinite(pk):
+        return [], None
+    if pk > xlim[1]:
+        return [], f"fit peak n≈{fmt_n(pn)} →"
+    ax.axvline(pk, color=color, lw=0.8, ls=(0, (2, 2)), alpha=0.75, zorder=1)
+    if math.isfinite(pg):
+        (star,) = ax.plot([pk], [pg], ls="none", marker="*", ms=11, color=color, mec="white")
+        star.set_mew(0.7)
+        star.set_zorder(6)
+        star.set_gid(gid)
+        return [pg], None
+    return [], None
+
+
+def kl_curves_svg(lab: Mapping[str, Any], which: str = "gold", *, salt: str = "kl") -> str | None:
+    """Gold (or proxy) reward vs KL(n): one small-multiples panel per curve group.
+
+    Panels: the single model's curves, then one per ensemble aggregation; each
+    non-single panel repeats the single model's mean curve (dashed grey) and
+    the ensemble's own mean curve (dashed, its colour) as references. Each
+    curve is its IQM over seeds with a shaded CI band. On ``which="gold"``,
+    curves with a ``fit`` get their fitted peak marked (a star, or a note
+    above the panel for a peak beyond the largest n, with id
+    ``<salt>-fit-peak-<curve index>``) and the fitted curve drawn dotted
+    (id ``<salt>-fit-curve-<curve index>``).
+
+    Args:
+        lab: the lab JSON (checked by :func:`~rewardhedge.report.validate.check_lab`).
+        which: ``"gold"`` or ``"proxy"``.
+        salt: a page-unique string for the SVG ids.
+
+    Returns:
+        The ``<svg>`` string, or ``None`` if the lab has no curves.
+    """
+    curves = lab["curves"]
+    groups = panel_groups(curves)
+    if not groups:
+        return None
+    ns = as_array(lab["ns"], "ns")
+    kl = as_array(lab["kl"], "kl", ns.shape[0])
+    xlim = _x_limits(kl)
+    colors = curve_colors(curves)
+    single_ref, means = _references(curves)
+
+    def stats(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        block = curves[i][which]
+        return tuple(as_array(block[k], k, ns.shape[0]) for k in ("iqm", "ci_low", "ci_high"))
+
+    n_pan = len(groups)
+    ncols = 3 if n_pan in (5, 6, 9) else min(n_pan, 4)
+    nrows = math.ceil(n_pan / ncols)
+    with plot_style():
+        panel_w = min(3.6, 11.0 / ncols)
+        fig = Figure(figsize=(0.4 + panel_w * ncols, 0.7 + 2.7 * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+        ys: list[float] = []
+        for p, (title, idxs) in enumerate(groups):
+            ax = axes.flat[p]
+            model = str(curves[idxs[0]].get("model"))
+            refs = []
+            if single_ref is not None and single_ref not in idxs:
+                refs.append((single_ref, SINGLE_COLOR))
+            mean_ref = means.get(model)
+            if mean_ref is not None and mean_ref not in idxs:
+                refs.append((mean_ref, colors[mean_ref]))
+            for r, color in refs:
+                iqm = stats(r)[0]
+                ax.plot(
+                    kl,
+                    iqm,
+                    ls="--",
+                    lw=1.1,
+                    color=color,
+                    alpha=0.9,
+                    zorder=2,
+                    label=txt(f"{curve_label(curves[r])} (ref.)"),
+                )
+                ys += list(iqm)
+            notes: list[tuple[str, str, str]] = []
+            for i in idxs:
+                iqm, low, high = stats(i)
+                ax.fill_between(kl, low, high, color=colors[i], alpha=0.18, lw=0, zorder=3)
+                ax.plot(
+                    kl,
+                    iqm,
+                    color=colors[i],
+                    lw=2.0,
+                    marker="o",
+                    ms=3.2,
+                    zorder=4,
+                    label=txt(curve_label(curves[i])),
+                )
+                ys += list(iqm) + list(low) + list(high)
+                fit = curves[i].get("fit")
+                if which == "gold" and isinstance(fit, Mapping):
+                    grid = np.linspace(max(xlim[0], 0.0), xlim[1], 120)
+                    fitted = _fit_curve(fit, grid)
+                    if fitted is not None:
+                        (line,) = ax.plot(
+                            grid,
+                            fitted,
+                            color=colors[i],
+                            lw=0.9,
+                            ls=":",
+                            zorder=3,
+                            scalex=False,
+                            scaley=False,
+                        )
+                        line.set_gid(f"{salt}-fit-curve-{i}")
+                    gid = f"{salt}-fit-peak-{i}"
+                    drawn, note = _mark_peak(ax, fit, colors[i], gid, xlim[:2])
+                    ys += drawn
+                    if note:
+                        notes.append((note, colors[i], gid))
+            ax.set_title(txt(title), loc="left", fontsize=9.5)
+            for k, (note, color, gid) in enumerate(notes):
+                # Beyond-range peaks go above the plot, stacked, where no legend can hide them.
+                ax.annotate(
+                    note,
+                    xy=(1, 1),
+                    xycoords="axes fraction",
+                    ha="right",
+                    va="bottom",
+                    xytext=(0, 16 + 10 * k),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=color,
+                    gid=gid,
+                )
+            _n_axis(ax, kl, ns, xlim[2])
+            ax.legend(loc="best", fontsize=7, handlelength=1.8, borderaxespad=0.4)
+        for p in range(n_pan, nrows * ncols):
+            axes.flat[p].remove()
+            above = axes.flat[p - ncols]
+            above.xaxis.set_tick_params(labelbottom=True)
+        ax0 = axes.flat[0]
+        ax0.set_xlim(xlim[0], xlim[1])
+        finite = np.array([y for y in ys if math.isfinite(y)])
+        if finite.size:
+            lo, hi = float(finite.min()), float(finite.max())
+            pad = 0.07 * max(hi - lo, 1e-6)
+            ax0.set_ylim(lo - pad, hi + pad)
+        fig.supxlabel(KL_LABEL, fontsize=9)
+        fig.supylabel(f"{which} reward (IQM over seeds)", fontsize=9)
+        return figure_svg(fig, f"{salt}-{which}", f"{which} reward against KL(n), per curve")
+
+
+def rank_corr_svg(lab: Mapping[str, Any], *, salt: str = "rank") -> str | None:
+    """Spearman rank correlation of proxy and gold along KL(n), one line per curve.
+
+    Returns:
+        The ``<svg>`` string, or ``None`` if no curve has ``rank_corr``.
+    """
+    curves = lab["curves"]
+    ns = as_array(lab["ns"], "ns")
+    kl = as_array(lab["kl"], "kl", ns.shape[0])
+    colors = curve_colors(curves)
+    lines = [
+        (i, as_array(c["rank_corr"], "rank_corr", ns.shape[0]))
+        for i, c in enumerate(curves)
+        if c.get("rank_corr") is not None
+    ]
+    if not lines:
+        return None
+    xlim = _x_limits(kl)
+    with plot_style():
+        fig = Figure(figsize=(5.6, 3.9), layout="constrained")
+        ax = fig.subplots()
+        ax.axhline(0.0, color="#999999", lw=0.8, zorder=1)
+        for i, rho in lines:
+            style = "--" if is_single(curves[i]) else "-"
+            ax.plot(
+                kl,
+                rho,
+                color=colors[i],
+                ls=style,
+                lw=1.6,
+                marker="o",
+                ms=3,
+                label=txt(curve_label(curves[i])),
+            )
+        ax.set_xlim(xlim[0], xlim[1])
+        _n_axis(ax, kl, ns, xlim[2])
+        ax.set_xlabel(KL_LABEL, fontsize=8.5)
+        ax.set_ylabel("Spearman ρ (proxy vs gold)")
+        fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
+        return figure_svg(fig, salt, "proxy–gold rank correlation against KL(n)")
+
+
+def reliability_svg(reliability: Sequence[Mapping[str, Any]], *, salt: str = "rel") -> str | None:
+    """Reliability diagram: observed vs predicted P(chosen ≻ rejected), with bin counts.
+
+    Points are sized by their bin's count (counts also drawn as bars below);
+    the legend gives each model's ECE.
+
+    Returns:
+        The ``<svg>`` string, or ``None`` if there is nothing to draw.
+    """
+    entries = [e for e in reliability if isinstance(e, Mapping) and e.get("bin_mid") is not None]
+    if not entries:
+        return None
+    with plot_style():
+        fig = Figure(figsize=(5.6, 5.2), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3.2, 1.0])
+        top.plot([0, 1], [0, 1], color="#999999", lw=0.9, ls="--", label="perfect calibration")
+        max_count = max(
+            (float(np.nanmax(as_array(e.get("count", []), "count"), initial=0)) for e in entries),
+            default=1.0,
+        )
+        width = 0.8 / max(len(as_array(entries[0]["bin_mid"], "bin_mid")), 1)
+        k = 0
+        for j, e in enumerate(entries):
+            where = f"reliability[{j}]"
+            mid = as_array(e["bin_mid"], f"{where}.bin_mid")
+            m = mid.shape[0]
+            pred = as_array(e.get("mean_pred", [None] * m), f"{where}.mean_pred", m)
+            frac = as_array(e.get("frac_pos", [None] * m), f"{where}.frac_pos", m)
+            count = as_array(e.get("count", [0] * m), f"{where}.count", m)
+            name = str(e.get("name", f"model {j + 1}"))
+            if "single" in name.lower():
+                color = SINGLE_COLOR
+            else:
+                color, k = PALETTE[k % len(PALETTE)], k + 1
+            ok = np.isfinite(pred) & np.isfinite(frac) & (np.nan_to_num(count) > 0)
+            ece = number(e.get("ece"))
+            label = f"{name}  (ECE {ece:.3f})" if math.isfinite(ece) else name
+            top.plot(pred[ok], frac[ok], color=color, lw=1.2, alpha=0.8, label=txt(label))
+            sizes = 10 + 230 * np.nan_to_num(count[ok]) / max(max_count, 1.0)
+            top.scatter(
+                pred[ok],
+                frac[ok],
+                s=sizes,
+                color=color,
+                alpha=0.55,
+                edgecolors="white",
+                linewidths=0.6,
+                zorder=3,
+            )
+            offset = (j - (len(entries) - 1) / 2) * width / len(entries)
+            bottom.bar(
+                mid + offset,
+                np.nan_to_num(count),
+                width=width / len(entries),
+                color=color,
+                alpha=0.75,
+            )
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.set_ylabel("observed frequency chosen ≻ rejected")
+        top.legend(loc="upper left", fontsize=7.5)
+        top.set_title("reliability (point area ∝ pairs in bin)", loc="left", fontsize=9.5)
+        bottom.set_ylabel("pairs in bin")
+        bottom.set_xlabel("predicted P(chosen ≻ rejected)")
+        bottom.grid(axis="x", visible=False)
+        return figure_svg(fig, salt, "reliability diagram")
+
+
+def subset_accuracy_svg(
+    subsets: Mapping[str, Mapping[str, Any]], overall: Any = None, *, salt: str = "subsets"
+) -> str | None:
+    """Horizontal bars of per-subset accuracy with CI whiskers, chance and overall lines.
+
+    Returns:
+        The ``<svg>`` string, or ``None`` if ``subsets`` is empty.
+    """
+    names = list(subsets)
+    if not names:
+        return None
+    acc = np.array([number(subsets[s].get("accuracy")) for s in names])
+    low = np.array([number(subsets[s].get("ci_low")) for s in names])
+    high = np.array([number(subsets[s].get("ci_high")) for s in names])
+    y = np.arange(len(names))[::-1]
+    err = np.vstack([np.nan_to_num(acc - low), np.nan_to_num(high - acc)])
+    with plot_style():
+        fig = Figure(figsize=(6.4, 0.9 + 0.34 * len(names)), layout="constrained")
+        ax = fig.subplots()
+        ax.barh(
+            y,
+            np.nan_to_num(acc),
+            xerr=err,
+            color="#8fb8db",
+            height=0.62,
+            error_kw={"ecolor": "#333333", "elinewidth": 0.9, "capsize": 2},
+        )
+        ax.axvline(0.5, color="#999999", ls=":", lw=1, label="chance (0.5)")
+        if math.isfinite(number(overall)):
+            ax.axvline(number(overall), color="#0b63a6", ls="--", lw=1, label="overall")
+        ax.set_yticks(y, labels=[txt(s) for s in names])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("pairwise accuracy (95% CI)")
+        ax.grid(axis="y", visible=False)
+        ax.legend(loc="lower right", fontsize=7)
+        return figure_svg(fig, salt, "pairwise accuracy per subset")

@@ -1,0 +1,144 @@
+"""The look shared by plots and tables, and the SVG export.
+
+Palette and curve names/colours (so the table swatches match the plots),
+matplotlib settings, and :func:`figure_svg`, which turns a figure into an
+``<svg>`` element for the page. Figures are built with
+:class:`matplotlib.figure.Figure` directly, never through ``pyplot``: no
+global figure registry, no GUI backend, nothing to leak.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from rewardhedge.report.html import esc
+
+__all__ = [
+    "AGG_NAMES",
+    "PALETTE",
+    "SINGLE_COLOR",
+    "curve_colors",
+    "curve_label",
+    "figure_svg",
+    "is_single",
+    "plot_style",
+    "txt",
+]
+
+SINGLE_COLOR = "#4a4a4a"
+# Okabe-Ito (colour-blind safe), then a few tab10 colours for long lists.
+PALETTE = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#8c564b",
+    "#7f7f7f",
+    "#bcbd22",
+)
+AGG_NAMES = {"mean": "mean", "wco": "WCO", "uwo": "UWO", "lcb": "LCB", "brme": "BRME"}
+
+_RC = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica", "Liberation Sans"],
+    "font.size": 9.0,
+    "axes.titlesize": 10.0,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9.0,
+    "axes.edgecolor": "#8a8a8a",
+    "axes.linewidth": 0.8,
+    "axes.spines.right": False,
+    "axes.spines.top": False,
+    "axes.grid": True,
+    "grid.color": "#e4e4e4",
+    "grid.linewidth": 0.6,
+    "xtick.labelsize": 8.0,
+    "ytick.labelsize": 8.0,
+    "xtick.color": "#444444",
+    "ytick.color": "#444444",
+    "legend.fontsize": 7.5,
+    "legend.framealpha": 0.85,
+    "legend.edgecolor": "#dddddd",
+    "figure.facecolor": "white",
+}
+
+
+@contextmanager
+def plot_style() -> Iterator[None]:
+    """The report's matplotlib settings, for building a figure."""
+    with matplotlib.rc_context(_RC):
+        yield
+
+
+def txt(value: Any) -> str:
+    """User text for matplotlib: ``$`` escaped (no mathtext), no legend-hiding ``_`` prefix."""
+    s = str(value).replace("$", r"\$")
+    return " " + s if s.startswith("_") else s
+
+
+def figure_svg(fig: Figure, salt: str, label: str) -> str:
+    """Write ``fig`` as an ``<svg>`` element (no XML prolog, no metadata) and clear it.
+
+    Args:
+        fig: the figure; it is cleared afterwards, so it holds no artists.
+        salt: makes the SVG's internal ids unique on the page and deterministic.
+        label: accessible name of the image (plain text).
+    """
+    buf = io.BytesIO()
+    try:
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+            fig.savefig(buf, format="svg", metadata={"Date": None})
+    finally:
+        fig.clear()
+    svg = buf.getvalue().decode("utf-8")
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, count=1, flags=re.DOTALL)
+    # matplotlib names every group "figure_1", "axes_1", ...: the same in every plot, so
+    # duplicate ids on the page. Nothing refers to them (references use salted hashes); drop.
+    refs = set(re.findall(r"#([^\s\"')]+)", svg))
+    svg = re.sub(r' id="([A-Za-z][\w.]*_\d+)"', lambda m: "" if m[1] not in refs else m[0], svg)
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{esc(label)}" ', 1).strip()
+
+
+def is_single(curve: Mapping[str, Any]) -> bool:
+    return curve.get("model") == "single"
+
+
+def curve_label(curve: Mapping[str, Any]) -> str:
+    """The curve's display name: its ``label``, else ``"model · aggregation"``."""
+    label = curve.get("label")
+    if label:
+        return str(label)
+    agg = str(curve.get("aggregation", "?"))
+    return f"{curve.get('model', '?')} · {AGG_NAMES.get(agg, agg)}"
+
+
+def curve_colors(curves: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One colour per curve, the same in every plot and table swatch.
+
+    The first single-model curve is dark grey; every other curve takes the
+    next palette colour in order.
+
+    Example:
+        >>> curve_colors([{"model": "single"}, {"model": "ensemble"}])
+        ['#4a4a4a', '#0072B2']
+    """
+    out, k, single_seen = [], 0, False
+    for c in curves:
+        if is_single(c) and not single_seen:
+            out.append(SINGLE_COLOR)
+            single_seen = True
+        else:
+            out.append(PALETTE[k % len(PALETTE)])
+            k += 1
+    return out

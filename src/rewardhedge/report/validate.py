@@ -1,0 +1,175 @@
+"""What the report accepts: telling the two result kinds apart, and checking them.
+
+Two kinds of result dicts can be shown:
+
+- ``"lab"``: the overoptimisation lab's JSON (``"kind": "rewardhedge.overopt"``,
+  version 1, see ``docs/lab-json.md``);
+- ``"eval"``: the dict that :func:`rewardhedge.evaluate.evaluate_pairwise`
+  returns and ``rewardhedge eval --json`` writes.
+
+JSON has no NaN, so every number may also be ``null``; the helpers here turn
+``None`` into NaN for plots, and the tables print it as a dash.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+
+from rewardhedge.errors import RewardHedgeError
+
+__all__ = [
+    "LAB_KIND",
+    "LAB_VERSION",
+    "ReportError",
+    "as_array",
+    "check_lab",
+    "detect_kind",
+    "number",
+]
+
+LAB_KIND = "rewardhedge.overopt"
+LAB_VERSION = 1
+
+ResultKind = Literal["lab", "eval"]
+
+_EXPECTED = (
+    "expected the overoptimisation lab's JSON (key 'kind' == 'rewardhedge.overopt', written by "
+    "`rewardhedge overopt` / `rewardhedge demo`) or the evaluation JSON of "
+    "`rewardhedge eval --json` (keys 'pairwise_accuracy' and 'n_pairs')"
+)
+
+
+class ReportError(RewardHedgeError, ValueError):
+    """A result cannot be shown: unknown kind, unsupported version, or a malformed field.
+
+    Example message: ``"results[0].curves[2].gold.iqm has 3 values, but 'ns' has 4; every
+    array along n must have one value per n."``
+    """
+
+
+def _keys(d: Mapping[str, Any]) -> str:
+    keys = sorted(str(k) for k in d)
+    shown = ", ".join(keys[:12]) + (f", … ({len(keys) - 12} more)" if len(keys) > 12 else "")
+    return shown or "none"
+
+
+def detect_kind(result: Any, where: str = "result") -> ResultKind:
+    """Which kind of result ``result`` is: ``"lab"`` or ``"eval"``.
+
+    Args:
+        result: a dict read from JSON.
+        where: how to name it in an error message, e.g. ``"results[1]"``.
+
+    Returns:
+        ``"lab"`` for the overoptimisation lab's JSON, ``"eval"`` for the
+        ``evaluate_pairwise`` dict.
+
+    Raises:
+        ReportError: if ``result`` is not a dict of either kind, or is a lab
+            JSON of another version.
+
+    Example:
+        >>> detect_kind({"n_pairs": 3, "pairwise_accuracy": 0.5})
+        'eval'
+    """
+    if not isinstance(result, Mapping):
+        raise ReportError(f"{where} is a {type(result).__name__}, not a dict; {_EXPECTED}.")
+    kind = result.get("kind")
+    if kind == LAB_KIND:
+        version = result.get("version", LAB_VERSION)
+        if version != LAB_VERSION:
+            raise ReportError(
+                f"{where} is overoptimisation-lab JSON of version {version!r}, but this "
+                f"rewardhedge reads version {LAB_VERSION}; re-run `rewardhedge overopt` or "
+                "upgrade rewardhedge."
+            )
+        return "lab"
+    if "pairwise_accuracy" in result and "n_pairs" in result:
+        return "eval"
+    got = f"'kind' == {kind!r}" if kind is not None else "no 'kind' key"
+    raise ReportError(
+        f"{where} is not a result the report can show: {_EXPECTED}; got a dict with {got} "
+        f"and keys: {_keys(result)}."
+    )
+
+
+def as_array(values: Any, where: str, length: int | None = None) -> np.ndarray:
+    """A list of numbers (``None`` allowed) as a float array, ``None`` -> NaN.
+
+    Raises:
+        ReportError: if ``values`` is not a list of numbers, or its length is not ``length``.
+    """
+    if not isinstance(values, list | tuple):
+        raise ReportError(f"{where} is {type(values).__name__}, must be a list of numbers.")
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ReportError(f"{where}[{i}] == {v!r}, must be a number or null.")
+        out[i] = float(v)
+    if length is not None and out.shape[0] != length:
+        raise ReportError(
+            f"{where} has {out.shape[0]} values, but 'ns' has {length}; every array along n "
+            "must have one value per n."
+        )
+    return out
+
+
+def number(value: Any) -> float:
+    """A JSON number as float; ``None``, non-numbers and infinities -> NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    value = float(value)
+    return value if math.isfinite(value) else math.nan
+
+
+def check_lab(lab: Mapping[str, Any], where: str = "result") -> None:
+    """Check the parts of a lab JSON the plots rely on: ``ns``, ``kl`` and every curve's arrays.
+
+    Optional sections (``accuracy``, ``reliability``, ``examples``, ``timing``,
+    ``config``) are shown when present and skipped when absent.
+
+    Raises:
+        ReportError: naming the first missing or malformed field.
+
+    Example:
+        >>> check_lab({"ns": [1, 2], "kl": [0.0, 0.19], "curves": []})
+    """
+    for key in ("ns", "kl", "curves"):
+        if key not in lab:
+            raise ReportError(
+                f"{where} has no key {key!r}; overoptimisation-lab JSON needs 'ns', 'kl' and "
+                f"'curves' (keys present: {_keys(lab)})."
+            )
+    ns = as_array(lab["ns"], f"{where}.ns")
+    if ns.shape[0] == 0 or np.isnan(ns).any():
+        raise ReportError(f"{where}.ns must be a non-empty list of numbers, got {lab['ns']!r}.")
+    n = ns.shape[0]
+    as_array(lab["kl"], f"{where}.kl", n)
+    if not isinstance(lab["curves"], list):
+        raise ReportError(f"{where}.curves is {type(lab['curves']).__name__}, must be a list.")
+    for i, curve in enumerate(lab["curves"]):
+        at = f"{where}.curves[{i}]"
+        if not isinstance(curve, Mapping):
+            raise ReportError(f"{at} is {type(curve).__name__}, must be a dict.")
+        for part in ("gold", "proxy"):
+            block = curve.get(part)
+            if not isinstance(block, Mapping):
+                raise ReportError(
+                    f"{at} has no dict {part!r}; each curve needs 'gold' and 'proxy' with "
+                    f"'iqm', 'ci_low' and 'ci_high' (keys present: {_keys(curve)})."
+                )
+            for stat in ("iqm", "ci_low", "ci_high"):
+                if stat not in block:
+                    raise ReportError(f"{at}.{part} has no key {stat!r}.")
+                as_array(block[stat], f"{at}.{part}.{stat}", n)
+        if curve.get("rank_corr") is not None:
+            as_array(curve["rank_corr"], f"{at}.rank_corr", n)
+        fit = curve.get("fit")
+        if fit is not None and not isinstance(fit, Mapping):
+            raise ReportError(f"{at}.fit is {type(fit).__name__}, must be a dict or null.")

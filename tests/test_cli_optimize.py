@@ -1,0 +1,188 @@
+"""sandbox, bon, overopt, demo and report on the command line, on real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from rewardhedge import cli
+
+TINY = [
+    "--train-prompts",
+    "120",
+    "--test-prompts",
+    "30",
+    "--prompts",
+    "6",
+    "--n",
+    "8",
+    "--seeds",
+    "2",
+    "--members",
+    "2",
+    "--encoder",
+    "hashing",
+]
+
+
+def test_sandbox_then_train_then_bon_in_real_subprocesses(tmp_path):
+    def run(*args):
+        r = subprocess.run(
+            [sys.executable, "-m", "rewardhedge", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr
+        return r
+
+    run(
+        "sandbox",
+        "--out",
+        "sb",
+        "--train-prompts",
+        "80",
+        "--test-prompts",
+        "20",
+        "--pool-prompts",
+        "5",
+        "--pool-size",
+        "6",
+    )
+    run(
+        "train", "--data", "sb/train.jsonl", "--out", "rm", "--members", "3", "--encoder", "hashing"
+    )
+    r = run(
+        "bon",
+        "--model",
+        "rm",
+        "--pools",
+        "sb/pools.jsonl",
+        "--aggregate",
+        "uwo",
+        "--lam",
+        "0.5",
+        "--out",
+        "picks.jsonl",
+        "--summary",
+        "summary.json",
+    )
+    picks = [json.loads(line) for line in (tmp_path / "picks.jsonl").read_text().splitlines()]
+    pools = [
+        json.loads(line) for line in (tmp_path / "sb" / "pools.jsonl").read_text().splitlines()
+    ]
+    assert len(picks) == 5
+    for p, pool in zip(picks, pools, strict=True):
+        assert p["response"] == pool["candidates"][p["index"]]
+        assert p["gold"] == pool["gold"][p["index"]] and p["regret"] >= 0
+        assert p["aggregation"] == {"name": "uwo", "lam": 0.5}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["n_pools_with_gold"] == 5
+    assert "win_vs_random" in r.stdout
+
+
+def test_bon_rejects_a_bad_pool_with_file_line_and_field(tmp_path, capsys):
+    (tmp_path / "pools.jsonl").write_text(
+        json.dumps({"prompt": "q", "candidates": ["a", "b"]})
+        + "\n"
+        + json.dumps({"prompt": "q", "candidates": ["a", "b"], "gold": [1.0]})
+        + "\n"
+    )
+    (tmp_path / "rm").mkdir()
+    code = cli.main(
+        [
+            "sandbox",
+            "--out",
+            str(tmp_path / "sb"),
+            "--train-prompts",
+            "40",
+            "--test-prompts",
+            "10",
+            "--pool-prompts",
+            "2",
+            "--pool-size",
+            "4",
+        ]
+    )
+    assert code == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "sb" / "train.jsonl"),
+                "--out",
+                str(tmp_path / "rm"),
+                "--members",
+                "2",
+                "--encoder",
+                "hashing",
+            ]
+        )
+        == 0
+    )
+    code = cli.main(
+        [
+            "bon",
+            "--model",
+            str(tmp_path / "rm"),
+            "--pools",
+            str(tmp_path / "pools.jsonl"),
+            "--out",
+            str(tmp_path / "picks.jsonl"),
+        ]
+    )
+    assert code == 2
+    assert "pools.jsonl:2: field 'gold' has 1 entries for 2 candidates" in capsys.readouterr().err
+    code = cli.main(
+        [
+            "bon",
+            "--model",
+            str(tmp_path / "rm"),
+            "--pools",
+            str(tmp_path / "pools.jsonl"),
+            "--out",
+            str(tmp_path / "picks.jsonl"),
+            "--aggregate",
+            "uwo",
+            "--beta",
+            "1",
+        ]
+    )
+    assert code == 2
+    assert "beta" in capsys.readouterr().err
+
+
+def test_demo_writes_data_models_results_and_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), *TINY]) == 0
+    for name in (
+        "data/train.jsonl",
+        "data/pools.jsonl",
+        "overopt.json",
+        "report.html",
+        "models/single/manifest.json",
+        "models/ensemble/manifest.json",
+    ):
+        assert (out / name).exists(), name
+    result = json.loads((out / "overopt.json").read_text())
+    assert result["ns"] == [1, 2, 4, 8] and len(result["config"]["seeds"]) == 2
+    captured = capsys.readouterr()
+    assert "report.html" in captured.err and "gold n=8" in captured.out
+
+
+def test_overopt_and_report_commands(tmp_path, capsys):
+    assert cli.main(["overopt", "--out", str(tmp_path / "lab"), "--no-report", *TINY]) == 0
+    assert not (tmp_path / "lab" / "report.html").exists()
+    assert (
+        cli.main(
+            ["report", str(tmp_path / "lab" / "overopt.json"), "--out", str(tmp_path / "r.html")]
+        )
+        == 0
+    )
+    assert "<svg" in (tmp_path / "r.html").read_text()
+    (tmp_path / "bad.json").write_text('{"foo": 1}')
+    assert cli.main(["report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.html")]) == 2
+    assert "expected" in capsys.readouterr().err
