@@ -130,6 +130,8 @@ FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "encoder": ("encoder", "kind"),
     "encoder_path": ("encoder", "path"),
     "max_length": ("encoder", "max_length"),
+    "layers": ("encoder", "layers"),
+    "normalize": ("encoder", "normalize"),
 }
 """CLI flag -> (config section, field). A flag left at ``None`` keeps the config's value."""
 
@@ -197,6 +199,13 @@ def train(
     ] = None,
     max_length: Annotated[
         int | None, typer.Option(help="Token budget for prompt + response.")
+    ] = None,
+    layers: Annotated[
+        int | None, typer.Option(help="Pool the mean of the last N hidden layers (default 4).")
+    ] = None,
+    normalize: Annotated[
+        bool | None,
+        typer.Option("--normalize/--no-normalize", help="L2-normalise each pooled view."),
     ] = None,
     eval_data: Annotated[
         Path | None, typer.Option(help="Held-out pairs to evaluate after training.")

@@ -45,6 +45,18 @@ BetaOpt = Annotated[
 ]
 
 
+# Options shared by overopt and demo.
+TrainPromptsOpt = Annotated[int, typer.Option(help="Training comparisons (one pair per prompt).")]
+TestPromptsOpt = Annotated[int, typer.Option(help="Held-out comparisons for accuracy/calibration.")]
+PromptsOpt = Annotated[
+    int, typer.Option(help="Best-of-n prompts (one pool each); more, tighter CIs.")
+]
+PoolSizeOpt = Annotated[int, typer.Option("--n", help="Pool size N, the largest n.")]
+SeedsOpt = Annotated[int, typer.Option(help="Label/training seeds.")]
+MembersOpt = Annotated[int, typer.Option(help="Ensemble size.")]
+EncoderOpt = Annotated[str, typer.Option(help="minilm (default) or hashing (a fast smoke run).")]
+
+
 # -- sandbox -------------------------------------------------------------------------------
 def sandbox(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
@@ -217,21 +229,15 @@ def overopt(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for overopt.json (and the report).")
     ] = Path("rewardhedge-overopt"),
-    train_prompts: Annotated[
-        int, typer.Option(help="Training comparisons (one pair per prompt).")
-    ] = 1000,
-    test_prompts: Annotated[
-        int, typer.Option(help="Held-out comparisons for accuracy/calibration.")
-    ] = 400,
-    prompts: Annotated[int, typer.Option(help="Best-of-n prompts (one pool each).")] = 100,
-    pool_size: Annotated[int, typer.Option("--n", help="Pool size N, the largest n.")] = 32,
-    seeds: Annotated[int, typer.Option(help="Label/training seeds.")] = 5,
-    members: Annotated[int, typer.Option(help="Ensemble size.")] = 5,
+    train_prompts: TrainPromptsOpt = 1000,
+    test_prompts: TestPromptsOpt = 400,
+    prompts: PromptsOpt = 100,
+    pool_size: PoolSizeOpt = 32,
+    seeds: SeedsOpt = 5,
+    members: MembersOpt = 5,
     flip_rate: Annotated[float, typer.Option(help="Share of labels flipped.")] = 0.25,
     temperature: Annotated[float, typer.Option(help="Bradley-Terry label temperature.")] = 1.0,
-    encoder: Annotated[
-        str, typer.Option(help="minilm (default) or hashing (a fast smoke run).")
-    ] = "minilm",
+    encoder: EncoderOpt = "minilm",
     data_seed: Annotated[int, typer.Option(help="Seed of the sandbox texts.")] = 0,
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Also write report.html.")
@@ -270,17 +276,13 @@ def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for data, models, results and report.")
     ] = Path("rewardhedge-demo"),
-    prompts: Annotated[
-        int, typer.Option(help="Best-of-n prompts; more gives tighter intervals.")
-    ] = 100,
-    pool_size: Annotated[int, typer.Option("--n", help="Pool size N, the largest n.")] = 32,
-    seeds: Annotated[int, typer.Option(help="Label/training seeds.")] = 5,
-    members: Annotated[int, typer.Option(help="Ensemble size.")] = 5,
-    train_prompts: Annotated[int, typer.Option(help="Training comparisons.")] = 1000,
-    test_prompts: Annotated[int, typer.Option(help="Held-out comparisons.")] = 400,
-    encoder: Annotated[
-        str, typer.Option(help="minilm (default) or hashing (a fast smoke run).")
-    ] = "minilm",
+    prompts: PromptsOpt = 100,
+    pool_size: PoolSizeOpt = 32,
+    seeds: SeedsOpt = 5,
+    members: MembersOpt = 5,
+    train_prompts: TrainPromptsOpt = 1000,
+    test_prompts: TestPromptsOpt = 400,
+    encoder: EncoderOpt = "minilm",
     cache_dir: CacheDirOpt = None,
 ) -> None:
     """The embedded default: sandbox → single model + ensemble → overoptimisation lab → report.html."""

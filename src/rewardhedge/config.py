@@ -80,6 +80,13 @@ class EncoderConfig:
     """Token budget for prompt + response. The prompt is cut from the left so the response survives."""
     pooling: Pooling = Pooling.DUAL
     """How token vectors become one vector per item."""
+    layers: int = 4
+    """Pool the mean of the last ``layers`` hidden states (1 = the last layer
+    only). On HH-RLHF the last layer is MiniLM's worst of layers 3–6 for
+    preferences; the mean of the last four gained 0.02 accuracy on average
+    over ten splits (bench/explore)."""
+    normalize: bool = True
+    """L2-normalise each pooled view, as sentence-transformers does."""
     batch_size: int = 32
     """Texts per forward pass (batches are formed after sorting by length)."""
     dim: int = 256
@@ -92,6 +99,8 @@ class EncoderConfig:
             raise ConfigError(f"encoder.max_length == {self.max_length!r}, must be >= 8.")
         if self.batch_size < 1:
             raise ConfigError(f"encoder.batch_size == {self.batch_size!r}, must be >= 1.")
+        if self.layers < 1:
+            raise ConfigError(f"encoder.layers == {self.layers!r}, must be >= 1.")
         if self.dim < 1:
             raise ConfigError(f"encoder.dim == {self.dim!r}, must be >= 1.")
         if self.kind is EncoderKind.HF and not self.path:

@@ -46,7 +46,7 @@ def minilm():
 def test_loads_offline_and_embeds(minilm) -> None:
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     assert isinstance(minilm, Encoder)
-    assert re.fullmatch(r"all-MiniLM-L6-v2@[0-9a-f]{12}:len256:response_mean", minilm.id)
+    assert re.fullmatch(r"all-MiniLM-L6-v2@[0-9a-f]{12}:len256:response_mean:L4:norm", minilm.id)
     x = minilm.encode(PROMPTS, RESPONSES)
     assert x.shape == (4, 384) and x.dtype == np.float32
     assert np.all(np.isfinite(x))
@@ -93,7 +93,7 @@ def test_other_poolings(minilm) -> None:
     mean = TransformerEncoder(dataclasses.replace(minilm.config, pooling="mean"))
     cls = TransformerEncoder(dataclasses.replace(minilm.config, pooling="cls"))
     assert len({minilm.id, mean.id, cls.id}) == 3
-    assert mean.id.endswith(":len256:mean") and cls.id.endswith(":len256:cls")
+    assert mean.id.endswith(":len256:mean:L4:norm") and cls.id.endswith(":len256:cls:L4:norm")
     xr, xm, xc = (e.encode(PROMPTS[:1], RESPONSES[:1])[0] for e in (minilm, mean, cls))
     assert not np.allclose(xr, xm) and not np.allclose(xm, xc)
     # An empty response falls back to the mean over all tokens.
@@ -102,12 +102,40 @@ def test_other_poolings(minilm) -> None:
     )
 
 
+def test_mean_of_last_layers_then_normalised(minilm) -> None:
+    import torch
+
+    from rewardhedge.config import Pooling
+    from rewardhedge.encoders.transformer import TransformerEncoder
+
+    raw = TransformerEncoder(dataclasses.replace(minilm.config, layers=1, normalize=False))
+    assert raw.id.endswith(":len256:response_mean")
+    x = minilm.encode(PROMPTS, RESPONSES)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    # By hand for the first item: average the last 4 hidden states, pool the response, normalise.
+    (row,) = raw.tokenize(PROMPTS[:1], RESPONSES[:1])
+    with torch.inference_mode():
+        out = raw.model(
+            input_ids=torch.tensor([row]),
+            token_type_ids=torch.tensor(
+                [[0] * (row.index(raw.sep_id) + 1) + [1] * (len(row) - row.index(raw.sep_id) - 1)]
+            ),
+            attention_mask=torch.ones(1, len(row), dtype=torch.long),
+            output_hidden_states=True,
+        )
+    hidden = torch.stack(out.hidden_states[-4:]).mean(0)[0].numpy()
+    pooled = raw._pool_weights(row, Pooling.RESPONSE_MEAN) @ hidden
+    np.testing.assert_allclose(x[0], pooled / np.linalg.norm(pooled), atol=1e-5)
+    last = raw.encode(PROMPTS[:1], RESPONSES[:1])[0]
+    assert not np.allclose(x[0], last / np.linalg.norm(last), atol=1e-3)
+
+
 def test_dual_pooling_is_context_view_then_response_alone(minilm) -> None:
     from rewardhedge.encoders.transformer import TransformerEncoder
 
     dual = TransformerEncoder(dataclasses.replace(minilm.config, pooling="dual"))
     mean = TransformerEncoder(dataclasses.replace(minilm.config, pooling="mean"))
-    assert dual.dim == 768 and dual.id.endswith(":len256:dual")
+    assert dual.dim == 768 and dual.id.endswith(":len256:dual:L4:norm")
     x = dual.encode(PROMPTS, RESPONSES)
     assert x.shape == (4, 768)
     np.testing.assert_allclose(x[:, :384], minilm.encode(PROMPTS, RESPONSES), atol=1e-5)
@@ -213,7 +241,7 @@ def test_hf_kind_from_a_local_folder(minilm, tmp_path: Path) -> None:
         EncoderConfig(kind="hf", path=str(folder), max_length=128, pooling="response_mean")
     )
     digest = minilm.id.split("@")[1].split(":")[0]
-    assert enc.id == f"my-encoder@{digest}:len128:response_mean"
+    assert enc.id == f"my-encoder@{digest}:len128:response_mean:L4:norm"
     np.testing.assert_allclose(
         enc.encode(PROMPTS, RESPONSES), minilm.encode(PROMPTS, RESPONSES), atol=1e-5
     )

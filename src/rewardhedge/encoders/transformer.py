@@ -217,12 +217,23 @@ class TransformerEncoder:
         self.uses_token_types = (
             "token_type_ids" in params and getattr(mcfg, "type_vocab_size", 0) >= 2
         )
+        n_layers = getattr(mcfg, "num_hidden_layers", None)
+        if n_layers is not None and config.layers > n_layers:
+            raise ConfigError(
+                f"encoder.layers == {config.layers}, must be <= {n_layers} for {name}."
+            )
+        self.layers = config.layers
+        self.normalize = config.normalize
         self.max_length = config.max_length
         self.pooling: Pooling = config.pooling
         self.batch_size = config.batch_size
         self.sort_by_length = True
         self.name = name
-        self.id: str = f"{name}@{digest}:len{config.max_length}:{config.pooling.value}"
+        self.id: str = (
+            f"{name}@{digest}:len{config.max_length}:{config.pooling.value}"
+            + (f":L{config.layers}" if config.layers > 1 else "")
+            + (":norm" if config.normalize else "")
+        )
         # Texts longer than this are first cut at a whitespace (a speed-up for huge
         # texts; re-tokenized in full if the cut leaves too few tokens).
         self._clip_chars = max(4096, 16 * config.max_length)
@@ -374,9 +385,15 @@ class TransformerEncoder:
                 }
                 if self.uses_token_types:
                     kwargs["token_type_ids"] = torch.from_numpy(types).to(self.device)
-                hidden = self.model(**kwargs).last_hidden_state  # (b, width, dim)
+                if self.layers == 1:
+                    hidden = self.model(**kwargs).last_hidden_state  # (b, width, dim)
+                else:
+                    states = self.model(**kwargs, output_hidden_states=True).hidden_states
+                    hidden = torch.stack(states[-self.layers :]).mean(0)
                 w = torch.from_numpy(weights).to(device=hidden.device, dtype=hidden.dtype)
                 pooled = torch.bmm(w.unsqueeze(1), hidden).squeeze(1)
+                if self.normalize:
+                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 out[idx] = pooled.float().cpu().numpy()
                 self.n_tokens += int(lengths[idx].sum())
                 self.n_pad_tokens += b * width - int(lengths[idx].sum())
