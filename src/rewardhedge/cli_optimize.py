@@ -21,7 +21,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rewardhedge.config import EnsembleConfig
 from rewardhedge.data import load_pools, parse_field_map, write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.data.sandbox.export import export_sandbox
@@ -188,14 +187,13 @@ def _lab_config(
 def _run_lab_cli(cfg, cache_dir: Path | None, out_dir: Path) -> tuple[dict[str, Any], list[Any]]:
     from rewardhedge.optimize.overopt import run_lab
 
-    model = EnsembleRewardModel(EnsembleConfig(encoder=cfg.encoder), cache_dir=cache_dir)
     err.print(
         f"Sandbox: {cfg.sandbox.train_prompts} training comparisons, {cfg.sandbox.pool_prompts} pools "
         f"of {cfg.sandbox.pool_size}; {len(cfg.seeds)} seeds × (single + ensemble of {cfg.members}); "
         f"encoder [bold]{cfg.encoder.kind}[/]"
     )
     with _stages() as stage:
-        result, runs = run_lab(cfg, encoder=model.encoder, stage=stage, progress=True)
+        result, runs = run_lab(cfg, cache_dir=cache_dir, stage=stage, progress=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "overopt.json", result)
     return result, runs

@@ -16,14 +16,17 @@ of prompts hard, and an IQM over prompts would trim exactly those away.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.stats import rankdata
 
 from rewardhedge import __version__
@@ -339,6 +342,7 @@ def run_lab(
     config: LabConfig | None = None,
     *,
     encoder: Any = None,
+    cache_dir: str | Path | None = None,
     stage: Stage = _no_stage,
     progress: bool = False,
 ) -> tuple[dict[str, Any], list[SeedRun]]:
@@ -348,6 +352,7 @@ def run_lab(
         config: sizes, seeds, aggregations, model settings.
         encoder: an encoder to use (e.g. a :class:`CachedEncoder`); by
             default the one ``config.encoder`` describes, with the disk cache.
+        cache_dir: that disk cache's folder (default: ``default_cache_dir()``).
         stage: progress reporter for the training stage.
         progress: show the encoder's progress bar.
     """
@@ -359,7 +364,9 @@ def run_lab(
 
     t = time.perf_counter()
     if encoder is None:
-        encoder = EnsembleRewardModel(EnsembleConfig(encoder=cfg.encoder)).encoder
+        encoder = EnsembleRewardModel(
+            EnsembleConfig(encoder=cfg.encoder), cache_dir=cache_dir
+        ).encoder
     prompts, responses = _texts(sandbox)
     encoder.encode(prompts, responses, progress=progress)  # fills the cache once for all seeds
     timing["encode_s"] = time.perf_counter() - t
@@ -402,10 +409,6 @@ def run_lab(
 
 
 def machine_description() -> str:
-    import os
-
-    import torch
-
     return (
         f"{os.cpu_count()}-core CPU ({platform.machine()}), Python {platform.python_version()}, "
         f"torch {torch.__version__}"
