@@ -29,8 +29,17 @@ _EXPORTS = {
     "DataError": "rewardhedge.errors",
     "NotFittedError": "rewardhedge.errors",
     "ModelFormatError": "rewardhedge.errors",
+    "CandidatePool": "rewardhedge.types",
     "load_pairs": "rewardhedge.data",
     "load_items": "rewardhedge.data",
+    "load_pools": "rewardhedge.data",
+    "SandboxConfig": "rewardhedge.data.sandbox",
+    "generate_sandbox": "rewardhedge.data.sandbox",
+    "Aggregation": "rewardhedge.uncertainty",
+    "best_of_n": "rewardhedge.optimize.bon",
+    "LabConfig": "rewardhedge.optimize.overopt",
+    "run_lab": "rewardhedge.optimize.overopt",
+    "render_report": "rewardhedge.report",
 }
 
 __all__ = ["__version__", *_EXPORTS]
