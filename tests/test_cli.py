@@ -179,3 +179,44 @@ def test_config_file_and_flags_make_the_same_dataclass(tmp_path):
 
     with pytest.raises(ConfigError, match=r"Unknown config key 'n_member' in EnsembleConfig"):
         cli.build_config(tmp_path / "bad.json")
+
+
+def test_eval_abstain_alpha_writes_the_rule_and_its_test_coverage(tmp_path, pair_factory, capsys):
+    write_pairs(tmp_path / "pairs.jsonl", pair_factory(60))
+    write_pairs(tmp_path / "test.jsonl", pair_factory(80, seed=5))
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "pairs.jsonl"),
+                "--out",
+                str(tmp_path / "rm"),
+                "--members",
+                "3",
+                "--encoder",
+                "hashing",
+            ]
+        )
+        == 0
+    )
+    code = cli.main(
+        [
+            "eval",
+            "--model",
+            str(tmp_path / "rm"),
+            "--data",
+            str(tmp_path / "test.jsonl"),
+            "--abstain-alpha",
+            "0.2",
+            "--abstain-on",
+            "member_std",
+            "--json",
+            str(tmp_path / "m.json"),
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    ab = metrics["abstention"]
+    assert ab["alpha"] == 0.2 and ab["uncertainty"] == "member_std" and ab["test"]["n"] == 40
+    assert "abstain on member_std" in capsys.readouterr().out

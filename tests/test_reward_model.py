@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rewardhedge.config import EncoderConfig, EnsembleConfig, TrainConfig
-from rewardhedge.errors import ModelFormatError, NotFittedError
+from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.types import RewardEstimate, RewardModel
 
@@ -125,3 +125,33 @@ def test_margins_are_used(tiny_pairs):
     wide = EnsembleRewardModel(hashing_config(k=1, val_fraction=0.0, epochs=100)).fit(big)
     gap = lambda m: float(np.mean(m.compare(tiny_pairs).margin))  # noqa: E731
     assert gap(wide) > gap(plain)
+
+
+def test_evaluate_reports_calibration_uncertainty_and_abstention(pair_factory):
+    tiny_pairs = pair_factory(60)
+    cfg = EnsembleConfig(n_members=3, encoder=EncoderConfig(kind="hashing", dim=64))
+    model = EnsembleRewardModel(cfg).fit(tiny_pairs)
+    plain = model.evaluate(tiny_pairs, reps=200)
+    assert set(plain["uncertainty"]) == {
+        "prob_entropy",
+        "member_std",
+        "mutual_information",
+        "margin_abs_inverse",
+    }
+    assert 0.0 <= plain["calibration"]["ece_equal_width"] <= 1.0
+    assert "abstention" not in plain
+
+    m = model.evaluate(tiny_pairs, reps=200, abstain_alpha=0.5, abstain_delta=0.2)
+    ab = m["abstention"]
+    half = len(tiny_pairs) - len(tiny_pairs) // 2
+    assert m["n_pairs"] == half and ab["test"]["n"] == half  # metrics are on the test half only
+    assert ab["calibration_source"] == "half of the evaluation pairs"
+    assert ab["alpha"] == 0.5 and ab["uncertainty"] == "prob_entropy"
+    assert 0.0 <= ab["test"]["coverage"] <= 1.0
+    # A calibration file instead of the split: every given pair is then a test pair.
+    m2 = model.evaluate(
+        tiny_pairs[:20], reps=200, abstain_alpha=0.5, calibration_pairs=tiny_pairs[20:]
+    )
+    assert m2["n_pairs"] == 20 and m2["abstention"]["calibration_source"] == "file"
+    with pytest.raises(ConfigError, match="abstain_on"):
+        model.evaluate(tiny_pairs, abstain_alpha=0.5, abstain_on="vibes")

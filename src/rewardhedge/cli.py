@@ -307,6 +307,23 @@ def eval_cmd(
         Path | None, typer.Option("--json", help="Write the metrics as JSON here.")
     ] = None,
     reps: Annotated[int, typer.Option(help="Bootstrap resamples for confidence intervals.")] = 2000,
+    abstain_alpha: Annotated[
+        float | None,
+        typer.Option(help="Fit an abstention rule whose kept pairs err at most this often."),
+    ] = None,
+    abstain_delta: Annotated[
+        float, typer.Option(help="Allowed probability that the rule's error exceeds alpha.")
+    ] = 0.1,
+    abstain_on: Annotated[
+        str,
+        typer.Option(
+            help="Uncertainty to threshold: prob_entropy, member_std, mutual_information, margin_abs_inverse."
+        ),
+    ] = "prob_entropy",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="Calibration pairs for --abstain-alpha (default: half of --data)."),
+    ] = None,
     field: FieldOpt = None,
     format: FormatOpt = "auto",
     dialogue: DialogueOpt = "auto",
@@ -316,13 +333,27 @@ def eval_cmd(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
-    """Evaluate a model: pairwise accuracy with 95% CI, log loss, length baseline, subsets."""
+    """Evaluate a model: accuracy with 95% CI, log loss, length baseline, subsets, calibration,
+    uncertainty quality and (with --abstain-alpha) selective prediction."""
     rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
     default_rejects = (json_out or Path(data.name)).with_name(data.stem + ".rejects.jsonl")
     pairs = _load_pairs_cli(
         data, field, format, dialogue, split, skip_invalid, rejects, default_rejects
     )
-    metrics = rm.evaluate(pairs, reps=reps, progress=True)
+    cal_pairs = None
+    if calibration is not None:
+        cal_pairs = _load_pairs_cli(
+            calibration, field, format, dialogue, split, skip_invalid, None, default_rejects
+        )
+    metrics = rm.evaluate(
+        pairs,
+        reps=reps,
+        progress=True,
+        abstain_alpha=abstain_alpha,
+        abstain_delta=abstain_delta,
+        abstain_on=abstain_on,
+        calibration_pairs=cal_pairs,
+    )
     metrics["model"] = str(model)
     metrics["data"] = str(data)
     out_print(format_metrics(metrics, title=f"{model} on {data}"))

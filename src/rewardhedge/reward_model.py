@@ -20,8 +20,10 @@ import torch
 
 from rewardhedge.config import EncoderKind, EnsembleConfig
 from rewardhedge.encoders import CachedEncoder, Encoder, build_encoder, default_cache_dir
-from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
+from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError, unknown_option
 from rewardhedge.evaluate import evaluate_pairwise
+from rewardhedge.evaluate.pairwise import pairwise_correct
+from rewardhedge.evaluate.uncertainty_quality import pair_uncertainties
 from rewardhedge.models.heads import HeadStack
 from rewardhedge.models.io import load_model_folder, save_model_folder
 from rewardhedge.train.heads import fit_head_stack
@@ -32,6 +34,7 @@ from rewardhedge.types import (
     ScoreItem,
     pairwise_from_estimates,
 )
+from rewardhedge.uncertainty.selective import fit_abstention, selective_report
 
 SCORE_CHUNK = 8192
 """Items encoded per chunk when scoring, so memory stays bounded on large corpora."""
@@ -186,11 +189,60 @@ class EnsembleRewardModel:
         reps: int = 2000,
         seed: int = 0,
         progress: bool = False,
+        abstain_alpha: float | None = None,
+        abstain_delta: float = 0.1,
+        abstain_on: str = "prob_entropy",
+        calibration_pairs: Sequence[PreferencePair] | None = None,
     ) -> dict[str, Any]:
-        """Goodness of fit on held-out pairs: accuracy with CI, log loss, length baseline, subsets."""
-        return evaluate_pairwise(
-            self.compare(pairs, progress=progress), pairs, reps=reps, seed=seed
+        """Goodness of fit on held-out pairs: accuracy with CI, log loss, length baseline,
+        subsets, calibration and uncertainty quality.
+
+        With ``abstain_alpha``, also fit an abstention rule (keep a pair when
+        its ``abstain_on`` uncertainty is at most a threshold) on
+        ``calibration_pairs`` — or, if none are given, on a random half of
+        ``pairs`` (seeded; the other half is then the test split every metric
+        is computed on) — such that the kept pairs' misordering rate exceeds
+        ``abstain_alpha`` with probability at most ``abstain_delta``, and
+        report its coverage and error on the test pairs under ``"abstention"``.
+        """
+        pairs = _check_pairs(pairs, "evaluate")
+        if abstain_alpha is None:
+            return evaluate_pairwise(
+                self.compare(pairs, progress=progress), pairs, reps=reps, seed=seed
+            )
+        source = "file"
+        if calibration_pairs is None:
+            if len(pairs) < 4:
+                raise ValueError(
+                    "abstention needs at least 4 pairs to split into calibration/test."
+                )
+            order = np.random.default_rng(seed).permutation(len(pairs))
+            half = len(pairs) // 2
+            calibration_pairs = [pairs[i] for i in order[:half]]
+            pairs = [pairs[i] for i in order[half:]]
+            source = "half of the evaluation pairs"
+        cal = self.compare(_check_pairs(calibration_pairs, "evaluate"), progress=progress)
+        test = self.compare(pairs, progress=progress)
+        metrics = evaluate_pairwise(test, pairs, reps=reps, seed=seed)
+        scores = pair_uncertainties(cal)
+        if abstain_on not in scores:
+            raise unknown_option("abstain_on", abstain_on, tuple(scores))
+        cal_correct = pairwise_correct(cal.chosen.mean, cal.rejected.mean)
+        rule = fit_abstention(
+            scores[abstain_on],
+            (cal_correct < 1).astype(float),
+            alpha=abstain_alpha,
+            delta=abstain_delta,
         )
+        test_correct = pairwise_correct(test.chosen.mean, test.rejected.mean)
+        report = selective_report(rule, pair_uncertainties(test)[abstain_on], 1.0 - test_correct)
+        metrics["abstention"] = {
+            "uncertainty": abstain_on,
+            "calibration_source": source,
+            **rule.to_dict(),
+            "test": report,
+        }
+        return metrics
 
     def get_params(self) -> dict[str, Any]:
         return self.config.to_dict()

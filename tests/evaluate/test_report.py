@@ -106,6 +106,9 @@ def test_json_round_trip_plain_types(metrics):
             for k, v in x.items():
                 assert type(k) is str
                 walk(v)
+        elif isinstance(x, list):  # reliability-diagram bins
+            for v in x:
+                walk(v)
         else:
             assert type(x) in (float, int, str, bool, type(None)), (x, type(x))
 
@@ -158,8 +161,9 @@ def test_format_metrics_plain_text(metrics):
 def test_metrics_table_rows_and_json_reload(metrics):
     table = metrics_table(metrics)
     assert isinstance(table, Table)
-    # accuracy, log loss, Brier, margin, ties, members, epistemic, 2 baselines, corr, 2 subsets
-    assert table.row_count == 12
+    # accuracy, log loss, Brier, margin, ties, members, epistemic, 2 baselines, corr,
+    # 2 ECEs, 4 uncertainty AUROCs, 2 subsets
+    assert table.row_count == 18
     reloaded = json.loads(json.dumps(metrics))
     assert format_metrics(reloaded) == format_metrics(metrics)
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
+from rewardhedge.evaluate.calibration import calibration_metrics
 from rewardhedge.evaluate.pairwise import (
     bootstrap_ci,
     brier,
@@ -21,6 +22,7 @@ from rewardhedge.evaluate.pairwise import (
     pairwise_correct,
     per_subset,
 )
+from rewardhedge.evaluate.uncertainty_quality import aurc, misorder_auroc, pair_uncertainties
 from rewardhedge.types import PairwiseEstimate, PreferencePair
 
 __all__ = ["evaluate_pairwise", "format_metrics", "metrics_table"]
@@ -139,6 +141,32 @@ def evaluate_pairwise(
         "length_baseline": baselines,
         "length_reward_corr": _spearman_or_none(lengths, rewards),
         "subsets": per_subset(correct, [p.subset for p in pairs], reps=reps, seed=seed),
+        "calibration": _calibration(pairwise.prob),
+        "uncertainty": _uncertainty_quality(pairwise, correct),
+    }
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+def _calibration(prob: np.ndarray) -> dict[str, Any]:
+    """Symmetrised ECE (equal-width and equal-mass bins) of P(chosen ≻ rejected); every label is 1."""
+    cal = calibration_metrics(prob, np.ones_like(prob))
+    keys = (
+        "ece_equal_width",
+        "ece_equal_mass",
+        "reliability_equal_width",
+        "reliability_equal_mass",
+    )
+    return {k: cal[k] for k in keys}
+
+
+def _uncertainty_quality(pairwise: PairwiseEstimate, correct: np.ndarray) -> dict[str, Any]:
+    """How well each per-pair uncertainty finds misordered pairs: AUROC (higher is better), AURC (lower)."""
+    return {
+        name: {"misorder_auroc": _none_if_nan(misorder_auroc(u, correct)), "aurc": aurc(u, correct)}
+        for name, u in pair_uncertainties(pairwise).items()
     }
 
 
@@ -216,6 +244,26 @@ def metrics_table(metrics: dict[str, Any], title: str = "Evaluation") -> Table:
         )
     if "length_reward_corr" in metrics:
         table.add_row("length-reward Spearman", _f(metrics["length_reward_corr"]), "", "")
+    cal = metrics.get("calibration", {})
+    for key, label in (
+        ("ece_equal_width", "ECE (equal-width bins)"),
+        ("ece_equal_mass", "ECE (equal-mass bins)"),
+    ):
+        if key in cal:
+            table.add_row(label, _f(cal[key]), "", n)
+    for name, q in metrics.get("uncertainty", {}).items():
+        table.add_row(
+            f"misorder AUROC: {name}", _f(q.get("misorder_auroc")), f"AURC {_f(q.get('aurc'))}", n
+        )
+    ab = metrics.get("abstention")
+    if ab:
+        test = ab.get("test", {})
+        table.add_row(
+            f"abstain on {ab.get('uncertainty')} (α={ab.get('alpha')}, δ={ab.get('delta')})",
+            f"error {_f(test.get('error'))}",
+            f"coverage {_f(test.get('coverage'))}",
+            f"{test.get('n_kept', '')}/{test.get('n', '')}",
+        )
     for name, sub in metrics.get("subsets", {}).items():
         table.add_row(
             f"subset: {name}",
