@@ -150,32 +150,13 @@ def _stages() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
         yield stage
 
 
-def _lab_config(
-    *,
-    train_prompts,
-    test_prompts,
-    pool_prompts,
-    pool_size,
-    seeds,
-    members,
-    flip_rate,
-    temperature,
-    encoder,
-    data_seed,
-):
+def _lab_config(*, seeds: int, members: int, encoder: str, **sandbox: Any):
+    """A LabConfig from CLI values; ``sandbox`` holds SandboxConfig fields (others keep defaults)."""
     from rewardhedge.optimize.overopt import LabConfig
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    sandbox_cfg = SandboxConfig(
-        seed=data_seed,
-        train_prompts=train_prompts,
-        test_prompts=test_prompts,
-        pool_prompts=pool_prompts,
-        pool_size=pool_size,
-        flip_rate=flip_rate,
-        temperature=temperature,
-    )
+    sandbox_cfg = SandboxConfig(**sandbox)
     return LabConfig(
         sandbox=sandbox_cfg,
         seeds=tuple(range(seeds)),
@@ -245,16 +226,16 @@ def overopt(
     """The overoptimisation lab: gold → noisy labels → proxies → best-of-n; gold and proxy vs KL."""
     t0 = time.perf_counter()
     cfg = _lab_config(
+        seeds=seeds,
+        members=members,
+        encoder=encoder,
+        seed=data_seed,
         train_prompts=train_prompts,
         test_prompts=test_prompts,
         pool_prompts=prompts,
         pool_size=pool_size,
-        seeds=seeds,
-        members=members,
         flip_rate=flip_rate,
         temperature=temperature,
-        encoder=encoder,
-        data_seed=data_seed,
     )
     result, _ = _run_lab_cli(cfg, cache_dir, out_dir)
     _print_summary(result)
@@ -286,16 +267,13 @@ def demo(
     """The embedded default: sandbox → single model + ensemble → overoptimisation lab → report.html."""
     t0 = time.perf_counter()
     cfg = _lab_config(
+        seeds=seeds,
+        members=members,
+        encoder=encoder,
         train_prompts=train_prompts,
         test_prompts=test_prompts,
         pool_prompts=prompts,
         pool_size=pool_size,
-        seeds=seeds,
-        members=members,
-        flip_rate=0.25,
-        temperature=1.0,
-        encoder=encoder,
-        data_seed=0,
     )
     data = export_sandbox(generate_sandbox(cfg.sandbox), out_dir / "data", label_seed=cfg.seeds[0])
     err.print(

@@ -31,7 +31,7 @@ from scipy.stats import rankdata
 
 from rewardhedge import __version__
 from rewardhedge.config import EncoderConfig, EnsembleConfig, HeadConfig, TrainConfig
-from rewardhedge.data.sandbox import Sandbox, SandboxConfig, generate_sandbox
+from rewardhedge.data.sandbox import Sandbox, SandboxConfig, SandboxPool, generate_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate.calibration import reliability_bins
 from rewardhedge.evaluate.pairwise import bootstrap_ci, length_baseline_correct, log_loss
@@ -39,7 +39,7 @@ from rewardhedge.evaluate.statistics import iqm_of_run_means, stratified_bootstr
 from rewardhedge.optimize.order_stats import expected_best_of_n, kl_best_of_n
 from rewardhedge.optimize.scaling import fit_gao
 from rewardhedge.reward_model import EnsembleRewardModel
-from rewardhedge.types import pairwise_from_estimates
+from rewardhedge.types import PreferencePair
 from rewardhedge.uncertainty import Aggregation
 
 LAB_KIND = "rewardhedge.overopt"
@@ -151,18 +151,14 @@ def run_seed(
     P, N = len(sandbox.pools), config.sandbox.pool_size
     pool_prompts = [p.task.prompt for p in sandbox.pools for _ in range(N)]
     pool_texts = [r.text for p in sandbox.pools for r in p.responses]
-    test = sandbox.test
+    test = [PreferencePair(c.task.prompt, c.a.text, c.b.text) for c in sandbox.test]
     runs: dict[str, np.ndarray] = {}
     probs: dict[str, np.ndarray] = {}
     models: dict[str, EnsembleRewardModel] = {}
     for name, k in (("single", 1), ("ensemble", config.members)):
         model = EnsembleRewardModel(config.ensemble_config(k, seed), encoder=encoder).fit(pairs)
-        est = model.score(pool_prompts, pool_texts)
-        runs[name] = est.members.reshape(k, P, N)
-        prompts = [c.task.prompt for c in test]
-        a = model.score(prompts, [c.a.text for c in test])
-        b = model.score(prompts, [c.b.text for c in test])
-        probs[name] = pairwise_from_estimates(a, b).prob
+        runs[name] = model.score(pool_prompts, pool_texts).members.reshape(k, P, N)
+        probs[name] = model.compare(test).prob  # P(a ≻ b): "chosen" is just response a here
         models[name] = model
         on_model()
     return SeedRun(seed, runs, probs, models)
@@ -234,13 +230,17 @@ def _curve(
     }
 
 
+def _shown_models(members: int) -> tuple[tuple[str, str], ...]:
+    return (("single", "single (K=1)"), ("ensemble", f"ensemble (K={members})"))
+
+
 def _accuracy_rows(sandbox: Sandbox, runs: Sequence[SeedRun], members: int) -> list[dict[str, Any]]:
     """Held-out accuracy against the true gold order (ties in gold left out), averaged over seeds."""
     gap = np.array([c.a.gold - c.b.gold for c in sandbox.test])
     keep = gap != 0
     sign = np.sign(gap[keep])
     rows = []
-    for name, shown in (("single", "single (K=1)"), ("ensemble", f"ensemble (K={members})")):
+    for name, shown in _shown_models(members):
         probs = np.stack([r.test_prob[name][keep] for r in runs])  # (seeds, n)
         correct = ((probs - 0.5) * sign > 0) + 0.5 * (probs == 0.5)
         per_pair = correct.mean(axis=0)
@@ -281,16 +281,10 @@ def _accuracy_rows(sandbox: Sandbox, runs: Sequence[SeedRun], members: int) -> l
 def _reliability(sandbox: Sandbox, runs: Sequence[SeedRun], members: int) -> list[dict[str, Any]]:
     """Predicted P(a ≻ b) on test comparisons vs labels drawn like the training labels."""
     rows = []
-    for name, shown in (("single", "single (K=1)"), ("ensemble", f"ensemble (K={members})")):
-        probs, wins = [], []
-        for run in runs:
-            labelled = sandbox.labelled_pairs("test", run.seed)
-            a_texts = [c.a.text for c in sandbox.test]
-            wins.append([float(p.chosen == a) for p, a in zip(labelled, a_texts, strict=True)])
-            probs.append(run.test_prob[name])
-        rows.append(
-            {"name": shown, **reliability_bins(np.concatenate(probs), np.concatenate(wins))}
-        )
+    wins = np.concatenate([sandbox.label_wins("test", run.seed) for run in runs]).astype(float)
+    for name, shown in _shown_models(members):
+        probs = np.concatenate([run.test_prob[name] for run in runs])
+        rows.append({"name": shown, **reliability_bins(probs, wins)})
     return rows
 
 
@@ -314,28 +308,24 @@ def _examples(
         pool = sandbox.pools[p]
         best = max(pool.responses, key=lambda r: r.gold)
 
-        def entry(k: int, proxy: np.ndarray, pool=pool, p=p) -> dict[str, Any]:
-            r = pool.responses[k]
-            props = r.props.to_dict() | {"length_words": len(r.text.split())}
-            return {
-                "response": r.text,
-                "gold": r.gold,
-                "proxy": float(proxy[p, k]),
-                "properties": props,
-            }
-
         out.append(
             {
                 "prompt": pool.task.prompt,
                 "family": pool.task.family,
                 "n": len(pool.responses),
                 "aggregation": agg.name,
-                "single": entry(i, single),
-                "ensemble": entry(j, ensemble),
+                "single": _example_pick(pool, i, float(single[p, i])),
+                "ensemble": _example_pick(pool, j, float(ensemble[p, j])),
                 "best": {"response": best.text, "gold": best.gold},
             }
         )
     return out
+
+
+def _example_pick(pool: SandboxPool, k: int, proxy: float) -> dict[str, Any]:
+    r = pool.responses[k]
+    props = r.props.to_dict() | {"length_words": len(r.text.split())}
+    return {"response": r.text, "gold": r.gold, "proxy": proxy, "properties": props}
 
 
 def run_lab(

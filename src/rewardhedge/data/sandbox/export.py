@@ -10,26 +10,28 @@ formula's weights.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from rewardhedge.data.jsonl import write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox.generate import Comparison, Sandbox
-from rewardhedge.types import PreferencePair
 
 
-def _pair_row(pair: PreferencePair, comparison: Comparison) -> dict[str, Any]:
-    by_text = {comparison.a.text: comparison.a, comparison.b.text: comparison.b}
-    chosen, rejected = by_text[pair.chosen], by_text[pair.rejected]
-    return {
-        "id": pair.id,
-        "prompt": pair.prompt,
-        "chosen": pair.chosen,
-        "rejected": pair.rejected,
-        "subset": pair.subset,
-        "chosen_gold": chosen.gold,
-        "rejected_gold": rejected.gold,
-    }
+def _pair_rows(
+    comparisons: Sequence[Comparison], a_wins: Sequence[bool]
+) -> Iterator[dict[str, Any]]:
+    for c, a_won in zip(comparisons, a_wins, strict=True):
+        chosen, rejected = (c.a, c.b) if a_won else (c.b, c.a)
+        yield {
+            "id": c.id,
+            "prompt": c.task.prompt,
+            "chosen": chosen.text,
+            "rejected": rejected.text,
+            "subset": c.task.family,
+            "chosen_gold": chosen.gold,
+            "rejected_gold": rejected.gold,
+        }
 
 
 def export_sandbox(sandbox: Sandbox, folder: str | Path, *, label_seed: int = 0) -> dict[str, Path]:
@@ -39,12 +41,14 @@ def export_sandbox(sandbox: Sandbox, folder: str | Path, *, label_seed: int = 0)
         The written paths by name.
     """
     out = Path(folder)
-    by_id = {c.id: c for c in (*sandbox.train, *sandbox.test)}
     paths = {name: out / f"{name}.jsonl" for name in ("train", "test", "pools")}
-    train = sandbox.labelled_pairs("train", label_seed)
-    write_jsonl_atomic(paths["train"], (_pair_row(p, by_id[p.id]) for p in train))
-    test = sandbox.gold_pairs("test")
-    write_jsonl_atomic(paths["test"], (_pair_row(p, by_id[p.id]) for p in test))
+    n_train = write_jsonl_atomic(
+        paths["train"], _pair_rows(sandbox.train, sandbox.label_wins("train", label_seed))
+    )
+    test = sandbox.decided("test")  # ordered by gold, ties left out
+    n_test = write_jsonl_atomic(
+        paths["test"], _pair_rows(test, [c.a.gold > c.b.gold for c in test])
+    )
     write_jsonl_atomic(
         paths["pools"],
         (
@@ -66,7 +70,7 @@ def export_sandbox(sandbox: Sandbox, folder: str | Path, *, label_seed: int = 0)
             "kind": "rewardhedge.sandbox",
             "config": sandbox.config.to_dict(),
             "label_seed": label_seed,
-            "counts": {"train": len(train), "test": len(test), "pools": len(sandbox.pools)},
+            "counts": {"train": n_train, "test": n_test, "pools": len(sandbox.pools)},
         },
     )
     return paths

@@ -122,19 +122,25 @@ class Sandbox:
     test: tuple[Comparison, ...]
     pools: tuple[SandboxPool, ...]
 
-    def labelled_pairs(self, split: str, label_seed: int) -> list[PreferencePair]:
-        """The ``split`` comparisons with labels sampled for ``label_seed``."""
+    def label_wins(self, split: str, label_seed: int) -> np.ndarray:
+        """`(n,)` bool: whether response ``a`` wins each ``split`` comparison under ``label_seed``."""
         comparisons = self._split(split)
         rng = np.random.default_rng([self.config.seed, label_seed, SPLITS.index(split), 7])
         gaps = np.array([c.a.gold - c.b.gold for c in comparisons])
-        a_wins = label_draws(gaps, self.config.temperature, self.config.flip_rate, rng)
-        return [_pair(c, bool(w), split) for c, w in zip(comparisons, a_wins, strict=True)]
+        return label_draws(gaps, self.config.temperature, self.config.flip_rate, rng)
+
+    def labelled_pairs(self, split: str, label_seed: int) -> list[PreferencePair]:
+        """The ``split`` comparisons with labels sampled for ``label_seed``."""
+        wins = self.label_wins(split, label_seed)
+        return [_pair(c, bool(w), split) for c, w in zip(self._split(split), wins, strict=True)]
+
+    def decided(self, split: str) -> list[Comparison]:
+        """The ``split`` comparisons whose gold rewards differ (exact ties left out)."""
+        return [c for c in self._split(split) if c.a.gold != c.b.gold]
 
     def gold_pairs(self, split: str) -> list[PreferencePair]:
         """The ``split`` comparisons ordered by the gold reward; exact ties left out."""
-        return [
-            _pair(c, c.a.gold > c.b.gold, split) for c in self._split(split) if c.a.gold != c.b.gold
-        ]
+        return [_pair(c, c.a.gold > c.b.gold, split) for c in self.decided(split)]
 
     def _split(self, split: str) -> tuple[Comparison, ...]:
         if split not in SPLITS:
