@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -220,3 +221,53 @@ def test_eval_abstain_alpha_writes_the_rule_and_its_test_coverage(tmp_path, pair
     ab = metrics["abstention"]
     assert ab["alpha"] == 0.2 and ab["uncertainty"] == "member_std" and ab["test"]["n"] == 40
     assert "abstain on member_std" in capsys.readouterr().out
+
+
+def test_estimator_rule_and_ood_flags_reach_the_saved_model_and_outputs(tmp_path, pair_factory):
+    write_pairs(tmp_path / "pairs.jsonl", pair_factory(60))
+    write_pairs(tmp_path / "test.jsonl", pair_factory(30, seed=3))
+    ood = [
+        {"prompt": f"what is {i} + {i}?", "chosen": f"{2 * i}", "rejected": f"{2 * i + 1}"}
+        for i in range(20)
+    ]
+    (tmp_path / "ood.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ood))
+    with open(tmp_path / "items.jsonl", "w") as f:
+        for i, text in enumerate(["the answer is correct", "the answer is wrong", "so so"]):
+            f.write(json.dumps({"id": str(i), "prompt": "q", "response": text}) + "\n")
+    rm, items = str(tmp_path / "rm"), str(tmp_path / "items.jsonl")
+    code = cli.main(
+        ["train", "--data", str(tmp_path / "pairs.jsonl"), "--out", rm, "--encoder", "hashing"]
+        + ["--members", "1", "--estimator", "laplace", "--laplace-samples", "8"]
+        + ["--calibration-folds", "2", "--aggregate", "lcb", "--beta", "0"]
+        + ["--transform", "centered_logsigmoid"]
+    )
+    assert code == 0
+    config = json.loads((tmp_path / "rm" / "config.json").read_text())
+    assert config["ensemble"]["uncertainty"]["estimator"] == "laplace"
+    assert config["reward_rule"]["transform"]["name"] == "centered_logsigmoid"
+    temperature = config["calibration"]["temperature"]["temperature"]
+
+    def scores(*flags):
+        out = tmp_path / "scores.jsonl"
+        code = cli.main(["score", "--model", rm, "--data", items, "--out", str(out), *flags])
+        assert code == 0
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    saved = scores()
+    assert len(saved[0]["members"]) == 8
+    means = sorted(row["mean"] for row in saved)
+    median = means[1]
+    for row in saved:  # lcb β=0 is the mean; the reference is the prompt's median
+        assert row["reward"] == pytest.approx(-math.log1p(math.exp(-(row["mean"] - median))))
+    plain = scores("--aggregate", "mean", "--transform", "none")
+    assert [r["reward"] for r in plain] == pytest.approx([r["mean"] for r in plain], rel=1e-12)
+
+    code = cli.main(
+        ["eval", "--model", rm, "--data", str(tmp_path / "test.jsonl")]
+        + ["--ood", str(tmp_path / "ood.jsonl"), "--json", str(tmp_path / "m.json"), "--reps", "50"]
+    )
+    assert code == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["calibration"]["temperature"] == pytest.approx(temperature)
+    assert metrics["ood"]["n_out"] == 20 and 0.0 <= metrics["ood"]["response_epistemic_auroc"] <= 1
+    assert set(metrics["ood"]["pair_auroc"]) >= {"prob_entropy", "epistemic_sum"}

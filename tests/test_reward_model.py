@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def fitted(pair_factory) -> EnsembleRewardModel:
 def test_fit_returns_self_and_sets_fitted_state(tiny_pairs):
     model = EnsembleRewardModel(hashing_config())
     assert model.fit(tiny_pairs) is model
-    assert model.n_pairs_ == 20 and model.members_.n_members == 3
+    assert model.n_pairs_ == 20 and model.heads_.heads.n_members == 3
     assert model.data_hash_.startswith("sha256:")
     assert isinstance(model, RewardModel)
 
@@ -137,6 +138,7 @@ def test_evaluate_reports_calibration_uncertainty_and_abstention(pair_factory):
         "member_std",
         "mutual_information",
         "margin_abs_inverse",
+        "epistemic_sum",
     }
     assert 0.0 <= plain["calibration"]["ece_equal_width"] <= 1.0
     assert "abstention" not in plain
@@ -155,3 +157,63 @@ def test_evaluate_reports_calibration_uncertainty_and_abstention(pair_factory):
     assert m2["n_pairs"] == 20 and m2["abstention"]["calibration_source"] == "file"
     with pytest.raises(ConfigError, match="abstain_on"):
         model.evaluate(tiny_pairs, abstain_alpha=0.5, abstain_on="vibes")
+
+
+@pytest.mark.parametrize(
+    "uncertainty",
+    [
+        {"estimator": "ensemble"},
+        {"estimator": "ensemble", "error_predictor": True},
+        {"estimator": "mc_dropout", "mc_samples": 6},
+        {"estimator": "gaussian"},
+        {"estimator": "laplace", "laplace_samples": 6},
+    ],
+    ids=["ensemble", "deup", "mc_dropout", "gaussian", "laplace"],
+)
+def test_every_estimator_round_trips_to_identical_outputs(tmp_path, pair_factory, uncertainty):
+    from rewardhedge.config import UncertaintyConfig
+    from rewardhedge.uncertainty.reward_rule import RewardRule
+
+    cfg = replace(
+        hashing_config(k=2),
+        uncertainty=UncertaintyConfig(calibration_folds=2, **uncertainty),
+    )
+    rule = RewardRule.parse("uwo", lam=0.25, transform="centered_logsigmoid")
+    model = EnsembleRewardModel(cfg, rule=rule).fit(pair_factory(60))
+    model.save(tmp_path / "rm")
+    again = EnsembleRewardModel.load(tmp_path / "rm")
+    assert again.rule == rule and again.temperature == model.temperature
+    prompts, texts = ["q", "q", "r"], ["the answer is correct", "the answer is wrong", "x y"]
+    a, b = model.score(prompts, texts), again.score(prompts, texts)
+    for name in ("mean", "epistemic", "aleatoric", "members"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(model.reward(prompts, texts), again.reward(prompts, texts))
+    pairs = pair_factory(10, seed=5)
+    np.testing.assert_array_equal(model.compare(pairs).prob, again.compare(pairs).prob)
+    if uncertainty.get("error_predictor"):
+        assert again.error_predictor_ is not None and np.all(a.epistemic >= 0)
+    if uncertainty["estimator"] == "gaussian":
+        assert np.all(a.aleatoric > 0)
+
+
+def test_temperature_is_fitted_on_held_out_predictions_and_softens_noisy_labels(pair_factory):
+    """With 30% of labels flipped, a model fitted to low training loss is overconfident on
+    held-out pairs, so the cross-fitted temperature must exceed 1; compare applies it."""
+    from rewardhedge.config import UncertaintyConfig
+    from rewardhedge.types import PreferencePair, member_logits, sigmoid
+
+    rng = np.random.default_rng(0)
+    pairs = [
+        PreferencePair(p.prompt, p.rejected, p.chosen) if rng.random() < 0.3 else p
+        for p in pair_factory(200)
+    ]
+    cfg = replace(
+        hashing_config(k=3, val_fraction=0.0, epochs=150),
+        uncertainty=UncertaintyConfig(calibration_folds=4),
+    )
+    model = EnsembleRewardModel(cfg).fit(pairs)
+    assert model.temperature > 1.2
+    pw = model.compare(pairs[:20])
+    logits = member_logits(pw.chosen, pw.rejected)
+    np.testing.assert_allclose(pw.prob, sigmoid(logits / model.temperature).mean(0), rtol=1e-12)
+    assert pw.raw_prob is not None and np.all(np.abs(pw.prob - 0.5) <= np.abs(pw.raw_prob - 0.5))

@@ -21,6 +21,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rewardhedge import __version__, cli_optimize
+from rewardhedge.cli_options import (
+    AggregateOpt,
+    BetaOpt,
+    LamOpt,
+    ReferenceOpt,
+    TransformOpt,
+    rule_from_flags,
+)
 from rewardhedge.config import EnsembleConfig, from_dict
 from rewardhedge.data import (
     load_items,
@@ -33,6 +41,7 @@ from rewardhedge.errors import ConfigError, RewardHedgeError
 from rewardhedge.evaluate import format_metrics
 from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.types import LoadReport
+from rewardhedge.uncertainty.reward_rule import RewardRule
 
 app = typer.Typer(
     add_completion=False,
@@ -132,6 +141,12 @@ FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "max_length": ("encoder", "max_length"),
     "layers": ("encoder", "layers"),
     "normalize": ("encoder", "normalize"),
+    "estimator": ("uncertainty", "estimator"),
+    "mc_samples": ("uncertainty", "mc_samples"),
+    "laplace_samples": ("uncertainty", "laplace_samples"),
+    "laplace_prior": ("uncertainty", "laplace_prior"),
+    "error_predictor": ("uncertainty", "error_predictor"),
+    "calibration_folds": ("uncertainty", "calibration_folds"),
 }
 """CLI flag -> (config section, field). A flag left at ``None`` keeps the config's value."""
 
@@ -145,7 +160,13 @@ def build_config(config_file: Path | None, **flags: Any) -> EnsembleConfig:
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{config_file}: cannot read the config file ({exc}).") from exc
         cfg = from_dict(EnsembleConfig, data)
-    changes: dict[str, dict[str, Any]] = {"ensemble": {}, "head": {}, "train": {}, "encoder": {}}
+    changes: dict[str, dict[str, Any]] = {
+        "ensemble": {},
+        "head": {},
+        "train": {},
+        "encoder": {},
+        "uncertainty": {},
+    }
     for flag, value in flags.items():
         if value is not None:
             section, field = FLAG_FIELDS[flag]
@@ -156,20 +177,39 @@ def build_config(config_file: Path | None, **flags: Any) -> EnsembleConfig:
         head=replace(cfg.head, **changes["head"]),
         train=replace(cfg.train, **changes["train"]),
         encoder=replace(cfg.encoder, **changes["encoder"]),
+        uncertainty=replace(cfg.uncertainty, **changes["uncertainty"]),
     )
 
 
 def train_model(
-    pairs, config: EnsembleConfig, out_dir: Path, *, cache_dir: Path | None, use_cache: bool
+    pairs,
+    config: EnsembleConfig,
+    out_dir: Path,
+    *,
+    cache_dir: Path | None,
+    use_cache: bool,
+    rule: RewardRule | None = None,
 ) -> EnsembleRewardModel:
     """Fit with progress bars and save the folder (shared by ``train`` and ``demo``)."""
-    model = EnsembleRewardModel(config, cache_dir=cache_dir, use_cache=use_cache)
+    model = EnsembleRewardModel(config, cache_dir=cache_dir, use_cache=use_cache, rule=rule)
     err.print(f"Encoding {2 * len(pairs)} texts with [bold]{config.encoder.kind}[/] …")
     t0 = time.perf_counter()
+    unc = config.uncertainty
     with _training_progress() as progress:
-        bar = EpochBar(progress, f"train K={config.n_members} {config.head.kind}")
-        model.fit(pairs, progress=True, on_epoch=bar)
-    err.print(f"Fitted in {time.perf_counter() - t0:.1f}s; best epochs {model.best_epoch_}")
+        label = f"train K={config.n_members} {config.head.kind} {unc.estimator}"
+        bar = EpochBar(progress, label)
+        folds = progress.add_task("calibrate (cross-fit)", total=unc.calibration_folds, status="")
+
+        def on_fold(done: int, total: int) -> None:
+            progress.update(folds, completed=done, total=total)
+
+        if not unc.calibration_folds:
+            progress.remove_task(folds)
+        model.fit(pairs, progress=True, on_epoch=bar, on_fold=on_fold)
+    err.print(
+        f"Fitted in {time.perf_counter() - t0:.1f}s; best epochs {model.best_epoch_}; "
+        f"temperature {model.temperature:.3f}"
+    )
     model.save(out_dir)
     err.print(f"Saved model to [bold]{out_dir}[/]")
     return model
@@ -207,6 +247,35 @@ def train(
         bool | None,
         typer.Option("--normalize/--no-normalize", help="L2-normalise each pooled view."),
     ] = None,
+    estimator: Annotated[
+        str | None,
+        typer.Option(help="Uncertainty: ensemble (default), mc_dropout, gaussian or laplace."),
+    ] = None,
+    mc_samples: Annotated[
+        int | None, typer.Option(help="MC dropout masks per head at scoring time (32).")
+    ] = None,
+    laplace_samples: Annotated[
+        int | None, typer.Option(help="Laplace posterior samples per head (64).")
+    ] = None,
+    laplace_prior: Annotated[
+        str | None, typer.Option(help="Laplace prior precision: train (default) or evidence.")
+    ] = None,
+    error_predictor: Annotated[
+        bool | None,
+        typer.Option(
+            "--error-predictor/--no-error-predictor",
+            help="Train a DEUP error predictor; epistemic becomes its predicted excess loss.",
+        ),
+    ] = None,
+    calibration_folds: Annotated[
+        int | None,
+        typer.Option(help="Cross-fitting folds for the temperature (5; 0 = no calibration)."),
+    ] = None,
+    aggregate: AggregateOpt = None,
+    lam: LamOpt = None,
+    beta: BetaOpt = None,
+    transform: TransformOpt = None,
+    reference: ReferenceOpt = None,
     eval_data: Annotated[
         Path | None, typer.Option(help="Held-out pairs to evaluate after training.")
     ] = None,
@@ -219,7 +288,8 @@ def train(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
 ) -> None:
-    """Train an ensemble reward model on preference pairs and save it."""
+    """Train a reward model with uncertainty on preference pairs and save it (with its
+    temperature and, from --aggregate/--transform, the reward rule that score/bon use)."""
     flags = {name: value for name, value in locals().items() if name in FLAG_FIELDS}
     cfg = build_config(config, **flags)
     pairs = _load_pairs_cli(
@@ -232,7 +302,8 @@ def train(
         rejects,
         out.with_name(out.name + ".rejects.jsonl"),
     )
-    model = train_model(pairs, cfg, out, cache_dir=cache_dir, use_cache=not no_cache)
+    rule = rule_from_flags(RewardRule(), aggregate, lam, beta, transform, reference)
+    model = train_model(pairs, cfg, out, cache_dir=cache_dir, use_cache=not no_cache, rule=rule)
     if eval_data is not None:
         test = _load_pairs_cli(
             eval_data,
@@ -265,9 +336,16 @@ def score(
     rejects: RejectsOpt = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
+    aggregate: AggregateOpt = None,
+    lam: LamOpt = None,
+    beta: BetaOpt = None,
+    transform: TransformOpt = None,
+    reference: ReferenceOpt = None,
 ) -> None:
-    """Score (prompt, response) items: mean reward, epistemic and aleatoric variance, members."""
+    """Score (prompt, response) items: the reward (the model's aggregation and transform,
+    or the flags'), mean, epistemic and aleatoric variance, members."""
     rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
+    rule = rule_from_flags(rm.rule, aggregate, lam, beta, transform, reference)
     items, report = load_items(
         data,
         fields=parse_field_map(field or []),
@@ -281,11 +359,13 @@ def score(
     _report_load(report)
     t0 = time.perf_counter()
     est = rm.score_items(items, progress=True)
+    reward = rule.apply(est, groups=[item.prompt for item in items])
     elapsed = time.perf_counter() - t0
     rows = (
         {
             "id": item.id,
-            "reward": float(est.mean[i]),
+            "reward": float(reward[i]),
+            "mean": float(est.mean[i]),
             "epistemic": float(est.epistemic[i]),
             "aleatoric": float(est.aleatoric[i]),
             "std": float(est.std[i]),
@@ -295,7 +375,8 @@ def score(
     )
     n = write_jsonl_atomic(out, rows)
     err.print(
-        f"Scored {n} items in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.0f} items/s) → [bold]{out}[/]"
+        f"Scored {n} items in {elapsed:.1f}s ({n / max(elapsed, 1e-9):.0f} items/s), "
+        f"reward = {rule.label()} → [bold]{out}[/]"
     )
 
 
@@ -317,12 +398,19 @@ def eval_cmd(
     abstain_on: Annotated[
         str,
         typer.Option(
-            help="Uncertainty to threshold: prob_entropy, member_std, mutual_information, margin_abs_inverse."
+            help="Uncertainty to threshold: prob_entropy, member_std, mutual_information, "
+            "margin_abs_inverse, epistemic_sum (aleatoric_sum for gaussian heads)."
         ),
     ] = "prob_entropy",
     calibration: Annotated[
         Path | None,
         typer.Option(help="Calibration pairs for --abstain-alpha (default: half of --data)."),
+    ] = None,
+    ood: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pairs from another distribution: report how well each uncertainty flags them."
+        ),
     ] = None,
     field: FieldOpt = None,
     format: FormatOpt = "auto",
@@ -345,6 +433,11 @@ def eval_cmd(
         cal_pairs = _load_pairs_cli(
             calibration, field, format, dialogue, split, skip_invalid, None, default_rejects
         )
+    ood_pairs = None
+    if ood is not None:
+        ood_pairs = _load_pairs_cli(
+            ood, field, format, dialogue, split, skip_invalid, None, default_rejects
+        )
     metrics = rm.evaluate(
         pairs,
         reps=reps,
@@ -353,6 +446,7 @@ def eval_cmd(
         abstain_delta=abstain_delta,
         abstain_on=abstain_on,
         calibration_pairs=cal_pairs,
+        ood_pairs=ood_pairs,
     )
     metrics["model"] = str(model)
     metrics["data"] = str(data)

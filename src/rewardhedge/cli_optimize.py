@@ -21,27 +21,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rewardhedge.cli_options import AggregateOpt, BetaOpt, LamOpt, rule_from_flags
 from rewardhedge.data import load_pools, parse_field_map, write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.data.sandbox.export import export_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.reward_model import EnsembleRewardModel
-from rewardhedge.uncertainty import Aggregation
 
 err = Console(stderr=True)
 out = Console()
 
 CacheDirOpt = Annotated[Path | None, typer.Option(help="Embedding cache folder.")]
-AggregateOpt = Annotated[
-    str, typer.Option("--aggregate", help="mean, wco, uwo, lcb, brme or softmin.")
-]
-LamOpt = Annotated[
-    float | None,
-    typer.Option(help="λ of uwo (× variance, default 0.5) or brme (weight of the mean)."),
-]
-BetaOpt = Annotated[
-    float | None, typer.Option(help="β of lcb (× std, default 1) or softmin (temperature).")
-]
 
 
 # Options shared by overopt and demo.
@@ -88,7 +78,7 @@ def bon(
     model: Annotated[Path, typer.Option(help="Model folder written by train.")],
     pools: Annotated[Path, typer.Option(help="Pools: {prompt, candidates[], gold[]?} per row.")],
     out_file: Annotated[Path, typer.Option("--out", help="JSONL file of picks to write.")],
-    aggregate: AggregateOpt = "mean",
+    aggregate: AggregateOpt = None,
     lam: LamOpt = None,
     beta: BetaOpt = None,
     summary: Annotated[
@@ -100,11 +90,12 @@ def bon(
     cache_dir: CacheDirOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
 ) -> None:
-    """Best-of-n: pick each pool's candidate with the highest aggregated reward."""
+    """Best-of-n: pick each pool's candidate with the highest aggregated reward
+    (the model's saved aggregation unless --aggregate is given)."""
     from rewardhedge.optimize.bon import best_of_n, summarise_picks
 
-    agg = Aggregation.parse(aggregate, lam=lam, beta=beta)
     rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
+    agg = rule_from_flags(rm.rule, aggregate, lam, beta, None, None).aggregation
     rows, report = load_pools(
         pools,
         fields=parse_field_map(field or []),

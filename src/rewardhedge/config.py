@@ -54,6 +54,19 @@ class Pooling(Option):
     """The first token's vector."""
 
 
+class EstimatorKind(Option):
+    ENSEMBLE = "ensemble"
+    """K independently initialised heads (deep ensemble); epistemic = their variance."""
+    MC_DROPOUT = "mc_dropout"
+    """Dropout on the head's inputs kept on at scoring time; ``mc_samples`` masks per head."""
+    GAUSSIAN = "gaussian"
+    """Each head also predicts a noise variance σ² (aleatoric), trained with
+    P(c ≻ r) = σ(Δμ / sqrt(1 + π/8·(σ_c² + σ_r²))) (PEARL)."""
+    LAPLACE = "laplace"
+    """Last-layer Laplace approximation around each head's weights; epistemic
+    = the posterior predictive variance, members = posterior samples."""
+
+
 class HeadKind(Option):
     LINEAR = "linear"
     """r = w·x + b on standardised features."""
@@ -171,6 +184,64 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class UncertaintyConfig:
+    """Which uncertainty estimator the heads use, and how the model is calibrated."""
+
+    estimator: EstimatorKind = EstimatorKind.ENSEMBLE
+    """``ensemble``, ``mc_dropout``, ``gaussian`` or ``laplace``. Every kind keeps
+    ``n_members`` heads, so they compose: e.g. 5 Gaussian heads is a deep ensemble
+    with an aleatoric term."""
+    mc_samples: int = 32
+    """MC dropout: dropout masks drawn per head at scoring time (members = K × this)."""
+    mc_dropout: float = 0.1
+    """MC dropout: drop rate of the standardised input features, in training and scoring."""
+    laplace_samples: int = 64
+    """Laplace: posterior weight samples per head, an even number (antithetic
+    pairs θ ± Lε; members = K × this)."""
+    laplace_prior: str = "train"
+    """Laplace prior precision: ``train`` (the one the L2 penalty implies, so the
+    posterior is centred on the trained weights) or ``evidence`` (MacKay's
+    marginal-likelihood optimum, as laplace-torch's post-hoc tuning)."""
+    error_predictor: bool = False
+    """Also train a DEUP-style error predictor on out-of-fold pairs; the model's
+    epistemic then becomes the predicted excess loss (nats) of each item."""
+    calibration_folds: int = 5
+    """Cross-fitting folds for the held-out predictions that temperature scaling
+    (and the error predictor) are fitted on; 0 skips both (temperature 1)."""
+    sample_seed: int = 0
+    """Seed of the dropout masks and posterior samples drawn at scoring time
+    (fixed, so scores are reproducible and independent of batching)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "estimator", EstimatorKind.parse(self.estimator, "uncertainty.estimator")
+        )
+        for name in ("mc_samples", "laplace_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"uncertainty.{name} == {getattr(self, name)!r}, must be >= 1.")
+        if self.laplace_samples % 2:
+            raise ConfigError(
+                f"uncertainty.laplace_samples == {self.laplace_samples!r}, must be even "
+                "(samples come in antithetic pairs)."
+            )
+        if not 0.0 < self.mc_dropout < 1.0:
+            raise ConfigError(f"uncertainty.mc_dropout == {self.mc_dropout!r}, must be in (0, 1).")
+        if self.laplace_prior not in ("train", "evidence"):
+            raise unknown_option(
+                "uncertainty.laplace_prior", self.laplace_prior, ["train", "evidence"]
+            )
+        if self.calibration_folds == 1 or self.calibration_folds < 0:
+            raise ConfigError(
+                f"uncertainty.calibration_folds == {self.calibration_folds!r}, must be 0 or >= 2."
+            )
+        if self.error_predictor and self.calibration_folds < 2:
+            raise ConfigError(
+                "uncertainty.error_predictor needs held-out predictions: set "
+                "uncertainty.calibration_folds >= 2."
+            )
+
+
+@dataclass(frozen=True)
 class EnsembleConfig:
     """A K-member ensemble of reward heads on one frozen encoder."""
 
@@ -179,6 +250,7 @@ class EnsembleConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
 
     def __post_init__(self) -> None:
         if self.n_members < 1:

@@ -1,4 +1,4 @@
-"""The estimator users hold: an ensemble of reward heads on a frozen encoder.
+"""The estimator users hold: reward heads on a frozen encoder, with their uncertainty.
 
 This module composes the stages (data records → encoder features → heads →
 ``RewardEstimate`` → metrics) behind a scikit-learn-shaped lifecycle:
@@ -23,33 +23,51 @@ from rewardhedge.encoders import CachedEncoder, Encoder, build_encoder, default_
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError, unknown_option
 from rewardhedge.evaluate import evaluate_pairwise
 from rewardhedge.evaluate.pairwise import pairwise_correct
-from rewardhedge.evaluate.uncertainty_quality import pair_uncertainties
-from rewardhedge.models.heads import HeadStack
+from rewardhedge.evaluate.uncertainty_quality import ood_auroc, pair_uncertainties
+from rewardhedge.models.estimator import RewardHeads
 from rewardhedge.models.io import load_model_folder, save_model_folder
-from rewardhedge.train.heads import fit_head_stack
+from rewardhedge.train.estimator import cross_fit, fit_estimator
+from rewardhedge.train.heads import build_heads
 from rewardhedge.types import (
     PairwiseEstimate,
     PreferencePair,
     RewardEstimate,
     ScoreItem,
+    member_logits,
     pairwise_from_estimates,
 )
+from rewardhedge.uncertainty.calibration import TemperatureScaling
+from rewardhedge.uncertainty.deup import ErrorPredictor, FeatureDensity, excess_loss
+from rewardhedge.uncertainty.reward_rule import RewardRule
 from rewardhedge.uncertainty.selective import fit_abstention, selective_report
+
+TEMPERATURE_BOUNDS = (0.25, 50.0)
+"""Where a model's fitted temperature may lie. Held-out pairs that the model
+orders perfectly would drive ``T → 0`` (probabilities of exactly 0 or 1); a
+floor of 0.25 keeps any sharpening to at most 4×."""
 
 SCORE_CHUNK = 8192
 """Items encoded per chunk when scoring, so memory stays bounded on large corpora."""
 
 
 class EnsembleRewardModel:
-    """K Bradley-Terry reward heads on one frozen encoder.
+    """K Bradley-Terry reward heads on one frozen encoder, with calibrated uncertainty.
+
+    ``config.uncertainty.estimator`` picks how uncertainty is estimated (deep
+    ensemble, MC dropout, Gaussian heads, last-layer Laplace; optionally a
+    DEUP error predictor on top). Unless ``calibration_folds`` is 0, ``fit``
+    also cross-fits the model to get held-out predictions for every training
+    pair and fits a temperature for ``compare`` on them.
 
     Args:
-        config: ensemble, head, training and encoder settings.
+        config: ensemble, head, training, encoder and uncertainty settings.
         encoder: an already built encoder (overrides ``config.encoder``).
         cache_dir: embedding cache folder (default: ``default_cache_dir()``).
         use_cache: cache embeddings on disk so re-training or re-scoring never
             re-encodes (ignored for the hashing encoder, which is cheaper than a
             cache look-up).
+        rule: how ``reward`` turns an estimate into one number (aggregation and
+            transform); saved with the model. Default: the members' mean.
 
     Example:
         >>> from rewardhedge import EnsembleConfig, EncoderConfig, PreferencePair
@@ -68,10 +86,12 @@ class EnsembleRewardModel:
         encoder: Encoder | None = None,
         cache_dir: str | Path | None = None,
         use_cache: bool = True,
+        rule: RewardRule | None = None,
     ) -> None:
         self.config = config if config is not None else EnsembleConfig()
         self.cache_dir = cache_dir
         self.use_cache = use_cache
+        self.rule = rule if rule is not None else RewardRule()
         self._encoder = encoder
 
     # -- encoder --------------------------------------------------------------------------
@@ -99,14 +119,16 @@ class EnsembleRewardModel:
         *,
         progress: bool = False,
         on_epoch: Callable[[int, int, dict[str, Any]], None] | None = None,
+        on_fold: Callable[[int, int], None] | None = None,
     ) -> EnsembleRewardModel:
-        """Encode the pairs and train every member. Returns ``self``.
+        """Encode the pairs, train every member, then calibrate. Returns ``self``.
 
         Args:
             pairs: training preferences.
             progress: show the encoding progress bar.
-            on_epoch: called after every epoch as ``on_epoch(epoch, max_epochs, info)``
-                (the CLI feeds its training progress bar with it).
+            on_epoch: called after every epoch of the final model as
+                ``on_epoch(epoch, max_epochs, info)`` (the CLI's progress bar).
+            on_fold: called after each cross-fitting fold as ``on_fold(fold, folds)``.
         """
         pairs = _check_pairs(pairs, "fit")
         prompts = [p.prompt for p in pairs]
@@ -118,26 +140,69 @@ class EnsembleRewardModel:
         n = len(pairs)
         margins = [p.margin for p in pairs]
         margin = None if all(m is None for m in margins) else np.array([m or 0.0 for m in margins])
-        result = fit_head_stack(
-            feats[:n],
-            feats[n:],
-            self.config,
-            margin=margin,
-            progress=on_epoch,
-        )
-        self.members_ = result.heads
+        xc, xr = feats[:n], feats[n:]
+        heads, result = fit_estimator(xc, xr, self.config, margin=margin, progress=on_epoch)
+        self.heads_ = heads
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self.n_pairs_ = n
         self.data_hash_ = hash_pairs(pairs)
         self.encoder_id_ = self.encoder.id
+        self.temperature_ = TemperatureScaling()
+        self.density_: FeatureDensity | None = None
+        self.error_predictor_: ErrorPredictor | None = None
+        folds = self.config.uncertainty.calibration_folds
+        if folds >= 2:
+            if n < 2 * folds:
+                raise ValueError(
+                    f"calibration needs at least {2 * folds} pairs for {folds} cross-fitting "
+                    f"folds, got {n}; set uncertainty.calibration_folds=0 to skip calibration."
+                )
+            self._calibrate(xc, xr, margin, folds, on_fold)
         return self
 
-    def _check_fitted(self, method: str) -> HeadStack:
-        heads = getattr(self, "members_", None)
+    def _calibrate(
+        self,
+        xc: np.ndarray,
+        xr: np.ndarray,
+        margin: np.ndarray | None,
+        folds: int,
+        on_fold: Callable[[int, int], None] | None,
+    ) -> None:
+        """Temperature (and the error predictor) from cross-fitted held-out predictions."""
+        held = cross_fit(xc, xr, self.config, folds=folds, margin=margin, on_fold=on_fold)
+        logits = member_logits(held.chosen, held.rejected)
+        self.temperature_ = TemperatureScaling.fit(
+            logits, np.ones(logits.shape[1]), bounds=TEMPERATURE_BOUNDS
+        )
+        if not self.config.uncertainty.error_predictor:
+            return
+        density_c = np.empty(len(xc))
+        density_r = np.empty(len(xr))
+        for f in range(folds):
+            train = held.fold != f
+            density = FeatureDensity.fit(np.concatenate([xc[train], xr[train]]))
+            density_c[~train] = density.score(xc[~train])
+            density_r[~train] = density.score(xr[~train])
+        prob = pairwise_from_estimates(held.chosen, held.rejected, self.temperature_.temperature)
+        self.error_predictor_ = ErrorPredictor.fit(
+            _deup_features(held.chosen, density_c),
+            _deup_features(held.rejected, density_r),
+            excess_loss(prob.prob),
+            feature_names=DEUP_FEATURES,
+        )
+        self.density_ = FeatureDensity.fit(np.concatenate([xc, xr]))
+
+    def _check_fitted(self, method: str) -> RewardHeads:
+        heads = getattr(self, "heads_", None)
         if heads is None:
             raise NotFittedError.for_method(self, method)
         return heads
+
+    @property
+    def temperature(self) -> float:
+        """The temperature ``compare`` divides member logits by (1.0 before calibration)."""
+        return getattr(self, "temperature_", TemperatureScaling()).temperature
 
     @torch.no_grad()
     def score(
@@ -146,7 +211,9 @@ class EnsembleRewardModel:
         """Rewards for ``(prompts[i], responses[i])`` with their uncertainty.
 
         Returns:
-            `RewardEstimate` with `(n,)` mean/epistemic/aleatoric and `(K, n)` members.
+            `RewardEstimate` with `(n,)` mean/epistemic/aleatoric and `(m, n)`
+            members (m = K heads, times the samples of MC dropout or Laplace).
+            With an error predictor, ``epistemic`` is its predicted excess loss.
         """
         heads = self._check_fitted("score")
         if len(prompts) != len(responses):
@@ -160,18 +227,55 @@ class EnsembleRewardModel:
                 responses[start : start + SCORE_CHUNK],
                 progress,
             )
-            parts.append(heads(torch.from_numpy(feats)).double().numpy())  # (K, chunk)
-        members = np.concatenate(parts, axis=1) if parts else np.zeros((heads.n_members, 0))
-        return RewardEstimate.from_members(members)
+            parts.append(self._estimate(heads, feats))
+        if not parts:
+            empty = np.zeros(0)
+            return RewardEstimate(empty, empty, empty, np.zeros((heads.n_outputs, 0)))
+        if len(parts) == 1:
+            return parts[0]
+        return RewardEstimate(
+            mean=np.concatenate([p.mean for p in parts]),
+            epistemic=np.concatenate([p.epistemic for p in parts]),
+            aleatoric=np.concatenate([p.aleatoric for p in parts]),
+            members=np.concatenate([p.members for p in parts], axis=1),
+        )
+
+    def _estimate(self, heads: RewardHeads, feats: np.ndarray) -> RewardEstimate:
+        est = heads.predict(torch.from_numpy(feats))
+        predictor, density = (
+            getattr(self, "error_predictor_", None),
+            getattr(self, "density_", None),
+        )
+        if predictor is None or density is None:
+            return est
+        epistemic = predictor.predict(_deup_features(est, density.score(feats)))
+        return RewardEstimate(est.mean, epistemic, est.aleatoric, est.members)
 
     def score_items(self, items: Sequence[ScoreItem], *, progress: bool = False) -> RewardEstimate:
         """``score`` for ``ScoreItem`` records."""
         return self.score([i.prompt for i in items], [i.response for i in items], progress=progress)
 
+    def reward(
+        self,
+        prompts: Sequence[str],
+        responses: Sequence[str],
+        *,
+        rule: RewardRule | None = None,
+        references: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """The single reward an optimiser sees: ``rule`` (default: the model's) applied
+        to ``score``. Transforms that need a per-prompt reference take the group
+        of items sharing a prompt, unless ``references`` gives one per item."""
+        rule = rule if rule is not None else self.rule
+        est = self.score(prompts, responses, progress=progress)
+        return rule.apply(est, groups=list(prompts), references=references)
+
     def compare(
         self, pairs: Sequence[PreferencePair], *, progress: bool = False
     ) -> PairwiseEstimate:
-        """P(chosen ≻ rejected) per member and for the ensemble (mean of member probabilities)."""
+        """P(chosen ≻ rejected) per member and for the ensemble (mean of member
+        probabilities), at the model's fitted temperature."""
         pairs = _check_pairs(pairs, "compare")
         prompts = [p.prompt for p in pairs]
         est = self.score(
@@ -180,7 +284,9 @@ class EnsembleRewardModel:
             progress=progress,
         )
         n = len(pairs)
-        return pairwise_from_estimates(est.take(np.arange(n)), est.take(np.arange(n, 2 * n)))
+        return pairwise_from_estimates(
+            est.take(np.arange(n)), est.take(np.arange(n, 2 * n)), self.temperature
+        )
 
     def evaluate(
         self,
@@ -193,6 +299,7 @@ class EnsembleRewardModel:
         abstain_delta: float = 0.1,
         abstain_on: str = "prob_entropy",
         calibration_pairs: Sequence[PreferencePair] | None = None,
+        ood_pairs: Sequence[PreferencePair] | None = None,
     ) -> dict[str, Any]:
         """Goodness of fit on held-out pairs: accuracy with CI, log loss, length baseline,
         subsets, calibration and uncertainty quality.
@@ -204,12 +311,43 @@ class EnsembleRewardModel:
         is computed on) — such that the kept pairs' misordering rate exceeds
         ``abstain_alpha`` with probability at most ``abstain_delta``, and
         report its coverage and error on the test pairs under ``"abstention"``.
+
+        With ``ood_pairs`` (pairs from another distribution), report under
+        ``"ood"`` how well each uncertainty tells them from ``pairs``: AUROC per
+        pair uncertainty, and per response for the epistemic variance.
         """
         pairs = _check_pairs(pairs, "evaluate")
         if abstain_alpha is None:
-            return evaluate_pairwise(
-                self.compare(pairs, progress=progress), pairs, reps=reps, seed=seed
+            test = self.compare(pairs, progress=progress)
+            metrics = evaluate_pairwise(test, pairs, reps=reps, seed=seed)
+        else:
+            metrics, test = self._evaluate_abstention(
+                pairs,
+                reps=reps,
+                seed=seed,
+                progress=progress,
+                alpha=abstain_alpha,
+                delta=abstain_delta,
+                on=abstain_on,
+                calibration_pairs=calibration_pairs,
             )
+        if ood_pairs is not None:
+            ood = self.compare(_check_pairs(ood_pairs, "evaluate"), progress=progress)
+            metrics["ood"] = ood_report(test, ood)
+        return metrics
+
+    def _evaluate_abstention(
+        self,
+        pairs: list[PreferencePair],
+        *,
+        reps: int,
+        seed: int,
+        progress: bool,
+        alpha: float,
+        delta: float,
+        on: str,
+        calibration_pairs: Sequence[PreferencePair] | None,
+    ) -> tuple[dict[str, Any], PairwiseEstimate]:
         source = "file"
         if calibration_pairs is None:
             if len(pairs) < 4:
@@ -225,24 +363,19 @@ class EnsembleRewardModel:
         test = self.compare(pairs, progress=progress)
         metrics = evaluate_pairwise(test, pairs, reps=reps, seed=seed)
         scores = pair_uncertainties(cal)
-        if abstain_on not in scores:
-            raise unknown_option("abstain_on", abstain_on, tuple(scores))
+        if on not in scores:
+            raise unknown_option("abstain_on", on, tuple(scores))
         cal_correct = pairwise_correct(cal.chosen.mean, cal.rejected.mean)
-        rule = fit_abstention(
-            scores[abstain_on],
-            (cal_correct < 1).astype(float),
-            alpha=abstain_alpha,
-            delta=abstain_delta,
-        )
+        rule = fit_abstention(scores[on], (cal_correct < 1).astype(float), alpha=alpha, delta=delta)
         test_correct = pairwise_correct(test.chosen.mean, test.rejected.mean)
-        report = selective_report(rule, pair_uncertainties(test)[abstain_on], 1.0 - test_correct)
+        report = selective_report(rule, pair_uncertainties(test)[on], 1.0 - test_correct)
         metrics["abstention"] = {
-            "uncertainty": abstain_on,
+            "uncertainty": on,
             "calibration_source": source,
             **rule.to_dict(),
             "test": report,
         }
-        return metrics
+        return metrics, test
 
     def get_params(self) -> dict[str, Any]:
         return self.config.to_dict()
@@ -251,10 +384,18 @@ class EnsembleRewardModel:
     def save(self, path: str | Path) -> Path:
         """Write the model folder (config JSON + safetensors + manifest)."""
         heads = self._check_fitted("save")
+        tensors = heads.state_tensors()
+        calibration: dict[str, Any] = {"temperature": self.temperature_.to_dict()}
+        if self.error_predictor_ is not None and self.density_ is not None:
+            calibration["error_predictor"] = self.error_predictor_.to_json()
+            arrays = {**self.density_.to_arrays(), **self.error_predictor_.to_arrays()}
+            tensors.update({k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()})
         config = {
             "ensemble": self.config.to_dict(),
+            "reward_rule": self.rule.to_dict(),
+            "calibration": calibration,
             "fitted": {
-                "dim": heads.dim,
+                "dim": heads.heads.dim,
                 "n_pairs": self.n_pairs_,
                 "best_epoch": list(self.best_epoch_),
                 "epochs_run": len(self.history_),
@@ -263,14 +404,11 @@ class EnsembleRewardModel:
         info = {
             "encoder_id": self.encoder_id_,
             "training_data_hash": self.data_hash_,
-            "n_members": heads.n_members,
+            "n_members": heads.heads.n_members,
+            "estimator": self.config.uncertainty.estimator.value,
         }
         return save_model_folder(
-            path,
-            model_class=type(self).__name__,
-            config=config,
-            tensors=heads.state_dict(),
-            info=info,
+            path, model_class=type(self).__name__, config=config, tensors=tensors, info=info
         )
 
     @classmethod
@@ -289,30 +427,70 @@ class EnsembleRewardModel:
             config = EnsembleConfig.from_dict(config_dict["ensemble"])
             fitted = config_dict["fitted"]
             dim = int(fitted["dim"])
-        except (ConfigError, KeyError, TypeError, ValueError) as exc:
+            rule = RewardRule.from_dict(config_dict.get("reward_rule", {}))
+            calibration = config_dict.get("calibration", {})
+            temperature = TemperatureScaling.from_dict(
+                calibration.get("temperature", TemperatureScaling().to_dict())
+            )
+        except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFormatError(f"{config_path}: invalid model configuration ({exc}).") from exc
-        heads = HeadStack(dim, config.n_members, config.head)
+        arrays = {k: v.numpy() for k, v in tensors.items() if k.startswith(_DEUP_PREFIXES)}
+        head_tensors = {k: v for k, v in tensors.items() if not k.startswith(_DEUP_PREFIXES)}
         try:
-            heads.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
+            heads = RewardHeads.from_tensors(
+                build_heads(dim, config), config.uncertainty, head_tensors
+            )
+            density = predictor = None
+            if "error_predictor" in calibration:
+                density = FeatureDensity.from_arrays(arrays)
+                predictor = ErrorPredictor.from_arrays(
+                    arrays, calibration["error_predictor"]["feature_names"]
+                )
+        except (ValueError, KeyError, TypeError) as exc:
             raise ModelFormatError(
                 f"{Path(path) / 'weights.safetensors'}: weights do not match config.json ({exc})."
             ) from exc
-        heads.eval()
-        model = cls(config, encoder=encoder, cache_dir=cache_dir, use_cache=use_cache)
+        model = cls(config, encoder=encoder, cache_dir=cache_dir, use_cache=use_cache, rule=rule)
         if model.encoder.id != manifest.get("encoder_id"):
             raise ModelFormatError(
                 f"{Path(path) / 'manifest.json'}: the model was trained on encoder "
                 f"{manifest.get('encoder_id')!r}, but the encoder available here is "
                 f"{model.encoder.id!r}; its scores would be meaningless."
             )
-        model.members_ = heads
+        model.heads_ = heads
+        model.temperature_ = temperature
+        model.density_ = density
+        model.error_predictor_ = predictor
         model.history_ = []
         model.best_epoch_ = list(fitted.get("best_epoch", []))
         model.n_pairs_ = int(fitted.get("n_pairs", 0))
         model.data_hash_ = manifest.get("training_data_hash")
         model.encoder_id_ = manifest.get("encoder_id")
         return model
+
+
+DEUP_FEATURES = ("log_epistemic", "log_unfamiliarity")
+"""What the error predictor sees per response: the base estimator's epistemic
+variance and how far its features lie from the training features (both logged)."""
+_DEUP_PREFIXES = ("density.", "deup.")
+
+
+def _deup_features(est: RewardEstimate, unfamiliarity: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.log(est.epistemic + 1e-8), np.log(unfamiliarity + 1e-12)])
+
+
+def ood_report(in_dist: PairwiseEstimate, ood: PairwiseEstimate) -> dict[str, Any]:
+    """AUROC of each uncertainty for telling ``ood`` pairs (positives) from ``in_dist`` ones."""
+    u_in, u_out = pair_uncertainties(in_dist), pair_uncertainties(ood)
+    out: dict[str, Any] = {
+        "n_in": len(in_dist),
+        "n_out": len(ood),
+        "pair_auroc": {name: ood_auroc(u_in[name], u_out[name]) for name in u_in if name in u_out},
+    }
+    items_in = np.concatenate([in_dist.chosen.epistemic, in_dist.rejected.epistemic])
+    items_out = np.concatenate([ood.chosen.epistemic, ood.rejected.epistemic])
+    out["response_epistemic_auroc"] = ood_auroc(items_in, items_out)
+    return out
 
 
 def hash_pairs(pairs: Sequence[PreferencePair]) -> str:

@@ -6,6 +6,7 @@ be tested without torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -164,10 +165,14 @@ class PairwiseEstimate:
 
     Attributes:
         prob: `(n,)` ensemble probability, the mean of member probabilities
-            (Bayesian model averaging, not σ of the mean margin).
-        members: `(m, n)` each member's σ(r_c − r_r).
+            (Bayesian model averaging, not σ of the mean margin), after the
+            temperature.
+        members: `(m, n)` each member's probability (see
+            :func:`pairwise_from_estimates`).
         margin: `(n,)` mean reward difference r_c − r_r.
         chosen, rejected: the two `RewardEstimate`s the pair was built from.
+        temperature: the temperature the probabilities were divided by.
+        raw_prob: `(n,)` ``prob`` at temperature 1 (``None`` when that is ``prob``).
     """
 
     prob: np.ndarray
@@ -175,6 +180,8 @@ class PairwiseEstimate:
     margin: np.ndarray
     chosen: RewardEstimate
     rejected: RewardEstimate
+    temperature: float = 1.0
+    raw_prob: np.ndarray | None = None
 
     @property
     def prob_std(self) -> np.ndarray:
@@ -196,21 +203,50 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def pairwise_from_estimates(chosen: RewardEstimate, rejected: RewardEstimate) -> PairwiseEstimate:
-    """Combine rewards of chosen and rejected responses into preference probabilities."""
+PROBIT_SCALE = math.pi / 8.0
+
+
+def member_logits(chosen: RewardEstimate, rejected: RewardEstimate) -> np.ndarray:
+    """`(m, n)` each member's logit of P(chosen ≻ rejected) at temperature 1.
+
+    ``r_c − r_r``, divided by ``sqrt(1 + π/8·(σ_c² + σ_r²))`` when the model
+    predicts noise variances (``aleatoric``): MacKay's probit approximation of
+    σ integrated over Gaussian reward noise, PEARL's preference probability.
+    With zero aleatoric variance it is the plain Bradley-Terry logit.
+    """
     if chosen.members.shape != rejected.members.shape:
         raise ValueError(
             "chosen and rejected estimates differ in shape: "
             f"{chosen.members.shape} vs {rejected.members.shape}."
         )
     diff = chosen.members - rejected.members  # (m, n)
-    member_prob = sigmoid(diff)
+    noise = chosen.aleatoric + rejected.aleatoric  # (n,)
+    if np.any(noise):
+        diff = diff / np.sqrt(1.0 + PROBIT_SCALE * noise)
+    return diff
+
+
+def pairwise_from_estimates(
+    chosen: RewardEstimate, rejected: RewardEstimate, temperature: float = 1.0
+) -> PairwiseEstimate:
+    """Combine rewards of chosen and rejected responses into preference probabilities.
+
+    Member ``k``'s probability is ``σ(logit_k / T)`` with the logit of
+    :func:`member_logits`; the ensemble's is their mean.
+    """
+    logits = member_logits(chosen, rejected)
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature == {temperature!r}, must be a finite number > 0.")
+    member_prob = sigmoid(logits / temperature)
+    raw = None if temperature == 1.0 else sigmoid(logits).mean(axis=0)
     return PairwiseEstimate(
         prob=member_prob.mean(axis=0),
         members=member_prob,
-        margin=diff.mean(axis=0),
+        margin=(chosen.members - rejected.members).mean(axis=0),
         chosen=chosen,
         rejected=rejected,
+        temperature=float(temperature),
+        raw_prob=raw,
     )
 
 

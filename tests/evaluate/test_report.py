@@ -163,7 +163,7 @@ def test_metrics_table_rows_and_json_reload(metrics):
     assert isinstance(table, Table)
     # accuracy, log loss, Brier, margin, ties, members, epistemic, 2 baselines, corr,
     # 2 ECEs, 4 uncertainty AUROCs, 2 subsets
-    assert table.row_count == 18
+    assert table.row_count == 19
     reloaded = json.loads(json.dumps(metrics))
     assert format_metrics(reloaded) == format_metrics(metrics)
 

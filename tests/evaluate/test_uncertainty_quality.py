@@ -131,7 +131,15 @@ def test_pair_uncertainties_hand_computed():
     chosen = RewardEstimate.from_members(np.array([[1.0, 0.0, 3.0], [1.0, 2.0, -3.0]]))
     rejected = RewardEstimate.from_members(np.zeros((2, 3)))
     out = pair_uncertainties(pairwise_from_estimates(chosen, rejected))
-    assert set(out) == {"prob_entropy", "member_std", "mutual_information", "margin_abs_inverse"}
+    assert set(out) == {
+        "prob_entropy",
+        "member_std",
+        "mutual_information",
+        "margin_abs_inverse",
+        "epistemic_sum",
+    }
+    # chosen member variances: [0, 1, 9]; rejected: 0.
+    np.testing.assert_allclose(out["epistemic_sum"], [0.0, 1.0, 9.0])
     s = 1 / (1 + math.exp(-1))
     s2, s3 = 1 / (1 + math.exp(-2)), 1 / (1 + math.exp(-3))
     p = np.array([s, (0.5 + s2) / 2, 0.5])
@@ -149,6 +157,23 @@ def test_pair_uncertainties_hand_computed():
     np.testing.assert_allclose(out["margin_abs_inverse"], [-1.0, -1.0, 0.0])
     # Pair 3: members disagree completely (σ(3) vs σ(-3)); entropy is maximal.
     assert out["prob_entropy"][2] == pytest.approx(math.log(2))
+
+
+def test_pair_uncertainties_aleatoric_only_when_present():
+    chosen = RewardEstimate.from_members(np.ones((1, 2)), aleatoric=np.array([[0.5, 2.0]]))
+    rejected = RewardEstimate.from_members(np.zeros((1, 2)), aleatoric=np.array([[1.0, 0.0]]))
+    out = pair_uncertainties(pairwise_from_estimates(chosen, rejected))
+    np.testing.assert_allclose(out["aleatoric_sum"], [1.5, 2.0])
+    plain = pair_uncertainties(
+        pairwise_from_estimates(RewardEstimate.from_members(np.ones((1, 2))), chosen.take([0, 1]))
+    )
+    assert "aleatoric_sum" not in pair_uncertainties(
+        pairwise_from_estimates(
+            RewardEstimate.from_members(np.ones((1, 2))),
+            RewardEstimate.from_members(np.zeros((1, 2))),
+        )
+    )
+    assert "aleatoric_sum" in plain
 
 
 def test_pair_uncertainties_single_member_and_extremes():

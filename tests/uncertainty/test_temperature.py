@@ -119,3 +119,18 @@ def test_docstring_examples():
     result = doctest.testmod(cal_mod)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_member_logits_recover_known_temperature() -> None:
+    """With (m, n) member logits the fit targets P = mean_k σ(m_k / T)."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.0, 3.0, 20_000)
+    members = base[None, :] + rng.normal(0.0, 0.5, (4, base.size))
+    true_t = 2.5
+    p = expit(members / true_t).mean(axis=0)
+    y = rng.uniform(size=p.size) < p
+    fitted = TemperatureScaling.fit(members, y)
+    assert abs(fitted.temperature - true_t) < 0.1
+    np.testing.assert_allclose(fitted.apply(members), expit(members / fitted.temperature).mean(0))
+    one = TemperatureScaling.fit(members[:1], y)
+    assert one.temperature == TemperatureScaling.fit(members[0], y).temperature

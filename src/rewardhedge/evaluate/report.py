@@ -141,7 +141,7 @@ def evaluate_pairwise(
         "length_baseline": baselines,
         "length_reward_corr": _spearman_or_none(lengths, rewards),
         "subsets": per_subset(correct, [p.subset for p in pairs], reps=reps, seed=seed),
-        "calibration": _calibration(pairwise.prob),
+        "calibration": _calibration(pairwise),
         "uncertainty": _uncertainty_quality(pairwise, correct),
     }
 
@@ -150,8 +150,12 @@ def _none_if_nan(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
-def _calibration(prob: np.ndarray) -> dict[str, Any]:
-    """Symmetrised ECE (equal-width and equal-mass bins) of P(chosen ≻ rejected); every label is 1."""
+def _calibration(pairwise: PairwiseEstimate) -> dict[str, Any]:
+    """Symmetrised ECE (equal-width and equal-mass bins) of P(chosen ≻ rejected); every label is 1.
+
+    With a temperature other than 1, ``before_temperature`` holds the ECEs and
+    log loss of the uncalibrated probabilities, so the gain is visible."""
+    prob = pairwise.prob
     cal = calibration_metrics(prob, np.ones_like(prob))
     keys = (
         "ece_equal_width",
@@ -159,7 +163,16 @@ def _calibration(prob: np.ndarray) -> dict[str, Any]:
         "reliability_equal_width",
         "reliability_equal_mass",
     )
-    return {k: cal[k] for k in keys}
+    out: dict[str, Any] = {k: cal[k] for k in keys}
+    out["temperature"] = float(pairwise.temperature)
+    if pairwise.raw_prob is not None:
+        raw = calibration_metrics(pairwise.raw_prob, np.ones_like(prob))
+        out["before_temperature"] = {
+            "ece_equal_width": raw["ece_equal_width"],
+            "ece_equal_mass": raw["ece_equal_mass"],
+            "log_loss": log_loss(pairwise.raw_prob),
+        }
+    return out
 
 
 def _uncertainty_quality(pairwise: PairwiseEstimate, correct: np.ndarray) -> dict[str, Any]:

@@ -186,6 +186,11 @@ def pair_uncertainties(pairwise: PairwiseEstimate) -> dict[str, np.ndarray]:
       *epistemic* part of the entropy; zero when all members agree.
     - ``margin_abs_inverse``: ``-|mean margin|``, a point-estimate score (pairs
       near the decision boundary); not epistemic, it ignores the members' spread.
+    - ``epistemic_sum``: the two responses' own ``epistemic`` values added
+      (the member variance for ensembles, the posterior predictive variance
+      for Laplace, the predicted excess loss with an error predictor).
+    - ``aleatoric_sum``: the same for ``aleatoric`` (only when some is non-zero,
+      i.e. for Gaussian heads).
 
     Example:
         >>> from rewardhedge.types import RewardEstimate, pairwise_from_estimates
@@ -198,9 +203,14 @@ def pair_uncertainties(pairwise: PairwiseEstimate) -> dict[str, np.ndarray]:
     prob = np.asarray(pairwise.prob, dtype=np.float64)
     members = np.asarray(pairwise.members, dtype=np.float64)
     entropy = _binary_entropy(prob)
-    return {
+    out = {
         "prob_entropy": entropy,
         "member_std": members.std(axis=0),
         "mutual_information": np.maximum(entropy - _binary_entropy(members).mean(axis=0), 0.0),
         "margin_abs_inverse": -np.abs(np.asarray(pairwise.margin, dtype=np.float64)),
+        "epistemic_sum": pairwise.chosen.epistemic + pairwise.rejected.epistemic,
     }
+    aleatoric = pairwise.chosen.aleatoric + pairwise.rejected.aleatoric
+    if np.any(aleatoric):
+        out["aleatoric_sum"] = aleatoric
+    return out

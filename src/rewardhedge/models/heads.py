@@ -3,6 +3,11 @@
 Each member is an independent head on the same standardised features; their
 parameters are stacked along a leading member axis so one einsum scores all
 K members (batched heads cost far less than K separate forward passes).
+
+Two estimator options change the heads themselves: a Gaussian head adds a
+second output per member, the noise variance σ² (softplus of a linear map of
+the same hidden representation), and MC dropout drops input features during
+training and, with fixed masks shared by all items, at scoring time.
 """
 
 from __future__ import annotations
@@ -29,11 +34,16 @@ class HeadStack(nn.Module):
         n_members: int,
         config: HeadConfig,
         generator: torch.Generator | None = None,
+        *,
+        gaussian: bool = False,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.n_members = n_members
         self.config = config
+        self.gaussian = gaussian
+        self.input_dropout = input_dropout
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("feature_scale", torch.ones(dim))
         k, d = n_members, dim
@@ -47,6 +57,10 @@ class HeadStack(nn.Module):
             self.b1 = nn.Parameter(torch.zeros(k, h))
             self.w2 = nn.Parameter(_uniform((k, h), 1.0 / math.sqrt(h), generator))
             self.b2 = nn.Parameter(torch.zeros(k))
+        if gaussian:
+            width = d if config.kind is HeadKind.LINEAR else config.hidden
+            self.var_weight = nn.Parameter(torch.zeros(k, width))
+            self.var_bias = nn.Parameter(torch.zeros(k))
 
     def set_standardisation(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -54,18 +68,74 @@ class HeadStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Rewards of every member: `(n, dim)` features -> `(K, n)` rewards."""
+        return self.forward_full(x)[0]
+
+    def forward_full(
+        self, x: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Rewards and (Gaussian heads) noise variances.
+
+        Args:
+            x: `(n, dim)` raw features.
+            masks: `(T, dim)` fixed input-dropout masks (0/1) for MC dropout at
+                scoring time; every item shares mask ``t``, so sample ``t`` is
+                one thinned network and results do not depend on batching.
+
+        Returns:
+            ``(rewards, variances)``: `(K, n)` each, or `(K·T, n)` with masks
+            (member-major: row ``k·T + t``); variances are ``None`` unless the
+            head is Gaussian.
+        """
         z = (x - self.feature_mean) / self.feature_scale  # (n, d)
+        if masks is not None:
+            scale = masks / (1.0 - self.input_dropout)  # (T, d)
+            z = z[None, :, :] * scale[:, None, :]  # (T, n, d)
+        elif self.input_dropout > 0.0:
+            z = F.dropout(z, p=self.input_dropout, training=self.training)
+        feats = self.last_layer_features(z)  # (K, [T,] n, p)
         if self.config.kind is HeadKind.LINEAR:
-            return torch.einsum("nd,kd->kn", z, self.weight) + self.bias[:, None]  # (K, n)
-        hidden = torch.einsum("nd,kdh->knh", z, self.w1) + self.b1[:, None, :]  # (K, n, h)
-        hidden = F.dropout(F.gelu(hidden), p=self.config.dropout, training=self.training)
-        return torch.einsum("knh,kh->kn", hidden, self.w2) + self.b2[:, None]  # (K, n)
+            w, b = self.weight, self.bias
+        else:
+            w, b = self.w2, self.b2
+        reward = _last_layer(feats, w, b)
+        var = None
+        if self.gaussian:
+            var = F.softplus(_last_layer(feats, self.var_weight, self.var_bias)) + 1e-6
+        if masks is not None:
+            k, t, n = reward.shape
+            reward = reward.reshape(k * t, n)
+            var = None if var is None else var.reshape(k * t, n)
+        return reward, var
+
+    def last_layer_features(self, z: torch.Tensor) -> torch.Tensor:
+        """What each member's last linear layer sees, from standardised features.
+
+        `(n, d)` -> `(K, n, p)` (or `(T, n, d)` -> `(K, T, n, p)`): the features
+        themselves for a linear head (broadcast over members), the hidden
+        activations for an MLP head. The last-layer Laplace approximation is
+        taken over the weights that multiply these.
+        """
+        k = self.n_members
+        if self.config.kind is HeadKind.LINEAR:
+            return z.unsqueeze(0).expand(k, *z.shape)
+        if z.dim() == 2:
+            hidden = torch.einsum("nd,kdh->knh", z, self.w1) + self.b1[:, None, :]
+        else:
+            hidden = torch.einsum("tnd,kdh->ktnh", z, self.w1) + self.b1[:, None, None, :]
+        return F.dropout(F.gelu(hidden), p=self.config.dropout, training=self.training)
+
+    def last_layer_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight (K, p), bias (K,))`` of the reward output."""
+        if self.config.kind is HeadKind.LINEAR:
+            return self.weight, self.bias
+        return self.w2, self.b2
 
     def decay_parameters(self) -> list[nn.Parameter]:
         """Weights that get weight decay (biases do not)."""
-        if self.config.kind is HeadKind.LINEAR:
-            return [self.weight]
-        return [self.w1, self.w2]
+        params = [self.weight] if self.config.kind is HeadKind.LINEAR else [self.w1, self.w2]
+        if self.gaussian:
+            params.append(self.var_weight)
+        return params
 
     def l2_penalty(self) -> torch.Tensor:
         """`(K,)` squared norm of each member's weights (biases excluded)."""
@@ -80,6 +150,12 @@ class HeadStack(nn.Module):
         with torch.no_grad():
             for name, p in self.named_parameters():
                 p[member].copy_(snapshot[name][member])
+
+
+def _last_layer(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`(K, ..., p)` features · `(K, p)` weights + `(K,)` bias -> `(K, ...)`."""
+    out = torch.einsum("k...p,kp->k...", feats, weight)
+    return out + bias.reshape(-1, *([1] * (out.dim() - 1)))
 
 
 def _uniform(

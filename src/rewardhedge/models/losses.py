@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.nn import functional as F
+
+PROBIT_SCALE = math.pi / 8.0
+"""σ(x) integrated against N(x; μ, s²) is ≈ σ(μ / sqrt(1 + π/8·s²)) (MacKay's probit approximation)."""
+
+
+def noisy_preference_logit(
+    diff: torch.Tensor, var_chosen: torch.Tensor, var_rejected: torch.Tensor
+) -> torch.Tensor:
+    """The logit of P(c ≻ r) when both rewards carry Gaussian noise (PEARL):
+    ``Δμ / sqrt(1 + π/8·(σ_c² + σ_r²))``. Noisy pairs are pulled towards 0.5."""
+    return diff * torch.rsqrt(1.0 + PROBIT_SCALE * (var_chosen + var_rejected))
 
 
 def bradley_terry_loss(
@@ -12,6 +25,8 @@ def bradley_terry_loss(
     margin: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
     center_coef: float = 0.0,
+    var_chosen: torch.Tensor | None = None,
+    var_rejected: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-member Bradley-Terry loss ``-log σ(r_c − r_r − margin)``.
 
@@ -23,6 +38,8 @@ def bradley_terry_loss(
             ``None`` for 1. Each member's loss is its weighted mean.
         center_coef: weight of the reward-centering term
             ``mean((r_c + r_r)²)``, which pins the reward's free offset at 0.
+        var_chosen, var_rejected: `(K, B)` noise variances of a Gaussian head;
+            the logit becomes :func:`noisy_preference_logit`.
 
     Returns:
         `(K,)` loss of each member. Sum it to train members independently.
@@ -35,6 +52,8 @@ def bradley_terry_loss(
     diff = r_chosen - r_rejected  # (K, B)
     if margin is not None:
         diff = diff - margin[None, :]
+    if var_chosen is not None and var_rejected is not None:
+        diff = noisy_preference_logit(diff, var_chosen, var_rejected)
     per_pair = F.softplus(-diff)  # (K, B) = -log σ(diff)
     if weights is None:
         loss = per_pair.mean(dim=1)

@@ -30,7 +30,13 @@ import torch
 from scipy.stats import rankdata
 
 from rewardhedge import __version__
-from rewardhedge.config import EncoderConfig, EnsembleConfig, HeadConfig, TrainConfig
+from rewardhedge.config import (
+    EncoderConfig,
+    EnsembleConfig,
+    HeadConfig,
+    TrainConfig,
+    UncertaintyConfig,
+)
 from rewardhedge.data.sandbox import Sandbox, SandboxConfig, SandboxPool, generate_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate.calibration import reliability_bins
@@ -88,8 +94,17 @@ class LabConfig:
         return ns if ns[-1] == n_max else [*ns, n_max]
 
     def ensemble_config(self, k: int, seed: int) -> EnsembleConfig:
+        """Members for the lab: best-of-n needs rewards, not calibrated
+        probabilities, so no cross-fitted temperature is fitted (it would
+        multiply the training time by the number of folds and change no pick)."""
         train = replace(self.train, seed=seed, bootstrap=k > 1 and self.train.bootstrap)
-        return EnsembleConfig(n_members=k, head=self.head, train=train, encoder=self.encoder)
+        return EnsembleConfig(
+            n_members=k,
+            head=self.head,
+            train=train,
+            encoder=self.encoder,
+            uncertainty=UncertaintyConfig(calibration_folds=0),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

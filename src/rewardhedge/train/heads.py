@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardhedge.config import EnsembleConfig
+from rewardhedge.config import EnsembleConfig, EstimatorKind
 from rewardhedge.models.heads import HeadStack
 from rewardhedge.models.losses import bradley_terry_loss
 
@@ -32,6 +32,10 @@ class FitResult:
     """Per member, the epoch whose parameters were kept (1-based)."""
     n_train: int = 0
     n_val: int = 0
+    train_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    """Positions of the pairs the heads were trained on (the rest validated)."""
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """`(K, n_train)` each member's example weights (bootstrap counts or ones)."""
 
 
 def fit_head_stack(
@@ -72,7 +76,7 @@ def fit_head_stack(
         xr = torch.as_tensor(x_rejected, dtype=torch.float32)
         m = None if margin is None else torch.as_tensor(margin, dtype=torch.float32)
 
-        heads = HeadStack(d, k, config.head, generator=gen)
+        heads = build_heads(d, config, generator=gen)
         both = torch.cat([xc[train_idx], xr[train_idx]])  # (2*n_train, d)
         heads.set_standardisation(both.mean(0), both.std(0).clamp_min(1e-6))
 
@@ -98,7 +102,13 @@ def fit_head_stack(
             ],
             lr=config.learning_rate,
         )
-        result = FitResult(heads=heads, n_train=len(train_idx), n_val=n_val)
+        result = FitResult(
+            heads=heads,
+            n_train=len(train_idx),
+            n_val=n_val,
+            train_index=train_idx,
+            weights=weights.numpy(),
+        )
         best_loss = np.full(k, np.inf)
         best_epoch = np.zeros(k, dtype=int)
         snapshot = heads.member_slices()
@@ -110,10 +120,13 @@ def fit_head_stack(
             for start in range(0, len(perm), tc.batch_size):
                 pos = perm[start : start + tc.batch_size]  # positions within train_idx
                 idx = train_t[pos]
-                batch = heads(torch.cat([xc[idx], xr[idx]]))  # (K, 2B)
-                r_c, r_r = batch.chunk(2, dim=1)  # (K, B) each
-                loss = bradley_terry_loss(
-                    r_c, r_r, None if m is None else m[idx], weights[:, pos], tc.center_coef
+                loss = _pair_loss(
+                    heads,
+                    xc[idx],
+                    xr[idx],
+                    None if m is None else m[idx],
+                    weights[:, pos],
+                    tc.center_coef,
                 )
                 if config.l2_strength > 0.0:
                     loss = loss + config.l2_strength * heads.l2_penalty()
@@ -150,6 +163,36 @@ def fit_head_stack(
     return result
 
 
+def build_heads(
+    dim: int, config: EnsembleConfig, generator: torch.Generator | None = None
+) -> HeadStack:
+    """An untrained head stack with the options the estimator needs."""
+    unc = config.uncertainty
+    return HeadStack(
+        dim,
+        config.n_members,
+        config.head,
+        generator=generator,
+        gaussian=unc.estimator is EstimatorKind.GAUSSIAN,
+        input_dropout=unc.mc_dropout if unc.estimator is EstimatorKind.MC_DROPOUT else 0.0,
+    )
+
+
+def _pair_loss(
+    heads: HeadStack,
+    xc: torch.Tensor,
+    xr: torch.Tensor,
+    margin: torch.Tensor | None,
+    weights: torch.Tensor | None = None,
+    center_coef: float = 0.0,
+) -> torch.Tensor:
+    """`(K,)` loss: chosen and rejected go through the heads in one call."""
+    reward, var = heads.forward_full(torch.cat([xc, xr]))  # (K, 2B)
+    r_c, r_r = reward.chunk(2, dim=1)
+    v_c, v_r = (None, None) if var is None else var.chunk(2, dim=1)
+    return bradley_terry_loss(r_c, r_r, margin, weights, center_coef, v_c, v_r)
+
+
 @contextlib.contextmanager
 def single_thread() -> Iterator[None]:
     """Run torch on one thread inside the block.
@@ -171,8 +214,7 @@ def _validate(
     heads: HeadStack, xc: torch.Tensor, xr: torch.Tensor, margin: torch.Tensor | None
 ) -> tuple[np.ndarray, np.ndarray]:
     heads.eval()
-    r = heads(torch.cat([xc, xr]))  # (K, 2V)
-    r_c, r_r = r.chunk(2, dim=1)
-    loss = bradley_terry_loss(r_c, r_r, margin).numpy()
+    r_c, r_r = heads(torch.cat([xc, xr])).chunk(2, dim=1)  # (K, V) each
+    loss = _pair_loss(heads, xc, xr, margin).numpy()
     acc = ((r_c > r_r).float() + 0.5 * (r_c == r_r).float()).mean(dim=1).numpy()
     return loss, acc

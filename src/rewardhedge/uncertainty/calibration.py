@@ -14,9 +14,11 @@ not be able to learn a side bias. Temperature scaling cannot: σ(−x) =
 plain one times two. No explicit symmetrisation is therefore needed, and
 pairs may all be given chosen-first (outcomes all 1).
 
-The margin to scale is the ensemble mean margin (``PairwiseEstimate.margin``).
-``σ(margin / T)`` is a different quantity from ``PairwiseEstimate.prob``
-(the mean of member probabilities); fit and apply on the same one.
+Margins may be `(n,)` (one logit per pair: ``P = σ(m / T)``) or `(m, n)`
+member logits (:func:`rewardhedge.types.member_logits`), in which case
+``P = mean_k σ(m_k / T)``: exactly how ``pairwise_from_estimates(...,
+temperature=T)`` forms an ensemble's probability, so a model stores the ``T``
+fitted this way and its ``compare`` applies it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import expit
+from scipy.special import expit, logsumexp
 
 from rewardhedge.errors import ConfigError
 
@@ -40,8 +42,8 @@ _T_BOUNDS = (0.01, 100.0)
 
 def _as_margins(margins: np.ndarray | Sequence[float]) -> np.ndarray:
     m = np.asarray(margins, dtype=np.float64)
-    if m.ndim != 1:
-        raise ValueError(f"margins must have shape (n,), got {m.shape}.")
+    if m.ndim not in (1, 2) or (m.ndim == 2 and m.shape[0] == 0):
+        raise ValueError(f"margins must have shape (n,) or (m, n) with m >= 1, got {m.shape}.")
     n_bad = int((~np.isfinite(m)).sum())
     if n_bad:
         raise ValueError(f"margins contain {n_bad} non-finite value(s) (NaN or inf).")
@@ -55,9 +57,9 @@ def _check_pairs(
     y = np.asarray(outcomes, dtype=np.float64)
     if y.ndim != 1:
         raise ValueError(f"outcomes must have shape (n,), got {y.shape}.")
-    if m.shape != y.shape:
-        raise ValueError(f"margins and outcomes differ in length: {m.shape[0]} vs {y.shape[0]}.")
-    if m.size == 0:
+    if m.shape[-1:] != y.shape:
+        raise ValueError(f"margins and outcomes differ in length: {m.shape[-1]} vs {y.shape[0]}.")
+    if y.size == 0:
         raise ValueError("no pairs given: margins and outcomes are empty.")
     bad = ~((y == 0.0) | (y == 1.0))
     if bad.any():
@@ -72,7 +74,11 @@ def _check_pairs(
 def _nll(m: np.ndarray, y: np.ndarray, temperature: float) -> float:
     # −log σ(s·z) = log(1 + exp(−s·z)) with s = ±1 for a win/loss: stable for any z.
     signed = np.where(y == 1.0, m, -m) / temperature
-    return float(np.logaddexp(0.0, -signed).mean())
+    if m.ndim == 1:
+        return float(np.logaddexp(0.0, -signed).mean())
+    # −log mean_k σ(s·z_k), in log space: log σ(x) = −log(1 + e^−x).
+    log_p = logsumexp(-np.logaddexp(0.0, -signed), axis=0) - math.log(m.shape[0])
+    return float(-log_p.mean())
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class TemperatureScaling:
         there because it is convex in ``1/T``) with bounded Brent.
 
         Args:
-            margins: `(n,)` reward gaps ``r_a − r_b`` (ensemble mean margins).
+            margins: `(n,)` reward gaps ``r_a − r_b``, or `(m, n)` member logits.
             outcomes: `(n,)` 1 if ``a`` won, 0 if ``b`` did (bool works too).
             bounds: the range searched for ``T``. If the pairs are perfectly
                 separated the NLL keeps falling as ``T → 0`` and the lower
@@ -141,8 +147,10 @@ class TemperatureScaling:
         return cls(float(min(max(math.exp(res.x), lo), hi)))
 
     def apply(self, margins: np.ndarray | Sequence[float]) -> np.ndarray:
-        """Calibrated ``(n,)`` probabilities ``σ(margin / T)`` that ``a`` wins."""
-        return expit(_as_margins(margins) / self.temperature)
+        """Calibrated ``(n,)`` probabilities ``σ(margin / T)`` (mean over members for
+        `(m, n)` member logits) that ``a`` wins."""
+        p = expit(_as_margins(margins) / self.temperature)
+        return p if p.ndim == 1 else p.mean(axis=0)
 
     def nll(
         self, margins: np.ndarray | Sequence[float], outcomes: np.ndarray | Sequence[float]
