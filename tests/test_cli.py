@@ -236,10 +236,12 @@ def test_estimator_rule_and_ood_flags_reach_the_saved_model_and_outputs(tmp_path
             f.write(json.dumps({"id": str(i), "prompt": "q", "response": text}) + "\n")
     rm, items = str(tmp_path / "rm"), str(tmp_path / "items.jsonl")
     code = cli.main(
-        ["train", "--data", str(tmp_path / "pairs.jsonl"), "--out", rm, "--encoder", "hashing"]
-        + ["--members", "1", "--estimator", "laplace", "--laplace-samples", "8"]
-        + ["--calibration-folds", "2", "--aggregate", "lcb", "--beta", "0"]
-        + ["--transform", "centered_logsigmoid"]
+        [
+            *("train", "--data", str(tmp_path / "pairs.jsonl"), "--out", rm),
+            *("--encoder", "hashing", "--members", "1"),
+            *("--estimator", "laplace", "--laplace-samples", "8", "--calibration-folds", "2"),
+            *("--aggregate", "lcb", "--beta", "0", "--transform", "centered_logsigmoid"),
+        ]
     )
     assert code == 0
     config = json.loads((tmp_path / "rm" / "config.json").read_text())
@@ -263,8 +265,11 @@ def test_estimator_rule_and_ood_flags_reach_the_saved_model_and_outputs(tmp_path
     assert [r["reward"] for r in plain] == pytest.approx([r["mean"] for r in plain], rel=1e-12)
 
     code = cli.main(
-        ["eval", "--model", rm, "--data", str(tmp_path / "test.jsonl")]
-        + ["--ood", str(tmp_path / "ood.jsonl"), "--json", str(tmp_path / "m.json"), "--reps", "50"]
+        [
+            *("eval", "--model", rm, "--data", str(tmp_path / "test.jsonl")),
+            *("--ood", str(tmp_path / "ood.jsonl"), "--json", str(tmp_path / "m.json")),
+            *("--reps", "50"),
+        ]
     )
     assert code == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
