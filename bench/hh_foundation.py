@@ -19,29 +19,24 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from rewardhedge import __version__
 from rewardhedge.config import EncoderConfig, EnsembleConfig, HeadConfig, TrainConfig
-from rewardhedge.data import load_pairs
 from rewardhedge.encoders import CachedEncoder, TransformerEncoder
 from rewardhedge.reward_model import EnsembleRewardModel
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hh_data import load_hh, split
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "hh_harmless_test.jsonl"
 RESULTS = ROOT / "bench" / "results"
-
-
-def split(pairs, seed=0, test_fraction=0.2):
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    n_test = round(len(pairs) * test_fraction)
-    return [pairs[i] for i in order[n_test:]], [pairs[i] for i in order[:n_test]]
 
 
 def timed(fn):
@@ -58,13 +53,7 @@ def main() -> None:
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        pairs, report = load_pairs(
-            DATA,
-            fields={"chosen": "chosen_full", "rejected": "rejected_full"},
-            dialogue="hh",
-            skip_invalid=True,
-            rejects_path=Path(tmp) / "rejects.jsonl",
-        )
+        pairs, report = load_hh()
         train, test = split(pairs)
         print(
             f"{report.n_kept} clean pairs ({report.n_rejected} skipped): {len(train)} train / {len(test)} test"

@@ -21,22 +21,22 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import tempfile
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from rewardhedge import __version__
 from rewardhedge.config import EnsembleConfig, TrainConfig, UncertaintyConfig
-from rewardhedge.data import load_pairs
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.reward_model import EnsembleRewardModel
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hh_data import DATA, load_hh, split
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "hh_harmless_test.jsonl"
 RESULTS = ROOT / "bench" / "results"
 CACHE = ROOT / "bench" / "cache"
 
@@ -54,12 +54,6 @@ ESTIMATORS: dict[str, dict] = {
         "uncertainty": {"estimator": "laplace", "laplace_prior": "evidence"},
     },
 }
-
-
-def split(pairs, seed=0, test_fraction=0.2):
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    n_test = round(len(pairs) * test_fraction)
-    return [pairs[i] for i in order[n_test:]], [pairs[i] for i in order[:n_test]]
 
 
 def config_for(spec: dict) -> EnsembleConfig:
@@ -82,14 +76,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2000)
     args = ap.parse_args()
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        pairs, load_report = load_pairs(
-            DATA,
-            fields={"chosen": "chosen_full", "rejected": "rejected_full"},
-            dialogue="hh",
-            skip_invalid=True,
-            rejects_path=Path(tmp) / "rejects.jsonl",
-        )
+    pairs, load_report = load_hh()
     train, test = split(pairs)
     ood = generate_sandbox(SandboxConfig()).gold_pairs("test")
     print(f"HH: {len(train)} train / {len(test)} test pairs; OOD sandbox: {len(ood)} pairs")
@@ -129,6 +116,8 @@ def main() -> None:
             "ece_equal_mass_after": cal["ece_equal_mass"],
             "ece_equal_width_before": before.get("ece_equal_width", cal["ece_equal_width"]),
             "ece_equal_width_after": cal["ece_equal_width"],
+            "ece_equal_mass_noise_floor": cal["noise_floor"]["ece_equal_mass"],
+            "ece_equal_mass_noise_p95": cal["noise_floor"]["p95_equal_mass"],
             "nll_before": before.get("log_loss", metrics["log_loss"]),
             "nll_after": metrics["log_loss"],
             "misorder_auroc": {k: v["misorder_auroc"] for k, v in unc.items()},

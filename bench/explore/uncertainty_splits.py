@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from uncertainty_hh import CACHE, DATA, split  # noqa: E402
-
-from rewardhedge.config import EnsembleConfig, UncertaintyConfig  # noqa: E402
-from rewardhedge.data import load_pairs  # noqa: E402
-from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox  # noqa: E402
-from rewardhedge.reward_model import EnsembleRewardModel  # noqa: E402
+from hh_data import load_hh, split
+from rewardhedge.config import EnsembleConfig, UncertaintyConfig
+from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
+from rewardhedge.reward_model import EnsembleRewardModel
+from uncertainty_hh import CACHE
 
 SPECS = {
     "single": (1, {}),
@@ -30,10 +29,7 @@ SPECS = {
 
 
 def main() -> None:
-    pairs, _ = load_pairs(
-        DATA, fields={"chosen": "chosen_full", "rejected": "rejected_full"}, dialogue="hh",
-        skip_invalid=True, rejects_path="/tmp/rejects.jsonl",
-    )
+    pairs, _ = load_hh()
     ood = generate_sandbox(SandboxConfig()).gold_pairs("test")
     rows: dict[str, list] = {k: [] for k in SPECS}
     for seed in range(5):
@@ -46,9 +42,14 @@ def main() -> None:
             b = cal.get("before_temperature", cal)
             u = met["uncertainty"]
             row = (
-                met["pairwise_accuracy"], cal["temperature"], b["ece_equal_mass"],
-                cal["ece_equal_mass"], b.get("log_loss", met["log_loss"]), met["log_loss"],
-                u["prob_entropy"]["misorder_auroc"], u["epistemic_sum"]["misorder_auroc"],
+                met["pairwise_accuracy"],
+                cal["temperature"],
+                b["ece_equal_mass"],
+                cal["ece_equal_mass"],
+                b.get("log_loss", met["log_loss"]),
+                met["log_loss"],
+                u["prob_entropy"]["misorder_auroc"],
+                u["epistemic_sum"]["misorder_auroc"],
                 met["ood"]["response_epistemic_auroc"],
             )
             rows[name].append(row)

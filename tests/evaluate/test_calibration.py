@@ -156,3 +156,21 @@ def test_calibration_docstring_examples():
     result = doctest.testmod(calibration_mod)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_ece_noise_floor_shrinks_with_more_pairs_and_bounds_a_calibrated_model():
+    from rewardhedge.evaluate.calibration import ece_noise_floor
+
+    rng = np.random.default_rng(1)
+    small = ece_noise_floor(rng.uniform(0.5, 0.9, 200), reps=100)
+    big = ece_noise_floor(rng.uniform(0.5, 0.9, 20_000), reps=20)
+    assert big["ece_equal_mass"] < small["ece_equal_mass"] / 5  # ~ 1/sqrt(n)
+    assert small["p95_equal_mass"] >= small["ece_equal_mass"]
+    # A calibrated model's observed ECE falls under the 95th percentile about 95% of the time.
+    below = 0
+    for seed in range(40):
+        p = np.random.default_rng(seed).uniform(0.5, 0.9, 300)
+        y = (np.random.default_rng(seed + 100).random(300) < p).astype(float)
+        observed = calibration_metrics(p, y)["ece_equal_mass"]
+        below += observed <= ece_noise_floor(p, reps=100, seed=seed)["p95_equal_mass"]
+    assert below >= 33  # P(X < 33) < 1e-3 for X ~ Binomial(40, 0.95)

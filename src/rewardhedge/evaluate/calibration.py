@@ -168,3 +168,39 @@ def calibration_metrics(
         "reliability_equal_width": uniform,
         "reliability_equal_mass": quantile,
     }
+
+
+def ece_noise_floor(
+    prob: np.ndarray | Sequence[float], *, reps: int = 200, n_bins: int = 10, seed: int = 0
+) -> dict[str, float]:
+    """The ECE a *perfectly calibrated* model with these probabilities would show here.
+
+    Why: on a few hundred pairs an ECE of a few hundredths is sampling noise.
+    Outcomes are drawn from the model's own probabilities (so it is calibrated
+    by construction) ``reps`` times; an observed ECE near the mean of these
+    cannot be told from perfect calibration on this many pairs.
+
+    Returns:
+        ``ece_equal_width`` and ``ece_equal_mass`` (means over the draws) and
+        ``p95_equal_width`` / ``p95_equal_mass`` (95th percentiles).
+
+    Example:
+        >>> floor = ece_noise_floor(np.full(100, 0.7), reps=50)
+        >>> 0.0 < floor["ece_equal_mass"] < 0.2
+        True
+    """
+    p = np.asarray(prob, dtype=np.float64)
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"prob must be a non-empty 1-D array, got shape {p.shape}.")
+    rng = np.random.default_rng(seed)
+    width, mass = np.empty(reps), np.empty(reps)
+    for i in range(reps):
+        y = (rng.random(p.size) < p).astype(np.float64)
+        m = calibration_metrics(p, y, n_bins=n_bins)
+        width[i], mass[i] = m["ece_equal_width"], m["ece_equal_mass"]
+    return {
+        "ece_equal_width": float(width.mean()),
+        "ece_equal_mass": float(mass.mean()),
+        "p95_equal_width": float(np.quantile(width, 0.95)),
+        "p95_equal_mass": float(np.quantile(mass, 0.95)),
+    }

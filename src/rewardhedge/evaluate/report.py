@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
-from rewardhedge.evaluate.calibration import calibration_metrics
+from rewardhedge.evaluate.calibration import calibration_metrics, ece_noise_floor
 from rewardhedge.evaluate.pairwise import (
     bootstrap_ci,
     brier,
@@ -154,7 +154,9 @@ def _calibration(pairwise: PairwiseEstimate) -> dict[str, Any]:
     """Symmetrised ECE (equal-width and equal-mass bins) of P(chosen ≻ rejected); every label is 1.
 
     With a temperature other than 1, ``before_temperature`` holds the ECEs and
-    log loss of the uncalibrated probabilities, so the gain is visible."""
+    log loss of the uncalibrated probabilities, so the gain is visible.
+    ``noise_floor`` is the ECE a perfectly calibrated model would show on this
+    many pairs (:func:`ece_noise_floor`)."""
     prob = pairwise.prob
     cal = calibration_metrics(prob, np.ones_like(prob))
     keys = (
@@ -165,6 +167,7 @@ def _calibration(pairwise: PairwiseEstimate) -> dict[str, Any]:
     )
     out: dict[str, Any] = {k: cal[k] for k in keys}
     out["temperature"] = float(pairwise.temperature)
+    out["noise_floor"] = ece_noise_floor(prob, reps=100)
     if pairwise.raw_prob is not None:
         raw = calibration_metrics(pairwise.raw_prob, np.ones_like(prob))
         out["before_temperature"] = {

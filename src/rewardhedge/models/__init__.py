@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from rewardhedge.models.estimator import RewardHeads
 from rewardhedge.models.heads import HeadStack
 from rewardhedge.models.io import load_model_folder, save_model_folder
+from rewardhedge.models.laplace import LastLayerLaplace, bt_ggn
 from rewardhedge.models.losses import bradley_terry_loss
 
-__all__ = ["HeadStack", "bradley_terry_loss", "load_model_folder", "save_model_folder"]
+__all__ = [
+    "HeadStack",
+    "LastLayerLaplace",
+    "RewardHeads",
+    "bradley_terry_loss",
+    "bt_ggn",
+    "load_model_folder",
+    "save_model_folder",
+]

@@ -1,9 +1,12 @@
-"""Using rewards with their uncertainty: aggregation, transforms, calibration, abstention."""
+"""Using rewards with their uncertainty: aggregation, transforms, calibration, abstention,
+and the DEUP error predictor."""
 
 from __future__ import annotations
 
 from rewardhedge.uncertainty.aggregation import AGGREGATIONS, Aggregation, aggregate
 from rewardhedge.uncertainty.calibration import TemperatureScaling, fit_temperature
+from rewardhedge.uncertainty.deup import ErrorPredictor, FeatureDensity, excess_loss
+from rewardhedge.uncertainty.reward_rule import TRANSFORMS, RewardRule, Transform
 from rewardhedge.uncertainty.selective import AbstentionRule, fit_abstention, selective_report
 from rewardhedge.uncertainty.transforms import (
     RunningMeanCenter,
@@ -14,12 +17,18 @@ from rewardhedge.uncertainty.transforms import (
 
 __all__ = [
     "AGGREGATIONS",
+    "TRANSFORMS",
     "AbstentionRule",
     "Aggregation",
+    "ErrorPredictor",
+    "FeatureDensity",
+    "RewardRule",
     "RunningMeanCenter",
     "TemperatureScaling",
+    "Transform",
     "aggregate",
     "centered_logsigmoid",
+    "excess_loss",
     "fit_abstention",
     "fit_temperature",
     "par",
