@@ -242,13 +242,10 @@ class EnsembleRewardModel:
 
     def _estimate(self, heads: RewardHeads, feats: np.ndarray) -> RewardEstimate:
         est = heads.predict(torch.from_numpy(feats))
-        predictor, density = (
-            getattr(self, "error_predictor_", None),
-            getattr(self, "density_", None),
-        )
-        if predictor is None or density is None:
+        if self.error_predictor_ is None or self.density_ is None:
             return est
-        epistemic = predictor.predict(_deup_features(est, density.score(feats)))
+        unfamiliarity = self.density_.score(feats)
+        epistemic = self.error_predictor_.predict(_deup_features(est, unfamiliarity))
         return RewardEstimate(est.mean, epistemic, est.aleatoric, est.members)
 
     def score_items(self, items: Sequence[ScoreItem], *, progress: bool = False) -> RewardEstimate:
