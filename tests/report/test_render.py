@@ -368,3 +368,38 @@ def test_missing_matplotlib_gives_an_install_hint(monkeypatch, factory):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ModuleNotFoundError, match=r"pip install matplotlib"):
         report_html(factory.make_eval())
+
+
+def test_eval_json_calibration_and_uncertainty_tables(tmp_path, factory):
+    metrics = factory.make_eval()
+    metrics["calibration"] = {
+        "ece_equal_width": 0.0312,
+        "ece_equal_mass": 0.0301,
+        "temperature": 0.8123,
+        "noise_floor": {"ece_equal_width": 0.041, "ece_equal_mass": 0.0399},
+        "before_temperature": {
+            "ece_equal_width": 0.0456,
+            "ece_equal_mass": 0.0421,
+            "log_loss": 0.7,
+        },
+    }
+    metrics["uncertainty"] = {
+        "prob_entropy": {"misorder_auroc": 0.6123, "aurc": 0.2345},
+        "member_std": {"misorder_auroc": None, "aurc": 0.3},
+    }
+    metrics["ood"] = {
+        "n_in": 1200,
+        "n_out": 351,
+        "pair_auroc": {"prob_entropy": 0.5512},
+        "response_epistemic_auroc": 0.6461,
+    }
+    page = Page(render_report(metrics, tmp_path / "eval.html").read_text(encoding="utf-8"))
+    assert page.errors == []
+    cal = {cells[0]: cells[1:] for _, cells in page.body_rows("calibration")}
+    assert cal["temperature T"] == ["0.812", "1", ""]
+    assert cal["ECE, equal-mass bins"] == ["0.0301", "0.0421", "0.0399"]
+    unc = [cells for _, cells in page.body_rows("uncertainty")]
+    assert unc == [["prob_entropy", "0.612", "0.2345", "0.551"], ["member_std", "—", "0.3000", "—"]]
+    assert "0.646" in report_html(metrics)
+    del metrics["calibration"], metrics["uncertainty"], metrics["ood"]
+    assert "Uncertainty quality" not in report_html(metrics)

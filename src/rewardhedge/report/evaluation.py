@@ -52,6 +52,76 @@ def _metric_rows(m: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _calibration_rows(cal: Mapping[str, Any]) -> list[list[str]]:
+    """(metric, with temperature, before it, a calibrated model's floor)."""
+    before = cal.get("before_temperature") or {}
+    floor = cal.get("noise_floor") or {}
+    rows = [["temperature T", fmt(cal.get("temperature"), 3), "1", ""]]
+    for key, label in (
+        ("ece_equal_mass", "ECE, equal-mass bins"),
+        ("ece_equal_width", "ECE, equal-width bins"),
+    ):
+        if key in cal:
+            rows.append(
+                [label, fmt(cal[key], 4), fmt(before.get(key, cal[key]), 4), fmt(floor.get(key), 4)]
+            )
+    return rows
+
+
+def _uncertainty_rows(metrics: Mapping[str, Any]) -> list[list[str]]:
+    """(uncertainty, misorder AUROC, AURC, OOD AUROC) for every per-pair uncertainty."""
+    unc = metrics.get("uncertainty") or {}
+    ood = (metrics.get("ood") or {}).get("pair_auroc") or {}
+    return [
+        [str(name), fmt(q.get("misorder_auroc"), 3), fmt(q.get("aurc"), 4), fmt(ood.get(name), 3)]
+        for name, q in unc.items()
+        if isinstance(q, Mapping)
+    ]
+
+
+def _calibration_parts(
+    metrics: Mapping[str, Any], anchor: str
+) -> tuple[list[str], list[tuple[str, str]]]:
+    parts: list[str] = []
+    toc: list[tuple[str, str]] = []
+    cal = metrics.get("calibration")
+    if isinstance(cal, Mapping) and "temperature" in cal:
+        toc.append((f"{anchor}-calibration", "Calibration"))
+        parts.append(f'<h2 id="{esc(anchor)}-calibration">Calibration</h2>')
+        parts.append(
+            table(
+                ["metric", "with T", "before T", "calibrated-model floor"],
+                _calibration_rows(cal),
+                numeric=(1, 2, 3),
+                cls="calibration",
+                caption="Symmetrised ECE of P(chosen ≻ rejected). The floor is the mean ECE a "
+                "perfectly calibrated model with these probabilities shows on this many pairs.",
+            )
+        )
+    rows = _uncertainty_rows(metrics)
+    if rows:
+        toc.append((f"{anchor}-uncertainty", "Uncertainty quality"))
+        ood = metrics.get("ood") or {}
+        caption = "AUROC for finding misordered pairs (0.5 = chance) and AURC (lower is better)"
+        if ood:
+            caption += (
+                f"; OOD AUROC for telling {fmt_int(ood.get('n_out'))} out-of-distribution pairs "
+                f"from these (response epistemic variance: "
+                f"{fmt(ood.get('response_epistemic_auroc'), 3)})"
+            )
+        parts.append(f'<h2 id="{esc(anchor)}-uncertainty">Uncertainty quality</h2>')
+        parts.append(
+            table(
+                ["uncertainty", "misorder AUROC", "AURC", "OOD AUROC"],
+                rows,
+                numeric=(1, 2, 3),
+                cls="uncertainty",
+                caption=caption + ".",
+            )
+        )
+    return parts, toc
+
+
 def eval_section(
     metrics: Mapping[str, Any], *, anchor: str, heading: str
 ) -> tuple[str, list[tuple[str, str]]]:
@@ -82,6 +152,9 @@ def eval_section(
             "length baselines always prefer the longer (or shorter) response.",
         )
     )
+    cal_parts, cal_toc = _calibration_parts(metrics, anchor)
+    parts += cal_parts
+    toc += cal_toc
     subsets = metrics.get("subsets")
     if isinstance(subsets, Mapping) and subsets:
         subsets = {str(k): v for k, v in subsets.items() if isinstance(v, Mapping)}
