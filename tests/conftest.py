@@ -46,3 +46,23 @@ def rng() -> np.random.Generator:
 def pair_factory():
     """``make_tiny_pairs`` as a fixture, for tests that need more or other pairs."""
     return make_tiny_pairs
+
+
+def _module_imports(path) -> list[str]:
+    """Every module a source file imports (``import a.b`` and ``from a.b import c`` give ``a.b``)."""
+    import ast
+    from pathlib import Path
+
+    names: list[str] = []
+    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names.append(node.module or "")
+    return names
+
+
+@pytest.fixture
+def module_imports():
+    """``module_imports(path)``: the modules a file imports, for import-rule tests."""
+    return _module_imports

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import doctest
 import math
 import warnings
@@ -236,25 +235,18 @@ def test_docstring_examples(module):
     assert result.failed == 0
 
 
-def test_evaluate_imports_no_torch():
+def test_evaluate_imports_no_torch(module_imports):
     allowed_roots = {"__future__", "numpy", "scipy", "sklearn", "rich"}
     allowed_own = {"rewardhedge.types", "rewardhedge.errors"}
     stdlib = {"collections", "inspect", "io", "math", "typing", "warnings"}
     folder = Path(pairwise_mod.__file__).parent
     for path in folder.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            else:
-                continue
-            for name in names:
-                root = name.split(".")[0]
-                ok = (
-                    root in allowed_roots
-                    or root in stdlib
-                    or name in allowed_own
-                    or name.startswith("rewardhedge.evaluate")
-                )
-                assert ok, f"{path.name} imports {name}"
+        for name in module_imports(path):
+            root = name.split(".")[0]
+            ok = (
+                root in allowed_roots
+                or root in stdlib
+                or name in allowed_own
+                or name.startswith("rewardhedge.evaluate")
+            )
+            assert ok, f"{path.name} imports {name}"

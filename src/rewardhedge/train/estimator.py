@@ -96,8 +96,8 @@ def cross_fit(
     rng = np.random.default_rng(config.train.seed + 7919)
     fold = np.empty(n, dtype=int)
     fold[rng.permutation(n)] = np.arange(n) % folds
-    parts_c: list[RewardEstimate | None] = [None] * folds
-    parts_r: list[RewardEstimate | None] = [None] * folds
+    parts_c: list[RewardEstimate] = []
+    parts_r: list[RewardEstimate] = []
     models = []
     for f in range(folds):
         keep, out = fold != f, fold == f
@@ -109,14 +109,14 @@ def cross_fit(
         )
         models.append(model)
         with single_thread():
-            parts_c[f] = model.predict(torch.as_tensor(x_chosen[out]).float())
-            parts_r[f] = model.predict(torch.as_tensor(x_rejected[out]).float())
+            parts_c.append(model.predict(torch.as_tensor(x_chosen[out]).float()))
+            parts_r.append(model.predict(torch.as_tensor(x_rejected[out]).float()))
         if on_fold is not None:
             on_fold(f + 1, folds)
     order = np.concatenate([np.flatnonzero(fold == f) for f in range(folds)])
     inverse = np.argsort(order)
-    chosen = _concat([p for p in parts_c if p is not None]).take(inverse)
-    rejected = _concat([p for p in parts_r if p is not None]).take(inverse)
+    chosen = _concat(parts_c).take(inverse)
+    rejected = _concat(parts_r).take(inverse)
     return HeldOut(chosen, rejected, fold, models)
 
 
