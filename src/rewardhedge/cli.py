@@ -1,4 +1,4 @@
-"""The ``rewardhedge`` command line: train, score, eval (here) and sandbox, bon, overopt, demo, report.
+"""The ``rewardhedge`` command line: train, score, eval (here); sandbox, bon, overopt, demo, report; serve.
 
 Every command is a thin layer over the Python API, so the CLI and library
 produce the same objects and files. Errors raised on purpose
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rewardhedge import __version__, cli_optimize
+from rewardhedge import __version__, cli_optimize, cli_serve
 from rewardhedge.cli_options import (
     AggregateOpt,
     BetaOpt,
@@ -475,6 +475,7 @@ def _root(
 
 
 cli_optimize.register(app)
+cli_serve.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -309,3 +309,62 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         else:
             kwargs[name] = value
     return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the reward server batches, bounds and times out work.
+
+    Every limit is enforced with an answer that names it (413, 422, 503 or
+    504), so an RL job that overloads the server gets told, not swapped out.
+    """
+
+    host: str = "127.0.0.1"
+    """Interface to bind; loopback by default so nothing is exposed unless asked."""
+    port: int = 8000
+    """TCP port (0 picks a free one)."""
+    max_batch_items: int = 64
+    """Most items scored in one forward pass; concurrent requests are coalesced up to it."""
+    max_wait_ms: float = 2.0
+    """How long an idle scorer waits for more requests to join a micro-batch."""
+    max_queue_items: int = 4096
+    """Items waiting or being scored; a request that would exceed it gets 503 + Retry-After."""
+    max_items_per_request: int = 1024
+    """Items (or pairs, or OpenRLHF queries) in one request; more gets 413."""
+    max_text_chars: int = 32_768
+    """Characters in any one prompt, response or query; more gets 422."""
+    max_body_bytes: int = 32 * 1024 * 1024
+    """Request body size; more gets 413 before the body is parsed."""
+    request_timeout_s: float = 60.0
+    """Seconds a request may wait for its scores; then 504 (and its items are dropped
+    from the queue if not yet scored)."""
+    retry_after_s: int = 1
+    """The ``Retry-After`` seconds a 503 suggests."""
+    shutdown_grace_s: float = 30.0
+    """On SIGTERM/SIGINT, how long requests in flight may take to finish."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"serve.port == {self.port!r}, must be in [0, 65535].")
+        for name in (
+            "max_batch_items",
+            "max_queue_items",
+            "max_items_per_request",
+            "max_text_chars",
+            "max_body_bytes",
+            "retry_after_s",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"serve.{name} == {getattr(self, name)!r}, must be >= 1.")
+        _check_positive("serve.max_wait_ms", self.max_wait_ms, strict=False)
+        _check_positive("serve.request_timeout_s", self.request_timeout_s)
+        _check_positive("serve.shutdown_grace_s", self.shutdown_grace_s, strict=False)
+        if self.max_items_per_request > self.max_queue_items:
+            raise ConfigError(
+                f"serve.max_items_per_request == {self.max_items_per_request} exceeds "
+                f"serve.max_queue_items == {self.max_queue_items}: a full-size request could "
+                "never be queued. Lower the first or raise the second."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)

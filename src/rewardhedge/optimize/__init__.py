@@ -1,6 +1,13 @@
-"""Optimising against rewards: best-of-n estimators and overoptimisation curves."""
+"""Optimising against rewards: best-of-n estimators, overoptimisation curves, RL rewards.
+
+``RemoteRewardModel`` and ``RemoteRewardError`` (the reward-server client)
+need httpx, the ``serve`` extra; they are imported on first access, so this
+package imports without it (and they are left out of ``__all__``).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rewardhedge.optimize.order_stats import (
     best_of_n_weights,
@@ -8,14 +15,42 @@ from rewardhedge.optimize.order_stats import (
     expected_best_of_n_ragged,
     kl_best_of_n,
 )
+from rewardhedge.optimize.rl_rewards import (
+    BatchFilter,
+    async_reward_function,
+    filter_by_uncertainty,
+    format_completion,
+    format_prompt,
+    reward_function,
+)
 from rewardhedge.optimize.scaling import GaoFit, fit_gao, n_at_kl
 
+_REMOTE = ("RemoteRewardError", "RemoteRewardModel")
+
 __all__ = [
+    "BatchFilter",
     "GaoFit",
+    "async_reward_function",
     "best_of_n_weights",
     "expected_best_of_n",
     "expected_best_of_n_ragged",
+    "filter_by_uncertainty",
     "fit_gao",
+    "format_completion",
+    "format_prompt",
     "kl_best_of_n",
     "n_at_kl",
+    "reward_function",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REMOTE:
+        from rewardhedge.optimize import remote
+
+        return getattr(remote, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_REMOTE])

@@ -1,0 +1,212 @@
+"""Micro-batching: coalesce concurrent requests into few forward passes, with a bounded queue.
+
+An RL trainer sends many small requests at once (OpenRLHF's client sends one
+query per request). Scoring each alone wastes the batch dimension; scoring on
+the event loop would stall every other request. So requests join a queue, one
+worker takes up to ``max_batch_items`` of them at a time, scores them in a
+single worker thread and hands each request its slice. While a batch is being
+scored, the next one fills up, so under load no time is spent waiting.
+
+The queue is bounded in items, not requests: a request that would overflow it
+is refused at once (the HTTP layer answers 503 with Retry-After) instead of
+letting memory and latency grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from rewardhedge.types import RewardEstimate
+
+ScoreFn = Callable[[list[str], list[str]], RewardEstimate]
+
+
+class QueueFullError(RuntimeError):
+    """The queue has no room for this request's items; try again later."""
+
+
+class BatcherClosedError(RuntimeError):
+    """The server is shutting down and takes no new work."""
+
+
+@dataclass
+class _Job:
+    prompts: list[str]
+    responses: list[str]
+    future: asyncio.Future[RewardEstimate]
+
+    @property
+    def n(self) -> int:
+        return len(self.prompts)
+
+
+@dataclass
+class BatcherStats:
+    """Counters for ``/health``: how much work went through and how it was batched."""
+
+    batches: int = 0
+    items_scored: int = 0
+    requests_rejected: int = 0
+    largest_batch: int = 0
+    errors: int = 0
+
+
+class MicroBatcher:
+    """Queue + one scoring worker. Create it inside a running event loop, then ``start()``.
+
+    Args:
+        score_fn: ``(prompts, responses) -> RewardEstimate``; runs in a worker thread.
+        max_batch_items: most items per call of ``score_fn``. A single request with
+            more items is scored on its own, whole.
+        max_wait_s: how long an idle worker waits for more requests to join.
+        max_queue_items: items waiting or being scored before ``submit`` refuses work.
+            A request arriving at an empty queue is always accepted.
+    """
+
+    def __init__(
+        self,
+        score_fn: ScoreFn,
+        *,
+        max_batch_items: int = 64,
+        max_wait_s: float = 0.002,
+        max_queue_items: int = 4096,
+    ) -> None:
+        self._score_fn = score_fn
+        self.max_batch_items = max_batch_items
+        self.max_wait_s = max_wait_s
+        self.max_queue_items = max_queue_items
+        self.stats = BatcherStats()
+        self._jobs: deque[_Job] = deque()
+        self._queued_items = 0
+        self._waiting_items = 0
+        self._arrived = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardhedge-score")
+
+    @property
+    def queued_items(self) -> int:
+        """Items accepted and not yet answered (waiting or being scored)."""
+        return self._queued_items
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def score(self, prompts: Sequence[str], responses: Sequence[str]) -> RewardEstimate:
+        """Queue the items and wait for their estimate.
+
+        Raises:
+            QueueFullError: no room in the queue (nothing was queued).
+            BatcherClosedError: the batcher is stopping.
+        """
+        if self._closed:
+            raise BatcherClosedError("the server is shutting down")
+        n = len(prompts)
+        if self._queued_items and self._queued_items + n > self.max_queue_items:
+            self.stats.requests_rejected += 1
+            raise QueueFullError(
+                f"queue full: {self._queued_items} items waiting, {n} more would exceed "
+                f"max_queue_items={self.max_queue_items}"
+            )
+        future: asyncio.Future[RewardEstimate] = asyncio.get_running_loop().create_future()
+        self._jobs.append(_Job(list(prompts), list(responses), future))
+        self._queued_items += n
+        self._waiting_items += n
+        self._arrived.set()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # Timed out or the client went away: the worker skips a cancelled job.
+            future.cancel()
+            raise
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Refuse new work, finish what is queued (for up to ``grace_s``), then stop."""
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while (
+            self._queued_items > 0
+            and self._task is not None
+            and not self._task.done()
+            and loop.time() < deadline
+        ):
+            await asyncio.sleep(0.005)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for job in self._jobs:
+            if not job.future.done():
+                job.future.set_exception(BatcherClosedError("the server is shutting down"))
+        self._jobs.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- the worker ----------------------------------------------------------------------
+    async def _next_batch(self) -> list[_Job]:
+        while not self._jobs:
+            self._arrived.clear()
+            await self._arrived.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while self._waiting_items < self.max_batch_items:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+        batch: list[_Job] = []
+        size = 0
+        while self._jobs:
+            job = self._jobs[0]
+            if job.future.done():  # cancelled while waiting: drop it
+                self._jobs.popleft()
+                self._queued_items -= job.n
+                self._waiting_items -= job.n
+                continue
+            if batch and size + job.n > self.max_batch_items:
+                break
+            batch.append(self._jobs.popleft())
+            self._waiting_items -= job.n
+            size += job.n
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            if not batch:
+                continue
+            prompts = [p for job in batch for p in job.prompts]
+            responses = [r for job in batch for r in job.responses]
+            try:
+                est = await loop.run_in_executor(self._executor, self._score_fn, prompts, responses)
+            except Exception as exc:  # the model failed: every request in the batch hears why
+                self.stats.errors += 1
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+            else:
+                self._deliver(batch, est)
+            finally:
+                self._queued_items -= len(prompts)
+
+    def _deliver(self, batch: list[_Job], est: RewardEstimate) -> None:
+        self.stats.batches += 1
+        self.stats.items_scored += len(est)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(est))
+        start = 0
+        for job in batch:
+            part = est.take(np.arange(start, start + job.n))
+            start += job.n
+            if not job.future.done():
+                job.future.set_result(part)
