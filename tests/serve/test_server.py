@@ -150,7 +150,10 @@ def test_openrlhf_prompt_count_mismatch(server):
     [
         (b"{bad", "malformed JSON at character 1"),
         (b'{"items": "x"}', "items: Input should be a valid list"),
-        (b'{"items": [{"prompt": 1, "response": "x"}]}', "items[0].prompt: Input should be a valid string"),
+        (
+            b'{"items": [{"prompt": 1, "response": "x"}]}',
+            "items[0].prompt: Input should be a valid string",
+        ),
         (b'{"items": [{"prompt": "p"}]}', "items[0].response: Field required"),
         (b'{"items": [{"prompt": "p", "response": "r", "x": 1}]}', "items[0].x: Extra inputs"),
         (b"[]", "items is empty"),
@@ -158,9 +161,7 @@ def test_openrlhf_prompt_count_mismatch(server):
     ],
 )
 def test_malformed_requests_get_422_with_the_field(server, body, message):
-    r = httpx.post(
-        f"{server}/v1/score", content=body, headers={"content-type": "application/json"}
-    )
+    r = httpx.post(f"{server}/v1/score", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422
     assert message in r.json()["detail"]
 
@@ -213,9 +214,9 @@ def test_large_body_is_413_by_content_length_and_by_stream(small_limits):
 
 
 def test_config_rejects_impossible_limits():
-    with pytest.raises(ConfigError, match="max_items_per_request == 10 exceeds"):
+    with pytest.raises(ConfigError, match=r"max_items_per_request == 10 exceeds"):
         ServeConfig(max_items_per_request=10, max_queue_items=5)
-    with pytest.raises(ConfigError, match="serve.max_batch_items == 0"):
+    with pytest.raises(ConfigError, match=r"serve\.max_batch_items == 0"):
         ServeConfig(max_batch_items=0)
 
 
@@ -232,7 +233,9 @@ def test_auth_on(tiny_model, items):
         good = {"Authorization": "Bearer s3cret"}
         assert httpx.post(f"{url}/v1/score", json=items, headers=good).status_code == 200
         key = {"X-Api-Key": "s3cret"}
-        assert httpx.post(f"{url}/get_reward", json={"query": ["a"]}, headers=key).status_code == 200
+        assert (
+            httpx.post(f"{url}/get_reward", json={"query": ["a"]}, headers=key).status_code == 200
+        )
         assert httpx.get(f"{url}/health").status_code == 200  # probes need no token
 
 
@@ -254,9 +257,10 @@ def _post_score(url, items, timeout=30.0):
 def test_concurrent_requests_are_coalesced_and_answered_correctly(gated, tiny_model):
     cfg = ServeConfig(max_batch_items=64)
     singles = [[{"prompt": f"q{i}", "response": f"the answer is correct {i}"}] for i in range(6)]
-    with BackgroundServer(create_app(gated, config=cfg), config=cfg) as url, ThreadPoolExecutor(
-        8
-    ) as pool:
+    with (
+        BackgroundServer(create_app(gated, config=cfg), config=cfg) as url,
+        ThreadPoolExecutor(8) as pool,
+    ):
         first = pool.submit(_post_score, url, singles[0])
         assert gated.entered.wait(10)  # batch 1 is being scored (held at the gate)
         rest = [pool.submit(_post_score, url, s) for s in singles[1:]]
@@ -274,9 +278,10 @@ def test_concurrent_requests_are_coalesced_and_answered_correctly(gated, tiny_mo
 
 def test_overload_gets_503_then_recovers(gated, tiny_model, items):
     cfg = ServeConfig(max_queue_items=8, max_items_per_request=4, retry_after_s=2)
-    with BackgroundServer(create_app(gated, config=cfg), config=cfg) as url, ThreadPoolExecutor(
-        4
-    ) as pool:
+    with (
+        BackgroundServer(create_app(gated, config=cfg), config=cfg) as url,
+        ThreadPoolExecutor(4) as pool,
+    ):
         held = [pool.submit(_post_score, url, items) for _ in range(2)]  # 8 items: queue full
         _wait_until(lambda: httpx.get(f"{url}/health").json()["queue_items"] == 8)
         r = _post_score(url, items[:1])
@@ -296,9 +301,10 @@ def test_overload_gets_503_then_recovers(gated, tiny_model, items):
 
 def test_timeout_is_504_and_frees_the_queue(gated, items):
     cfg = ServeConfig(request_timeout_s=0.3)
-    with BackgroundServer(create_app(gated, config=cfg), config=cfg) as url, ThreadPoolExecutor(
-        2
-    ) as pool:
+    with (
+        BackgroundServer(create_app(gated, config=cfg), config=cfg) as url,
+        ThreadPoolExecutor(2) as pool,
+    ):
         first = pool.submit(_post_score, url, items[:1])
         assert gated.entered.wait(10)
         second = _post_score(url, items[1:2])  # waits behind the held batch, times out

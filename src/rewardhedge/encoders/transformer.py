@@ -27,6 +27,7 @@ import numpy as np
 
 from rewardhedge.config import EncoderConfig, EncoderKind, Pooling
 from rewardhedge.encoders.base import check_texts
+from rewardhedge.encoders.batching import CPU_MAX_PAD_FRACTION, length_batches
 from rewardhedge.encoders.progress import progress_bar
 from rewardhedge.encoders.truncation import N_SPECIAL, content_budget, truncate_pair
 from rewardhedge.errors import ConfigError
@@ -228,6 +229,9 @@ class TransformerEncoder:
         self.pooling: Pooling = config.pooling
         self.batch_size = config.batch_size
         self.sort_by_length = True
+        self.max_pad_fraction = config.max_pad_fraction
+        if self.max_pad_fraction is None and self.device == "cpu":
+            self.max_pad_fraction = CPU_MAX_PAD_FRACTION
         self.name = name
         self.id: str = (
             f"{name}@{digest}:len{config.max_length}:{config.pooling.value}"
@@ -355,14 +359,16 @@ class TransformerEncoder:
                 f"ids[{int(lengths.argmax())}] has {int(lengths.max())} tokens, the model "
                 f"takes at most {self.max_positions}."
             )
-        order = np.argsort(-lengths, kind="stable") if self.sort_by_length else np.arange(n)
         bs = self.batch_size
+        if self.sort_by_length:
+            batches = length_batches(lengths, bs, self.max_pad_fraction)
+        else:
+            batches = [np.arange(lo, min(lo + bs, n)) for lo in range(0, n, bs)]
         with (
             progress_bar(n, f"encoding ({self.name})", progress) as advance,
             torch.inference_mode(),
         ):
-            for lo in range(0, n, bs):
-                idx = order[lo : lo + bs]
+            for idx in batches:
                 width = int(lengths[idx].max())
                 b = len(idx)
                 input_ids = np.full((b, width), self.pad_id, dtype=np.int64)

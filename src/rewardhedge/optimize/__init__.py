@@ -15,10 +15,9 @@ from rewardhedge.optimize.order_stats import (
     expected_best_of_n_ragged,
     kl_best_of_n,
 )
+from rewardhedge.optimize.policy_filter import BatchFilter, filter_by_uncertainty
 from rewardhedge.optimize.rl_rewards import (
-    BatchFilter,
     async_reward_function,
-    filter_by_uncertainty,
     format_completion,
     format_prompt,
     reward_function,

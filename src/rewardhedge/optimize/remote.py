@@ -36,6 +36,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
 from rewardhedge.encoders.base import check_texts
 from rewardhedge.errors import ConfigError, RewardHedgeError
 from rewardhedge.types import RewardEstimate
+from rewardhedge.uncertainty.reward_rule import RewardRule
 
 __all__ = ["RemoteRewardError", "RemoteRewardModel"]
 
@@ -154,6 +155,23 @@ class RemoteRewardModel:
         parts = [reward for _, reward in self._send(prompts, responses)]
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    def fetch_rule(self) -> RewardRule:
+        """The server's reward rule (aggregation and transform), read from ``GET /v1/model``,
+        so an adapter can apply exactly that rule to the estimates it receives."""
+        client = self._sync_client()
+        try:
+            resp = client.get(f"{self.url}/v1/model")
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        if resp.status_code != 200:
+            raise RemoteRewardError(resp.status_code, f"{self.url}/v1/model", _detail(resp))
+        try:
+            return RewardRule.from_dict(resp.json()["rule"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RemoteRewardError(
+                resp.status_code, f"{self.url}/v1/model", f"no valid 'rule' in the answer ({exc})"
+            ) from exc
+
     async def ascore(self, prompts: Sequence[str], responses: Sequence[str]) -> RewardEstimate:
         """:meth:`score` for asyncio: the chunks are sent concurrently."""
         prompts, responses = check_texts(prompts, responses)
@@ -207,9 +225,15 @@ class RemoteRewardModel:
     def _send(self, prompts: Sequence[str], responses: Sequence[str]) -> list[_Chunk]:
         prompts, responses = check_texts(prompts, responses)
         chunks = self._chunks(prompts, responses)
-        if chunks and self._client is None:
+        if not chunks:
+            return []
+        client = self._sync_client()
+        return [self._post(client, body) for body in chunks]
+
+    def _sync_client(self) -> httpx.Client:
+        if self._client is None:
             self._client = httpx.Client(timeout=self.timeout, headers=self._headers)
-        return [self._post(self._client, body) for body in chunks]  # type: ignore[arg-type]
+        return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -267,10 +291,7 @@ class RemoteRewardModel:
         except ValueError:
             data = None
         if not resp.is_success:
-            detail = data.get("detail") if isinstance(data, dict) else None
-            if detail is None:
-                detail = resp.text[:500] or resp.reason_phrase
-            raise RemoteRewardError(resp.status_code, url, str(detail))
+            raise RemoteRewardError(resp.status_code, url, _detail(resp))
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list) or len(results) != n:
             got = f"{len(results)} results" if isinstance(results, list) else "no 'results' list"
@@ -306,6 +327,16 @@ class RemoteRewardModel:
             aleatoric=np.concatenate([p.aleatoric for p in parts]),
             members=np.concatenate([p.members for p in parts], axis=1),
         )
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The server's ``detail`` message, else the start of the body."""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    detail = data.get("detail") if isinstance(data, dict) else None
+    return str(detail) if detail is not None else (resp.text[:500] or resp.reason_phrase)
 
 
 def _backoff(attempt: int) -> float:

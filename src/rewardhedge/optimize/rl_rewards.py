@@ -1,10 +1,11 @@
-"""Rewards for RL trainers: a TRL ``reward_funcs`` adapter and PF-PPO-style batch filtering.
+"""Rewards for RL trainers: a TRL ``reward_funcs`` adapter (and PF-PPO-style filtering).
 
 Why: an RL policy is optimised *against* the reward model, so it drifts to
 exactly the responses the model is least sure about. The adapter hands TRL
 (GRPO, RLOO, ...) the reward of a :class:`RewardRule` (e.g. a conservative
 aggregation) and can abstain (``None``, which TRL turns into NaN, "no
 reward") where the ensemble disagrees too much; :func:`filter_by_uncertainty`
+(defined in :mod:`rewardhedge.optimize.policy_filter`, re-exported here)
 drops or down-weights such samples before the policy update.
 
 Numpy only; the server client (:mod:`rewardhedge.optimize.remote`, httpx)
@@ -17,14 +18,14 @@ import asyncio
 import math
 import os
 import threading
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from rewardhedge.encoders.base import check_texts
 from rewardhedge.errors import ConfigError, unknown_option
+from rewardhedge.optimize.policy_filter import BatchFilter, filter_by_uncertainty
 from rewardhedge.types import RewardEstimate
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
@@ -40,8 +41,6 @@ __all__ = [
 
 ABSTAIN_ON: tuple[str, ...] = ("epistemic", "total")
 """What ``abstain_above`` is compared with: the epistemic std, or sqrt(epistemic + aleatoric)."""
-
-FILTER_MODES: tuple[str, ...] = ("filter", "weight")
 
 _ROLES = {"user": "Human", "assistant": "Assistant"}
 
@@ -116,7 +115,8 @@ def _resolve_source(source: Any) -> Any:
 
 def _resolve_rule(rule: RewardRule | str | None, source: Any) -> RewardRule:
     if rule is None:
-        own = getattr(source, "rule", None)
+        fetch = getattr(source, "fetch_rule", None)
+        own = fetch() if callable(fetch) else getattr(source, "rule", None)
         return own if isinstance(own, RewardRule) else RewardRule()
     if isinstance(rule, RewardRule):
         return rule
@@ -201,10 +201,10 @@ def reward_function(
             (an ``EnsembleRewardModel``, a ``RemoteRewardModel``) or a server
             URL (token from ``$REWARDHEDGE_TOKEN``).
         rule: a :class:`RewardRule` or an aggregation name (``"uwo"``);
-            ``None`` takes ``source.rule`` when it is a RewardRule (local
-            models), else the mean. A remote server's own rule is *not* used:
-            it is applied here, to the estimate, with the prompts as groups
-            and one running-mean state kept across calls.
+            ``None`` takes the source's own rule: ``model.rule`` for a local
+            model, the server's (``GET /v1/model``) for a remote one, else the
+            mean. Either way it is applied here, to the estimate, with the
+            batch's prompts as groups and one running-mean state kept across calls.
         abstain_above: if set, items whose uncertainty (a std, reward units)
             is above it get ``None`` (TRL: NaN, no reward). The rule still
             sees the whole batch, so a kept item's reward does not depend on it.
@@ -215,7 +215,9 @@ def reward_function(
         name: the function's ``__name__``, which TRL logs.
 
     Other keyword arguments (``completion_ids``, ``trainer_state``, dataset
-    columns) are accepted and ignored.
+    columns) are accepted and ignored. The function's ``source`` and ``rule``
+    attributes are the model it calls (close a remote one with
+    ``fn.source.close()``) and the rule it applies.
     """
     ad = _Adapter(source, rule, abstain_above, abstain_on, format_prompt, format_completion, name)
 
@@ -225,9 +227,7 @@ def reward_function(
         p, c = ad.texts(prompts, completions)
         return ad.finish(ad.source.score(p, c), p)
 
-    reward_fn.__name__ = reward_fn.__qualname__ = name
-    reward_fn.__doc__ = ad.doc()
-    return reward_fn
+    return _named(reward_fn, ad, name)
 
 
 def async_reward_function(
@@ -258,147 +258,12 @@ def async_reward_function(
             est = await asyncio.to_thread(ad.source.score, p, c)
         return ad.finish(est, p)
 
-    reward_fn.__name__ = reward_fn.__qualname__ = name
-    reward_fn.__doc__ = ad.doc()
-    return reward_fn
+    return _named(reward_fn, ad, name)
 
 
-@dataclass(frozen=True)
-class BatchFilter:
-    """Which samples of a batch to train on, and with what weight.
-
-    Attributes:
-        mask: `(n,)` bool, True for kept samples.
-        weights: `(n,)` float; 0 for dropped samples, mean 1 over kept ones.
-        threshold: ``filter`` mode: the largest kept uncertainty (with
-            ``keep``) or ``max_uncertainty``; ``weight`` mode: the scale
-            ``s``. NaN for an empty batch.
-    """
-
-    mask: np.ndarray
-    weights: np.ndarray
-    threshold: float
-
-    @property
-    def n_kept(self) -> int:
-        return int(self.mask.sum())
-
-    @property
-    def indices(self) -> np.ndarray:
-        """Indices of the kept samples, ascending."""
-        return np.flatnonzero(self.mask)
-
-
-def _uncertainty(u: RewardEstimate | np.ndarray | Sequence[float]) -> np.ndarray:
-    if isinstance(u, RewardEstimate):
-        return np.sqrt(np.maximum(u.epistemic, 0.0))
-    arr = np.asarray(u, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"uncertainty must have shape (n,), got {arr.shape}.")
-    bad = np.flatnonzero(np.isnan(arr) | (arr < 0))
-    if bad.size:
-        raise ValueError(
-            f"uncertainty[{bad[0]}] == {arr[bad[0]]!r}; uncertainties must be >= 0 (not NaN)."
-        )
-    return arr
-
-
-def _n_keep(keep: float, n: int) -> int:
-    """``ceil(keep·n)``, rounded first so 0.3·10 keeps 3, not 4."""
-    return math.ceil(round(keep * n, 9))
-
-
-def _check_number(name: str, value: Any, *, upper: float | None) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and not math.isnan(value)
-    if ok and upper is not None:
-        ok = 0 < value <= upper
-    elif ok:
-        ok = value >= 0
-    if not ok:
-        rule = "in (0, 1]" if upper is not None else ">= 0"
-        raise ConfigError(f"{name} == {value!r}, must be a number {rule}.")
-    return float(value)
-
-
-def filter_by_uncertainty(
-    uncertainty: RewardEstimate | np.ndarray | Sequence[float],
-    *,
-    keep: float | None = None,
-    max_uncertainty: float | None = None,
-    mode: str = "filter",
-    groups: Sequence[Hashable] | None = None,
-) -> BatchFilter:
-    """Drop (or down-weight) the samples whose reward the model is least sure of.
-
-    PF-PPO ("Policy Filtration in RLHF") trains only on samples whose reward
-    is reliable, because gradients from mis-rewarded samples teach the policy
-    the reward model's mistakes. Here reliability is the model's own
-    uncertainty: the std of the ensemble (``uncertainty`` as an `(n,)` array of
-    stds, or a :class:`RewardEstimate`, whose epistemic std is used).
-
-    Modes:
-        ``"filter"``: keep the ``ceil(keep·n)`` most certain samples
-        (``0 < keep <= 1``; at least one), or those with uncertainty
-        ``<= max_uncertainty``; give exactly one of the two. Kept weights are 1.
-        Ties go to the lower index. With ``groups`` (e.g. prompt ids, one GRPO
-        group each) the rule applies within each group and every group keeps
-        at least its most certain sample.
-        ``"weight"``: keep all, with ``w_i = 1 / (1 + (u_i / s)²)`` for
-        ``s`` = the median uncertainty (or ``max_uncertainty``), scaled to
-        mean 1: a sample at ``s`` counts half as much as a certain one.
-    """
-    if mode not in FILTER_MODES:
-        raise unknown_option("mode", mode, FILTER_MODES)
-    u = _uncertainty(uncertainty)
-    n = u.shape[0]
-    if groups is not None and len(groups) != n:
-        raise ValueError(f"groups has {len(groups)} entries for {n} samples; they must match.")
-    if max_uncertainty is not None:
-        max_uncertainty = _check_number("max_uncertainty", max_uncertainty, upper=None)
-    if mode == "weight":
-        if keep is not None or groups is not None:
-            raise ConfigError("keep and groups are only used by mode='filter'; leave them None.")
-        return _weights(u, max_uncertainty)
-    if (keep is None) == (max_uncertainty is None):
-        raise ConfigError(
-            f"mode='filter' needs exactly one of keep (got {keep!r}) and "
-            f"max_uncertainty (got {max_uncertainty!r})."
-        )
-    if keep is not None:
-        keep = _check_number("keep", keep, upper=1.0)
-    mask = np.zeros(n, dtype=bool)
-    for idx in _group_indices(groups, n):
-        order = idx[np.argsort(u[idx], kind="stable")]
-        if keep is not None:
-            mask[order[: _n_keep(keep, idx.size)]] = True
-        else:
-            ok = idx[u[idx] <= max_uncertainty]
-            mask[ok if ok.size or groups is None else order[:1]] = True
-    if keep is not None:
-        threshold = float(u[mask].max()) if mask.any() else math.nan
-    else:
-        threshold = float(max_uncertainty)  # type: ignore[arg-type]
-    return BatchFilter(mask, mask.astype(np.float64), threshold)
-
-
-def _group_indices(groups: Sequence[Hashable] | None, n: int) -> list[np.ndarray]:
-    if groups is None:
-        return [np.arange(n)] if n else []
-    members: dict[Hashable, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
-    return [np.asarray(v, dtype=np.int64) for v in members.values()]
-
-
-def _weights(u: np.ndarray, scale: float | None) -> BatchFilter:
-    n = u.shape[0]
-    if n == 0:
-        return BatchFilter(np.zeros(0, dtype=bool), np.zeros(0), math.nan)
-    s = float(np.median(u)) if scale is None else scale
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(u == 0, 0.0, u / s)  # s == 0: only certain samples get weight
-    ratio = np.nan_to_num(ratio, nan=np.inf)  # inf / inf: s is inf, so is this sample
-    w = 1.0 / (1.0 + ratio**2)
-    total = w.sum()
-    w = w * (n / total) if total > 0 else np.ones(n)  # all infinitely uncertain: uniform
-    return BatchFilter(np.ones(n, dtype=bool), w, s)
+def _named(fn: Callable[..., Any], ad: _Adapter, name: str) -> Callable[..., Any]:
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = ad.doc()
+    fn.source = ad.source  # type: ignore[attr-defined]
+    fn.rule = ad.rule  # type: ignore[attr-defined]
+    return fn

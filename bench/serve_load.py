@@ -1,0 +1,340 @@
+"""Load test of the reward server: served throughput against in-process scoring.
+
+A trained model (MiniLM, K=5 linear heads on the HH-RLHF harmless train split)
+is served by ``rewardhedge serve`` in its own process; this process is the
+client, on loopback. For concurrency 1, 8 and 32 and 1 or 16 items per
+request it sends a fixed number of requests (with a time cap, so it always
+ends) of real HH test (prompt, response) items and records items/s and p50 /
+p99 latency. In the same run, in this process, ``model.score`` on the same
+kind of items gives the in-process throughput; the ratio is served / in-process.
+Neither side uses the embedding cache, so every item is really encoded.
+
+Then an overload test: 128 clients firing 16-item requests at a server whose
+queue holds 256 items; it counts 503s, checks that /health keeps answering and
+that scores afterwards are right, and reads the server's peak memory (VmHWM).
+
+Usage: python bench/serve_load.py [--requests 240] [--time-cap 60]
+Writes bench/results/serve_load.json and prints README rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+from rewardhedge import __version__
+from rewardhedge.config import EnsembleConfig, TrainConfig
+from rewardhedge.reward_model import EnsembleRewardModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hh_data import load_hh, split
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CACHE = ROOT / "bench" / "cache"
+
+
+# -- the server process ----------------------------------------------------------------------
+class ServerProcess:
+    """``rewardhedge serve`` in a subprocess; the URL is read from its start-up line."""
+
+    def __init__(self, model_dir: Path, *extra: str) -> None:
+        env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}
+        env.pop("REWARDHEDGE_TOKEN", None)
+        cmd = [sys.executable, "-m", "rewardhedge", "serve", "--model", str(model_dir)]
+        self.proc = subprocess.Popen(
+            [*cmd, "--port", "0", "--log-level", "warning", *extra],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        self.url = ""
+        for line in self.proc.stderr:
+            m = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+            if m:
+                self.url = m.group(1)
+                break
+        if not self.url:
+            raise RuntimeError("server did not start")
+        for _ in range(600):
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not answer /health")
+
+    def memory_mib(self) -> dict[str, float]:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        out = {}
+        for key in ("VmRSS", "VmHWM"):
+            m = re.search(rf"{key}:\s+(\d+) kB", status)
+            out[key] = int(m.group(1)) / 1024 if m else float("nan")
+        return out
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.url}/health", timeout=30).json()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+# -- the client ----------------------------------------------------------------------------
+async def load(
+    url: str,
+    items: list[dict],
+    *,
+    concurrency: int,
+    per_request: int,
+    n_requests: int,
+    time_cap: float,
+    retry_503: bool = True,
+) -> dict:
+    """``concurrency`` workers send ``n_requests`` requests in total (or stop at the cap)."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    sent = 0
+    scored = 0
+    start = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal sent, scored
+            while sent < n_requests and time.perf_counter() - start < time_cap:
+                i = sent
+                sent += 1
+                body = [items[(i * per_request + j) % len(items)] for j in range(per_request)]
+                while True:
+                    t0 = time.perf_counter()
+                    r = await client.post(f"{url}/v1/score", json=body)
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                    if r.status_code == 503 and retry_503:
+                        await asyncio.sleep(0.05)
+                        continue
+                    break
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - t0)
+                    scored += per_request
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    lat = np.array(latencies) * 1000
+    return {
+        "concurrency": concurrency,
+        "items_per_request": per_request,
+        "requests_ok": len(latencies),
+        "items": scored,
+        "wall_s": wall,
+        "items_per_s": scored / wall,
+        "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
+        "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "hit_time_cap": wall >= time_cap,
+    }
+
+
+def in_process(model: EnsembleRewardModel, items: list[dict]) -> dict:
+    prompts = [it["prompt"] for it in items]
+    responses = [it["response"] for it in items]
+    t0 = time.perf_counter()
+    model.score(prompts, responses)
+    wall = time.perf_counter() - t0
+    return {"items": len(items), "wall_s": wall, "items_per_s": len(items) / wall}
+
+
+async def overload(server: ServerProcess, items: list[dict], clients: int, requests: int) -> dict:
+    before = server.memory_mib()
+    health_lat: list[float] = []
+    done = asyncio.Event()
+
+    async def probe() -> None:
+        async with httpx.AsyncClient(timeout=30) as c:
+            while not done.is_set():
+                t0 = time.perf_counter()
+                r = await c.get(f"{server.url}/health")
+                assert r.status_code == 200
+                health_lat.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.1)
+
+    prober = asyncio.create_task(probe())
+    burst = await load(
+        server.url,
+        items,
+        concurrency=clients,
+        per_request=16,
+        n_requests=requests,
+        time_cap=120,
+        retry_503=False,
+    )
+    done.set()
+    await prober
+    after = server.memory_mib()
+    return {
+        "burst": burst,
+        "rss_before_mib": before["VmRSS"],
+        "peak_rss_mib": after["VmHWM"],
+        "health_probes": len(health_lat),
+        "health_p99_ms": float(np.percentile(np.array(health_lat) * 1000, 99)),
+        "server_health": server.health(),
+    }
+
+
+def check_after(server: ServerProcess, model: EnsembleRewardModel, items: list[dict]) -> float:
+    r = httpx.post(f"{server.url}/v1/score", json=items[:16], timeout=60)
+    r.raise_for_status()
+    got = np.array([x["mean"] for x in r.json()["results"]])
+    want = model.score([i["prompt"] for i in items[:16]], [i["response"] for i in items[:16]]).mean
+    return float(np.max(np.abs(got - want)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=240, help="requests per cell of 1 item")
+    ap.add_argument("--time-cap", type=float, default=60.0)
+    args = ap.parse_args()
+
+    pairs, _ = load_hh()
+    train, test = split(pairs)
+    items = [{"prompt": p.prompt, "response": p.chosen} for p in test]
+    items += [{"prompt": p.prompt, "response": p.rejected} for p in test]
+    rng = np.random.default_rng(0)
+    items = [items[i] for i in rng.permutation(len(items))]
+    print(f"{len(items)} HH test items; training the served model on {len(train)} pairs")
+
+    cfg = replace(EnsembleConfig(), train=TrainConfig(seed=0))
+    trained = EnsembleRewardModel(cfg, cache_dir=CACHE).fit(train)
+    tmp = Path(tempfile.mkdtemp())
+    trained.save(tmp / "rm")
+    model = EnsembleRewardModel.load(tmp / "rm", use_cache=False)
+    model.score(["warm"], ["up"])
+
+    baseline = [in_process(model, items)]
+    print(f"in-process: {baseline[0]['items_per_s']:.1f} items/s")
+
+    cells = []
+    server = ServerProcess(tmp / "rm")
+    try:
+        for per_request in (1, 16):
+            for concurrency in (1, 8, 32):
+                n = args.requests if per_request == 1 else 2 * concurrency
+                h0 = server.health()
+                cell = asyncio.run(
+                    load(
+                        server.url,
+                        items,
+                        concurrency=concurrency,
+                        per_request=per_request,
+                        n_requests=n,
+                        time_cap=args.time_cap,
+                    )
+                )
+                h1 = server.health()
+                batches = h1["batches"] - h0["batches"]
+                cell["mean_batch"] = (h1["items_scored"] - h0["items_scored"]) / max(batches, 1)
+                cells.append(cell)
+                print(
+                    f"c={concurrency:>2} k={per_request:>2}: {cell['items_per_s']:.1f} items/s, "
+                    f"p50 {cell['p50_ms']:.0f} ms, p99 {cell['p99_ms']:.0f} ms, "
+                    f"mean batch {cell['mean_batch']:.1f}"
+                )
+        server_memory = server.memory_mib()
+    finally:
+        server.stop()
+    # The same one-item cells with a longer batching window (clients just answered
+    # get to rejoin the next micro-batch): the setting for CPU serving.
+    server = ServerProcess(tmp / "rm", "--max-wait-ms", "10")
+    try:
+        for concurrency in (8, 32):
+            h0 = server.health()
+            cell = asyncio.run(
+                load(
+                    server.url,
+                    items,
+                    concurrency=concurrency,
+                    per_request=1,
+                    n_requests=args.requests,
+                    time_cap=args.time_cap,
+                )
+            )
+            h1 = server.health()
+            cell["mean_batch"] = (h1["items_scored"] - h0["items_scored"]) / max(
+                h1["batches"] - h0["batches"], 1
+            )
+            cell["max_wait_ms"] = 10
+            cells.append(cell)
+            print(
+                f"c={concurrency:>2} k= 1 wait 10 ms: {cell['items_per_s']:.1f} items/s, "
+                f"p50 {cell['p50_ms']:.0f} ms, p99 {cell['p99_ms']:.0f} ms, "
+                f"mean batch {cell['mean_batch']:.1f}"
+            )
+    finally:
+        server.stop()
+    baseline.append(in_process(model, items))
+    base = float(np.mean([b["items_per_s"] for b in baseline]))
+    for cell in cells:
+        cell["ratio_to_in_process"] = cell["items_per_s"] / base
+    print(f"in-process (after): {baseline[1]['items_per_s']:.1f} items/s; mean {base:.1f}")
+
+    server = ServerProcess(tmp / "rm", "--max-queue", "256", "--max-items", "64")
+    try:
+        over = asyncio.run(overload(server, items, clients=128, requests=384))
+        over["max_abs_diff_after"] = check_after(server, model, items)
+    finally:
+        server.stop()
+    b = over["burst"]
+    print(
+        f"overload: statuses {b['statuses']}, accepted p99 {b['p99_ms']:.0f} ms, "
+        f"peak RSS {over['peak_rss_mib']:.0f} MiB (before {over['rss_before_mib']:.0f}), "
+        f"/health p99 {over['health_p99_ms']:.0f} ms, diff after {over['max_abs_diff_after']:.1e}"
+    )
+
+    result = {
+        "benchmark": "serve_load",
+        "version": __version__,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
+        "model": "MiniLM dual pooling, K=5 linear heads, HH harmless train split (seed 0)",
+        "items": len(items),
+        "in_process": baseline,
+        "in_process_items_per_s": base,
+        "served": cells,
+        "server_memory_after_load_mib": server_memory,
+        "overload": over,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serve_load.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        "\n| concurrency | items/request | max wait ms | items/s | p50 ms | p99 ms "
+        "| mean batch | served / in-process |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for c in cells:
+        print(
+            f"| {c['concurrency']} | {c['items_per_request']} | {c.get('max_wait_ms', 2)} | "
+            f"{c['items_per_s']:.1f} | {c['p50_ms']:.0f} | {c['p99_ms']:.0f} | "
+            f"{c['mean_batch']:.1f} | {c['ratio_to_in_process']:.2f} |"
+        )
+
+if __name__ == "__main__":
+    main()
