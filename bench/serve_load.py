@@ -336,5 +336,6 @@ def main() -> None:
             f"{c['mean_batch']:.1f} | {c['ratio_to_in_process']:.2f} |"
         )
 
+
 if __name__ == "__main__":
     main()
