@@ -61,12 +61,9 @@ class RewardService:
         self.state = rule.new_state() if rule.needs_state else None
         self.batcher: MicroBatcher | None = None
 
-    def _score_sync(self, prompts: list[str], responses: list[str]) -> RewardEstimate:
-        return self.model.score(prompts, responses)
-
     def start(self) -> None:
         self.batcher = MicroBatcher(
-            self._score_sync,
+            self.model.score,
             max_batch_items=self.config.max_batch_items,
             max_wait_s=self.config.max_wait_ms / 1000.0,
             max_queue_items=self.config.max_queue_items,
@@ -223,7 +220,9 @@ def create_app(
         limits.check_count(len(body.items), "items", config)
         prompts = [it.prompt for it in body.items]
         responses = [it.response for it in body.items]
-        limits.check_texts((("items[].prompt", prompts), ("items[].response", responses)), config)
+        limits.check_text_lengths(
+            (("items[].prompt", prompts), ("items[].response", responses)), config
+        )
         est = await service.estimate(prompts, responses)
         return ScoreResponse(
             results=_results(est, service.rewards(est, prompts)),
@@ -238,7 +237,7 @@ def create_app(
         prompts = [p.prompt for p in body.pairs]
         a = [p.a for p in body.pairs]
         b = [p.b for p in body.pairs]
-        limits.check_texts(
+        limits.check_text_lengths(
             (("pairs[].prompt", prompts), ("pairs[].a", a), ("pairs[].b", b)), config
         )
         est = await service.estimate(prompts + prompts, a + b)
@@ -278,7 +277,7 @@ def create_app(
                 f"prompts has {len(body.prompts)} entries but query has {len(body.query)}; "
                 "send one prompt per query (or none).",
             )
-        limits.check_texts((("query[]", body.query),), config)
+        limits.check_text_lengths((("query[]", body.query),), config)
         prompts, responses, split = openrlhf.split_queries(body.query, body.prompts)
         est = await service.estimate(prompts, responses)
         rewards = service.rewards(est, prompts).tolist()

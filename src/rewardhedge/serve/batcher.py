@@ -121,12 +121,9 @@ class MicroBatcher:
         self._queued_items += n
         self._waiting_items += n
         self._arrived.set()
-        try:
-            return await future
-        except asyncio.CancelledError:
-            # Timed out or the client went away: the worker skips a cancelled job.
-            future.cancel()
-            raise
+        # A timeout or a client that goes away cancels this task and with it the
+        # future, which the worker then skips.
+        return await future
 
     async def stop(self, grace_s: float = 30.0) -> None:
         """Refuse new work, finish what is queued (for up to ``grace_s``), then stop."""

@@ -92,7 +92,7 @@ def check_count(n: int, what: str, config: ServeConfig) -> None:
         )
 
 
-def check_texts(fields: Sequence[tuple[str, Sequence[Any]]], config: ServeConfig) -> None:
+def check_text_lengths(fields: Sequence[tuple[str, Sequence[Any]]], config: ServeConfig) -> None:
     """422 naming the first text longer than ``max_text_chars``, e.g. ``items[3].response``."""
     limit = config.max_text_chars
     for name, values in fields:

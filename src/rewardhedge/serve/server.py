@@ -11,8 +11,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -112,11 +110,5 @@ class BackgroundServer:
     def __enter__(self) -> str:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-        *rest: Any,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
