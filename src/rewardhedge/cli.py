@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rewardhedge import __version__, cli_eval, cli_optimize, cli_serve
+from rewardhedge import __version__, cli_eval, cli_finetune, cli_optimize, cli_serve
 from rewardhedge.cli_options import (
     AggregateOpt,
     BetaOpt,
@@ -47,6 +47,7 @@ from rewardhedge.data import (
 )
 from rewardhedge.errors import ConfigError, RewardHedgeError
 from rewardhedge.evaluate import format_metrics
+from rewardhedge.loading import load_reward_model
 from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
@@ -306,7 +307,7 @@ def score(
 ) -> None:
     """Score (prompt, response) items: the reward (the model's aggregation and transform,
     or the flags'), mean, epistemic and aleatoric variance, members."""
-    rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
+    rm = load_reward_model(model, cache_dir=cache_dir, use_cache=not no_cache)
     rule = rule_from_flags(rm.rule, aggregate, lam, beta, transform, reference)
     items, report = load_items(
         data,
@@ -361,6 +362,7 @@ def _root(
 
 
 cli_eval.register(app)
+cli_finetune.register(app)
 cli_optimize.register(app)
 cli_serve.register(app)
 

@@ -39,7 +39,7 @@ from rewardhedge.errors import ConfigError
 from rewardhedge.eval_suite import evaluate_one_to_many, evaluate_pairs, evaluate_pools
 from rewardhedge.evaluate import format_metrics
 from rewardhedge.evaluate.report import format_pools
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.loading import load_reward_model
 
 err = Console(stderr=True)
 out = Console()
@@ -144,12 +144,12 @@ def eval_cmd(
         perturbations=perturbations,
         perturbation_file=str(perturb_file) if perturb_file is not None else None,
     )
-    rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
+    rm = load_reward_model(model, cache_dir=cache_dir, use_cache=not no_cache)
     other = None
     if against is not None:
         other = (
             str(against),
-            EnsembleRewardModel.load(against, cache_dir=cache_dir, use_cache=not no_cache),
+            load_reward_model(against, cache_dir=cache_dir, use_cache=not no_cache),
         )
     default_rejects = (json_out or Path(data.name)).with_name(data.stem + ".rejects.jsonl")
     rejects_path = (rejects or default_rejects) if skip_invalid else None

@@ -26,7 +26,7 @@ from rewardhedge.data import load_pools, parse_field_map, write_json_atomic, wri
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.data.sandbox.export import export_sandbox
 from rewardhedge.errors import ConfigError
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.loading import load_reward_model
 
 err = Console(stderr=True)
 out = Console()
@@ -94,7 +94,7 @@ def bon(
     (the model's saved aggregation unless --aggregate is given)."""
     from rewardhedge.optimize.bon import best_of_n, summarise_picks
 
-    rm = EnsembleRewardModel.load(model, cache_dir=cache_dir, use_cache=not no_cache)
+    rm = load_reward_model(model, cache_dir=cache_dir, use_cache=not no_cache)
     agg = rule_from_flags(rm.rule, aggregate, lam, beta, None, None).aggregation
     rows, report = load_pools(
         pools,

@@ -23,7 +23,7 @@ from rewardhedge.cli_options import (
 )
 from rewardhedge.config import ServeConfig
 from rewardhedge.errors import ConfigError
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.loading import load_reward_model
 
 err = Console(stderr=True)
 _DEFAULT = ServeConfig()
@@ -102,7 +102,7 @@ def serve(
         request_timeout_s=timeout,
     )
     with err.status(f"Loading {model} …"):
-        rm = EnsembleRewardModel.load(model, use_cache=False)
+        rm = load_reward_model(model, use_cache=False)
         rm.score(["warm-up"], ["warm-up"])  # load the encoder before the first request
     rule = rule_from_flags(rm.rule, aggregate, lam, beta, transform, reference)
     if not token and not _is_loopback(host):

@@ -43,7 +43,7 @@ from rewardhedge.evaluate.rewardbench import section_scores
 from rewardhedge.evaluate.starc import starc_bootstrap_ci, starc_distance, starc_to_reference
 from rewardhedge.evaluate.statistics import iqm, stratified_bootstrap_ci
 from rewardhedge.optimize.bon import pick, score_pools, summarise_picks
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.reward_api import RewardModelBase
 from rewardhedge.types import (
     CandidatePool,
     OneToManyRow,
@@ -120,7 +120,7 @@ def _starc_block(members: np.ndarray, mean: np.ndarray, groups: Sequence[str]) -
 
 
 def _batch_block(
-    model: EnsembleRewardModel,
+    model: RewardModelBase,
     prompts: Sequence[str],
     responses: Sequence[str],
     pairs: np.ndarray | None,
@@ -133,7 +133,7 @@ def _batch_block(
 
 
 def _pair_batch_check(
-    model: EnsembleRewardModel, pairs: Sequence[PreferencePair], cfg: EvalConfig
+    model: RewardModelBase, pairs: Sequence[PreferencePair], cfg: EvalConfig
 ) -> dict[str, Any] | None:
     n_pairs = min(len(pairs), cfg.batch_check_items // 2)
     if n_pairs == 0:
@@ -146,7 +146,7 @@ def _pair_batch_check(
 
 
 def _perturbation_block(
-    model: EnsembleRewardModel,
+    model: RewardModelBase,
     pairs: Sequence[PreferencePair],
     base: PairwiseEstimate,
     cfg: EvalConfig,
@@ -218,11 +218,11 @@ def _comparison_block(
 
 # -- pairs ---------------------------------------------------------------------------------
 def evaluate_pairs(
-    model: EnsembleRewardModel,
+    model: RewardModelBase,
     pairs: Sequence[PreferencePair],
     *,
     config: EvalConfig | None = None,
-    other: tuple[str, EnsembleRewardModel] | None = None,
+    other: tuple[str, RewardModelBase] | None = None,
     progress: bool = False,
     clock: Clock = time.perf_counter,
     **abstention: Any,
@@ -250,10 +250,10 @@ def evaluate_pairs(
 
 
 def _evaluate_pairs(
-    model: EnsembleRewardModel,
+    model: RewardModelBase,
     pairs: Sequence[PreferencePair],
     config: EvalConfig | None,
-    other: tuple[str, EnsembleRewardModel] | None,
+    other: tuple[str, RewardModelBase] | None,
     progress: bool,
     clock: Clock,
     abstention: dict[str, Any],
@@ -302,11 +302,11 @@ def _timing(t_score: float, total: float) -> dict[str, float | None]:
 
 # -- one to many ---------------------------------------------------------------------------
 def evaluate_one_to_many(
-    model: EnsembleRewardModel,
+    model: RewardModelBase,
     rows: Sequence[OneToManyRow],
     *,
     config: EvalConfig | None = None,
-    other: tuple[str, EnsembleRewardModel] | None = None,
+    other: tuple[str, RewardModelBase] | None = None,
     progress: bool = False,
     clock: Clock = time.perf_counter,
 ) -> dict[str, Any]:
@@ -343,7 +343,7 @@ def evaluate_one_to_many(
 
 
 # -- pools ---------------------------------------------------------------------------------
-def _aggregations(model: EnsembleRewardModel) -> list[Aggregation]:
+def _aggregations(model: RewardModelBase) -> list[Aggregation]:
     aggs = list(DEFAULT_AGGREGATIONS)
     own = model.rule.aggregation
     if all(own.to_dict() != a.to_dict() for a in aggs):
@@ -374,7 +374,7 @@ def _length_picks(pools: Sequence[CandidatePool], prefer: str, seed: int) -> dic
 
 
 def evaluate_pools(
-    model: EnsembleRewardModel,
+    model: RewardModelBase,
     pools: Sequence[CandidatePool],
     *,
     config: EvalConfig | None = None,

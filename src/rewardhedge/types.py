@@ -35,6 +35,11 @@ class PreferencePair:
     """Where the pair came from (a file, a data set name)."""
     id: str | None = None
     """A stable identifier; the loader fills ``"<file>:<line>"`` if absent."""
+    chosen_score: float | None = None
+    """An absolute rating of ``chosen`` (HelpSteer2-style), the target of the
+    regression objectives; ``None`` when the data has none."""
+    rejected_score: float | None = None
+    """An absolute rating of ``rejected``."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,18 @@ from typing import Any
 from rewardhedge.data.jsonl import is_valid_utf8, type_name
 from rewardhedge.errors import ConfigError, DataError, unknown_option
 
-PAIR_FIELDS = ("prompt", "chosen", "rejected", "margin", "subset", "source", "id")
+PAIR_FIELDS = (
+    "prompt",
+    "chosen",
+    "rejected",
+    "margin",
+    "chosen_score",
+    "rejected_score",
+    "subset",
+    "source",
+    "id",
+)
+NUMBER_FIELDS = ("margin", "chosen_score", "rejected_score")
 ITEM_FIELDS = ("prompt", "response", "id")
 POOL_FIELDS = ("prompt", "candidates", "gold", "subset", "id")
 ONE_TO_MANY_FIELDS = ("prompt", "chosen", "rejected", "subset", "source", "id")
@@ -107,7 +118,7 @@ class RowCheck:
 
     def _optional(self, name: str) -> Any:
         value = self.row.get(self.cols[name])
-        if value == "" and (self.from_text or name != "margin"):
+        if value == "" and (self.from_text or name not in NUMBER_FIELDS):
             return None
         return value
 
@@ -133,20 +144,25 @@ class RowCheck:
 
     def optional_margin(self) -> float | None:
         """A finite number; CSV cells holding a number are converted."""
-        value = self._optional("margin")
+        return self.optional_number("margin")
+
+    def optional_number(self, name: str) -> float | None:
+        """An optional finite number (``margin``, ``chosen_score``, ...); CSV cells
+        holding a number are converted."""
+        value = self._optional(name)
         if value is None:
             return None
         if self.from_text and isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
-                raise self.fail("margin", f"must be a number, got {value!r}") from None
+                raise self.fail(name, f"must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, Real):
-            raise self.fail("margin", f"must be a number, got {type_name(value)}")
-        margin = float(value)
-        if not math.isfinite(margin):
-            raise self.fail("margin", f"must be a finite number, got {margin}")
-        return margin
+            raise self.fail(name, f"must be a number, got {type_name(value)}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise self.fail(name, f"must be a finite number, got {number}")
+        return number
 
     def _list(self, name: str, value: Any) -> list[Any]:
         """A list value; CSV cells may hold the list as JSON text."""

@@ -62,7 +62,8 @@ def load_pairs(
         path: ``.jsonl``, ``.json`` (an array of objects), ``.csv`` (with a
             header), ``.parquet``, or a folder saved by ``datasets``.
         fields: Our field name → the file's column name, for the names
-            prompt, chosen, rejected, margin, subset, source, id.
+            prompt, chosen, rejected, margin, chosen_score, rejected_score, subset,
+            source, id.
         format: ``"auto"`` (by path), ``"jsonl"``, ``"json"``, ``"csv"``,
             ``"parquet"`` or ``"hf"``.
         dialogue: ``"auto"``, ``"hh"`` or ``"none"``: whether to split
@@ -99,6 +100,8 @@ def load_pairs(
             chosen=chosen,
             rejected=rejected,
             margin=chk.optional_margin(),
+            chosen_score=chk.optional_number("chosen_score"),
+            rejected_score=chk.optional_number("rejected_score"),
             subset=chk.optional_text("subset"),
             source=chk.optional_text("source") or name,
             id=chk.optional_id() or f"{name}:{line}",

@@ -36,6 +36,20 @@ def content_budget(max_length: int) -> int:
     return max_length - N_SPECIAL
 
 
+def split_budget(n_prompt: int, n_response: int, budget: int) -> tuple[int, int]:
+    """How many prompt and response tokens fit in ``budget`` content tokens.
+
+    The response keeps up to ``budget - min(n_prompt, budget // 4)``; the prompt
+    fills what is left. Returns ``(prompt_keep, response_keep)``.
+
+    Example:
+        >>> split_budget(100, 100, 40)
+        (10, 30)
+    """
+    r_keep = min(n_response, budget - min(n_prompt, budget // 4))
+    return min(n_prompt, budget - r_keep), r_keep
+
+
 def truncate_pair(
     prompt_ids: Sequence[int], response_ids: Sequence[int], max_length: int
 ) -> TruncatedPair:
@@ -50,8 +64,7 @@ def truncate_pair(
     if budget < 1:
         raise ValueError(f"max_length == {max_length}, must be >= {N_SPECIAL + 1}.")
     n_p, n_r = len(prompt_ids), len(response_ids)
-    r_keep = min(n_r, budget - min(n_p, budget // 4))
-    p_keep = min(n_p, budget - r_keep)
+    p_keep, r_keep = split_budget(n_p, n_r, budget)
     return TruncatedPair(
         prompt=list(prompt_ids[n_p - p_keep :]),
         response=list(response_ids[:r_keep]),

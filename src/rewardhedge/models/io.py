@@ -46,6 +46,7 @@ def save_model_folder(
     config: dict[str, Any],
     tensors: dict[str, torch.Tensor],
     info: dict[str, Any],
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a model folder atomically (a temp folder renamed into place).
 
@@ -55,7 +56,12 @@ def save_model_folder(
         config: JSON-ready configuration.
         tensors: named tensors for ``weights.safetensors``.
         info: extra manifest fields (``encoder_id``, ``training_data_hash``, ...).
+        extra_files: more files by relative path (a tokenizer's JSON and text
+            files), hashed in the manifest like the others.
     """
+    extra = dict(extra_files or {})
+    for name in extra:
+        _check_extra_name(name)
     dest = Path(path)
     if dest.exists() and not (dest / MANIFEST_FILE).exists() and any(dest.iterdir()):
         raise ModelFormatError(
@@ -68,9 +74,12 @@ def save_model_folder(
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         save_file(contiguous, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        for name, data in extra.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
         files = {
             name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-            for name in (CONFIG_FILE, WEIGHTS_FILE)
+            for name in (CONFIG_FILE, WEIGHTS_FILE, *extra)
         }
         manifest = {
             "format": FORMAT_NAME,
@@ -82,7 +91,7 @@ def save_model_folder(
             "files": files,
         }
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        for name in (CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE):
+        for name in (CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE, *extra):
             with open(tmp / name, "rb") as f:
                 os.fsync(f.fileno())
         if dest.exists():
@@ -135,10 +144,15 @@ def load_model_folder(
             f"{manifest_path}: holds a {manifest.get('model_class')!r}, not a {expected_class!r}."
         )
     files = manifest.get("files")
-    if not isinstance(files, dict) or set(files) != {CONFIG_FILE, WEIGHTS_FILE}:
+    if not isinstance(files, dict) or not {CONFIG_FILE, WEIGHTS_FILE} <= set(files):
         raise ModelFormatError(
             f"{manifest_path}: 'files' must list {CONFIG_FILE} and {WEIGHTS_FILE}."
         )
+    for name in set(files) - {CONFIG_FILE, WEIGHTS_FILE}:
+        try:
+            _check_extra_name(name)
+        except ValueError as exc:
+            raise ModelFormatError(f"{manifest_path}: {exc}") from None
     for name, meta in files.items():
         _verify_file(folder / name, meta)
     config = _read_json(folder / CONFIG_FILE)
@@ -149,6 +163,23 @@ def load_model_folder(
             f"{folder / WEIGHTS_FILE}: unreadable safetensors file ({exc})."
         ) from exc
     return config, tensors, manifest
+
+
+EXTRA_SUFFIXES = (".json", ".txt", ".jinja", ".model")
+"""What extra files may be: a tokenizer's JSON, vocabulary text, chat template
+and SentencePiece model (a protobuf). Never a pickle."""
+
+
+def _check_extra_name(name: str) -> None:
+    """An extra file stays inside the folder and is of a kind that cannot run code."""
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or not parts or name in (MANIFEST_FILE,):
+        raise ValueError(f"extra file name {name!r} must be a relative path inside the folder.")
+    if not name.endswith(EXTRA_SUFFIXES):
+        raise ValueError(
+            f"extra file {name!r} must end in one of {', '.join(EXTRA_SUFFIXES)} "
+            "(no pickles, no code)."
+        )
 
 
 def _verify_file(path: Path, meta: Any) -> None:

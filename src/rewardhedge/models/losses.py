@@ -62,3 +62,32 @@ def bradley_terry_loss(
     if center_coef > 0.0:
         loss = loss + center_coef * ((r_chosen + r_rejected) ** 2).mean(dim=1)
     return loss
+
+
+def regression_loss(
+    rewards: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-member squared error ``mean((r − y)²)`` against absolute ratings.
+
+    Args:
+        rewards: `(K, B)` predicted rewards.
+        targets: `(B,)` ratings; entries where ``mask`` is False are ignored.
+        mask: `(B,)` bool, which items carry a rating (``None``: all).
+        weights: `(K, B)` per-member example weights, or ``None`` for 1.
+
+    Returns:
+        `(K,)` loss of each member (0 when no item in the batch has a rating).
+
+    Example:
+        >>> r = torch.tensor([[1.0, 3.0]])
+        >>> float(regression_loss(r, torch.tensor([0.0, 0.0]), torch.tensor([True, False]))[0])
+        1.0
+    """
+    sq = (rewards - targets[None, :]) ** 2  # (K, B)
+    w = torch.ones_like(sq) if weights is None else weights.to(sq.dtype)
+    if mask is not None:
+        w = w * mask[None, :].to(sq.dtype)
+    return (sq * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)

@@ -1,0 +1,367 @@
+"""A fine-tuned transformer reward model (or ensemble) with the same API as the default.
+
+``FinetunedRewardModel(FinetuneConfig(backbone="path/to/model")).fit(pairs)``
+tokenises the pairs, builds the network the config asks for (one head, K heads
+on a shared backbone, K LoRA adapters, K independent copies, or MC dropout),
+trains it with ``train/finetune.py`` and returns the same ``RewardEstimate`` as
+:class:`EnsembleRewardModel`, so best-of-n, the server, ``eval`` and the RL
+adapters take either. It saves as safetensors + JSON (weights, the backbone's
+``config.json`` and the tokenizer's JSON/text files): loading runs no code.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble, HeadPooling, Precision
+from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
+from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
+from rewardhedge.models.io import EXTRA_SUFFIXES, load_model_folder, save_model_folder
+from rewardhedge.models.reward_transformer import (
+    IndependentEnsemble,
+    LoraEnsemble,
+    RewardTransformer,
+    backbone_from_config,
+    default_pooling,
+    load_backbone,
+)
+from rewardhedge.reward_api import RewardModelBase, check_pairs
+from rewardhedge.reward_model import TEMPERATURE_BOUNDS, hash_pairs
+from rewardhedge.train.finetune import StepCallback, finetune
+from rewardhedge.train.pair_data import EncodedPairs
+from rewardhedge.types import PreferencePair, RewardEstimate, member_logits
+from rewardhedge.uncertainty.calibration import TemperatureScaling
+from rewardhedge.uncertainty.reward_rule import RewardRule
+
+TOKENIZER_DIR = "tokenizer"
+SCORE_CHUNK = 2048
+"""Items tokenised per chunk while scoring: the host tokenises the next chunk
+while the GPU still runs the last one (outputs stay on the device until the end)."""
+
+
+def _lora_backbone(backbone: Any, config: FinetuneConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    lora = config.lora
+    cfg = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.targets()
+    )
+    return get_peft_model(backbone, cfg)
+
+
+def build_network(backbone: Any, config: FinetuneConfig, pooling: str) -> nn.Module:
+    """The network ``config.ensemble`` names, around ``backbone`` (seeded from ``config.seed``)."""
+    kind, k = config.ensemble, config.members
+    torch.manual_seed(config.seed)
+    if kind is FinetuneEnsemble.LORA:
+        return LoraEnsemble(backbone, k, pooling, config.lora, config.dropout, seed=config.seed)
+    if kind is FinetuneEnsemble.INDEPENDENT:
+        members = []
+        for i in range(k):
+            torch.manual_seed(config.seed + i)
+            copy_i = backbone if i == k - 1 else copy.deepcopy(backbone)
+            if config.use_lora:
+                copy_i = _lora_backbone(copy_i, config)
+            members.append(RewardTransformer(copy_i, 1, pooling, config.dropout))
+        return IndependentEnsemble(members)
+    if config.use_lora:
+        backbone = _lora_backbone(backbone, config)
+    return RewardTransformer(backbone, k, pooling, config.dropout)
+
+
+def dropout_masks(n_samples: int, width: int, p: float, seed: int) -> torch.Tensor:
+    """`(S, H)` fixed inverted-dropout masks: the same masks for every item and batch,
+    so an MC-dropout reward does not depend on what else is scored with it."""
+    gen = torch.Generator().manual_seed(seed)
+    keep = (torch.rand(n_samples, width, generator=gen) >= p).float()
+    return keep / (1.0 - p)
+
+
+class FinetunedRewardModel(RewardModelBase):
+    """A Hugging Face backbone fine-tuned into a reward model or ensemble.
+
+    Args:
+        config: what to fine-tune and how (``config.backbone`` is a local folder).
+        rule: how ``reward`` turns an estimate into one number (saved with the model).
+        device: where to score and train (default: CUDA when available).
+
+    Example:
+        >>> # rm = FinetunedRewardModel(FinetuneConfig(backbone="models/qwen2.5-0.5b",
+        >>> #                                          ensemble="multihead", n_members=4))
+        >>> # rm.fit(pairs, eval_pairs=held_out).save("rm/")
+    """
+
+    def __init__(
+        self,
+        config: FinetuneConfig,
+        *,
+        rule: RewardRule | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.config = config
+        self.rule = rule if rule is not None else RewardRule()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    # -- fitting ---------------------------------------------------------------------
+    def fit(
+        self,
+        pairs: Sequence[PreferencePair],
+        *,
+        eval_pairs: Sequence[PreferencePair] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = True,
+        on_step: StepCallback | None = None,
+        accelerator: Any | None = None,
+    ) -> FinetunedRewardModel:
+        """Fine-tune on ``pairs``; evaluate on ``eval_pairs`` every ``eval_every`` steps
+        and at the end, then fit the ``compare`` temperature on them. Returns ``self``."""
+        from transformers import AutoTokenizer
+
+        pairs = check_pairs(pairs, "fit")
+        if not self.config.backbone:
+            raise ConfigError("finetune.backbone is empty; give a local model folder.")
+        backbone = load_backbone(self.config.backbone)
+        tok = AutoTokenizer.from_pretrained(self.config.backbone, local_files_only=True)
+        self.tokenizer_ = RewardTokenizer(
+            tok, self.config.max_length, use_chat_template=self.config.use_chat_template
+        )
+        self.pooling_ = (
+            default_pooling(backbone.config)
+            if self.config.pooling is HeadPooling.AUTO
+            else self.config.pooling.value
+        )
+        self.backbone_config_ = backbone.config.to_dict()
+        self.network_ = build_network(backbone, self.config, self.pooling_)
+        self.temperature_ = TemperatureScaling()
+        data = EncodedPairs.encode(pairs, self.tokenizer_)
+        evaluate = None
+        if eval_pairs is not None:
+            eval_pairs = check_pairs(eval_pairs, "fit")
+
+            def evaluate(network: nn.Module) -> dict[str, Any]:
+                return self._quick_eval(eval_pairs)
+
+        self.report_ = finetune(
+            self.network_,
+            data,
+            self.config,
+            pad_id=self.tokenizer_.pad_id,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            evaluate=evaluate,
+            on_step=on_step,
+            accelerator=accelerator,
+            fingerprint=self._fingerprint(pairs),
+        )
+        self.network_.to(self.device).eval()
+        if eval_pairs is not None:
+            est = self.compare(eval_pairs)
+            logits = member_logits(est.chosen, est.rejected)
+            self.temperature_ = TemperatureScaling.fit(
+                logits, np.ones(logits.shape[1]), bounds=TEMPERATURE_BOUNDS
+            )
+        self.data_hash_ = hash_pairs(pairs)
+        return self
+
+    def _fingerprint(self, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: the data and every setting that
+        changes the trajectory (not how often to log, evaluate or checkpoint)."""
+        free = {
+            "eval_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+            "score_batch_size",
+        }
+        settings = {k: v for k, v in self.config.to_dict().items() if k not in free}
+        return {"training data": hash_pairs(pairs), **settings}
+
+    def _quick_eval(self, pairs: list[PreferencePair]) -> dict[str, Any]:
+        """Accuracy, mean P(chosen ≻ rejected) and mean epistemic std during training."""
+        est = self.compare(pairs)
+        return {
+            "n": len(pairs),
+            "accuracy": float(np.mean(est.chosen.mean > est.rejected.mean)),
+            "mean_prob": float(np.mean(est.prob)),
+            "mean_epistemic_std": float(np.mean(np.sqrt(est.chosen.epistemic))),
+        }
+
+    def _check_fitted(self, method: str) -> nn.Module:
+        net = getattr(self, "network_", None)
+        if net is None:
+            raise NotFittedError.for_method(self, method)
+        return net
+
+    @property
+    def temperature(self) -> float:
+        return getattr(self, "temperature_", TemperatureScaling()).temperature
+
+    # -- scoring ---------------------------------------------------------------------
+    @torch.no_grad()
+    def score(
+        self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
+    ) -> RewardEstimate:
+        """Rewards with their uncertainty; members are the K heads/adapters/copies, or
+        the ``mc_samples`` dropout draws of an ``mc_dropout`` model."""
+        return self.score_batched(prompts, responses, batch_size=self.config.score_batch_size)
+
+    @torch.no_grad()
+    def score_batched(
+        self, prompts: Sequence[str], responses: Sequence[str], *, batch_size: int
+    ) -> RewardEstimate:
+        """``score`` with ``batch_size`` sequences per forward pass (longest first)."""
+        net = self._check_fitted("score")
+        if len(prompts) != len(responses):
+            raise ValueError(
+                f"prompts and responses differ in length: {len(prompts)} vs {len(responses)}."
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size == {batch_size!r}, must be >= 1.")
+        net.eval()
+        outputs: list[torch.Tensor] = []
+        positions: list[np.ndarray] = []
+        for lo in range(0, len(prompts), SCORE_CHUNK):
+            ids, _ = self.tokenizer_.encode_many(
+                prompts[lo : lo + SCORE_CHUNK], responses[lo : lo + SCORE_CHUNK]
+            )
+            order = np.argsort(-np.array([len(x) for x in ids]), kind="stable")
+            for b in range(0, len(order), batch_size):
+                index = order[b : b + batch_size]
+                outputs.append(self.forward_ids([ids[i] for i in index]))
+                positions.append(index + lo)
+        if not outputs:
+            return RewardEstimate.from_members(np.zeros((self.n_members, 0)))
+        members = torch.cat(outputs, dim=1).double().cpu().numpy()  # the one device sync
+        result = np.empty_like(members)
+        result[:, np.concatenate(positions)] = members
+        return RewardEstimate.from_members(result)
+
+    def forward_ids(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+        """`(m, B)` member rewards of token sequences, left on the device."""
+        net = self._check_fitted("forward_ids")
+        ids, mask = pad_batch(sequences, self.tokenizer_.pad_id, self.config.pad_to_multiple_of)
+        input_ids = torch.from_numpy(ids).to(self.device, non_blocking=True)
+        attention = torch.from_numpy(mask).to(self.device, non_blocking=True)
+        use_bf16 = self.device.type == "cuda" and self.config.precision is not Precision.FP32
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            if self.config.ensemble is FinetuneEnsemble.MC_DROPOUT:
+                assert isinstance(net, RewardTransformer)
+                pooled = net.pooled(input_ids, attention).float()  # (B, H)
+                masks = self._masks(pooled.shape[1])  # (S, H)
+                heads = net.heads.float()
+                draws = (masks[:, None, :] * pooled[None]) @ heads.weight.T + heads.bias
+                return draws.permute(0, 2, 1).reshape(-1, pooled.shape[0])  # (S·K, B)
+            return net(input_ids, attention).float()
+
+    def _masks(self, width: int) -> torch.Tensor:
+        cached = getattr(self, "_mask_cache", None)
+        if cached is None or cached.shape[1] != width:
+            cached = dropout_masks(
+                self.config.mc_samples, width, self.config.dropout, self.config.seed
+            ).to(self.device)
+            self._mask_cache = cached
+        return cached
+
+    @property
+    def n_members(self) -> int:
+        k = self.config.members
+        return (
+            k * self.config.mc_samples if self.config.ensemble is FinetuneEnsemble.MC_DROPOUT else k
+        )
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write weights (safetensors), config, backbone config and tokenizer (JSON/text)."""
+        net = self._check_fitted("save")
+        tensors = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            self.tokenizer_.tokenizer.save_pretrained(tmp)
+            extra = {
+                f"{TOKENIZER_DIR}/{f.name}": f.read_bytes()
+                for f in sorted(Path(tmp).iterdir())
+                if f.is_file() and f.name.endswith(EXTRA_SUFFIXES)
+            }
+        config = {
+            "finetune": self.config.to_dict(),
+            "reward_rule": self.rule.to_dict(),
+            "calibration": {"temperature": self.temperature_.to_dict()},
+            "backbone_config": self.backbone_config_,
+            "network": {"pooling": self.pooling_, "layout": self.tokenizer_.layout},
+            "training": self.report_.to_dict() if getattr(self, "report_", None) else {},
+        }
+        info = {
+            "encoder_id": f"finetuned:{self.backbone_config_.get('model_type', 'unknown')}",
+            "training_data_hash": getattr(self, "data_hash_", None),
+            "n_members": self.config.members,
+            "estimator": f"finetuned_{self.config.ensemble.value}",
+        }
+        return save_model_folder(
+            path,
+            model_class=type(self).__name__,
+            config=config,
+            tensors=tensors,
+            info=info,
+            extra_files=extra,
+        )
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, device: str | torch.device | None = None
+    ) -> FinetunedRewardModel:
+        """Read a folder written by ``save`` (hashes verified; nothing unpickled)."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        folder = Path(path)
+        config_dict, tensors, _ = load_model_folder(folder, expected_class=cls.__name__)
+        try:
+            config = FinetuneConfig.from_dict(config_dict["finetune"])
+            rule = RewardRule.from_dict(config_dict.get("reward_rule", {}))
+            temperature = TemperatureScaling.from_dict(
+                config_dict.get("calibration", {}).get("temperature", {"temperature": 1.0})
+            )
+            backbone_cfg = dict(config_dict["backbone_config"])
+            pooling = config_dict["network"]["pooling"]
+        except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelFormatError(
+                f"{folder / 'config.json'}: invalid model configuration ({exc})."
+            ) from exc
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "config.json").write_text(json.dumps(backbone_cfg))
+            hf_config = AutoConfig.from_pretrained(tmp, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR), local_files_only=True)
+        model = cls(config, rule=rule, device=device)
+        network = build_network(backbone_from_config(hf_config), config, pooling)
+        try:
+            network.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise ModelFormatError(
+                f"{folder / 'weights.safetensors'}: weights do not match config.json ({exc})."
+            ) from exc
+        model.network_ = network.to(model.device).eval()
+        model.tokenizer_ = RewardTokenizer(
+            tok, config.max_length, use_chat_template=config.use_chat_template
+        )
+        model.pooling_ = pooling
+        model.backbone_config_ = backbone_cfg
+        model.temperature_ = temperature
+        return model
+
+
+def is_finetuned_folder(path: str | Path) -> bool:
+    """Whether a model folder holds a :class:`FinetunedRewardModel` (by its manifest)."""
+    try:
+        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(manifest, dict) and manifest.get("model_class") == FinetunedRewardModel.__name__
+    )

@@ -1,0 +1,28 @@
+"""Open any rewardhedge model folder with the class that wrote it.
+
+The manifest names the class (``EnsembleRewardModel`` for heads on a frozen
+encoder, ``FinetunedRewardModel`` for a fine-tuned transformer); ``score``,
+``eval``, ``bon`` and ``serve`` call this, so every command takes either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rewardhedge.finetuned_model import FinetunedRewardModel, is_finetuned_folder
+from rewardhedge.reward_api import RewardModelBase
+from rewardhedge.reward_model import EnsembleRewardModel
+
+
+def load_reward_model(
+    path: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    device: str | None = None,
+) -> RewardModelBase:
+    """The model in ``path``; ``cache_dir``/``use_cache`` apply to frozen-encoder models,
+    ``device`` to fine-tuned ones (default: CUDA when available)."""
+    if is_finetuned_folder(path):
+        return FinetunedRewardModel.load(path, device=device)
+    return EnsembleRewardModel.load(path, cache_dir=cache_dir, use_cache=use_cache)

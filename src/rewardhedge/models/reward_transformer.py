@@ -1,0 +1,217 @@
+"""Fine-tunable reward networks: a Hugging Face backbone with scalar heads.
+
+Every network here maps ``(input_ids, attention_mask)`` to a `(K, B)` tensor
+of rewards, one row per ensemble member, so one trainer and one scoring path
+serve all four ensemble kinds:
+
+* :class:`RewardTransformer` with K heads: ``single`` (K=1), ``multihead``
+  (K heads share the backbone) and ``mc_dropout`` (dropout before the head);
+* :class:`LoraEnsemble`: K LoRA adapters (peft) and K heads on one frozen base;
+* :class:`IndependentEnsemble`: K whole ``RewardTransformer`` copies.
+
+Backbones load from a local folder with safetensors weights only
+(``use_safetensors=True``): a ``pytorch_model.bin`` is a pickle and is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rewardhedge.errors import ConfigError, ModelFormatError
+
+
+def hidden_size(config: Any) -> int:
+    """The width of the backbone's last hidden state."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("hidden_size", "d_model", "n_embd", "dim"):
+        value = getattr(text, name, None)
+        if isinstance(value, int):
+            return value
+    raise ConfigError(f"Cannot tell the hidden size of a {type(config).__name__} backbone.")
+
+
+def default_pooling(config: Any) -> str:
+    """``first`` for masked-LM encoders (BERT, RoBERTa, DeBERTa), ``last`` for decoders."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    model_type = getattr(config, "model_type", "")
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False):
+        return "first"
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return "last"
+    return "last"
+
+
+def load_backbone(path: str | Path) -> Any:
+    """``AutoModel`` (no LM head) from a local folder, fp32, safetensors only."""
+    from transformers import AutoModel
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ConfigError(f"backbone {str(path)!r} is not a local folder; nothing is downloaded.")
+    if not any(folder.glob("*.safetensors")):
+        raise ModelFormatError(
+            f"{folder}: no *.safetensors weights. rewardhedge reads safetensors only (a "
+            "pytorch_model.bin is a pickle and could run code); convert it with "
+            "`model.save_pretrained(folder, safe_serialization=True)` once, in a trusted place."
+        )
+    return AutoModel.from_pretrained(
+        str(folder), dtype=torch.float32, local_files_only=True, use_safetensors=True
+    )
+
+
+def backbone_from_config(config: Any) -> Any:
+    """A backbone with the architecture of ``config`` and random weights (for loading ours)."""
+    from transformers import AutoModel
+
+    return AutoModel.from_config(config, dtype=torch.float32)
+
+
+def pool_hidden(
+    backbone: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str
+) -> torch.Tensor:
+    """`(B, H)` the last hidden state at the first or the last real token."""
+    kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if getattr(backbone.config, "use_cache", False):
+        kwargs["use_cache"] = False
+    hidden = backbone(**kwargs).last_hidden_state  # (B, T, H)
+    if pooling == "first":
+        return hidden[:, 0]
+    last = attention_mask.sum(dim=1) - 1  # stays on the device: no host sync
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+class RewardTransformer(nn.Module):
+    """A backbone, a pooled token, dropout, and ``n_heads`` linear reward heads.
+
+    Args:
+        backbone: a ``transformers`` base model (``AutoModel``).
+        n_heads: heads K; each row of the output is one head's rewards.
+        pooling: ``"last"`` (last real token; right padding) or ``"first"``.
+        dropout: dropout on the pooled vector (MC dropout samples it at scoring time).
+    """
+
+    def __init__(self, backbone: Any, n_heads: int, pooling: str, dropout: float = 0.0) -> None:
+        super().__init__()
+        if pooling not in ("last", "first"):
+            raise ConfigError(f"pooling == {pooling!r}, must be 'last' or 'first'.")
+        self.backbone = backbone
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.Linear(hidden_size(backbone.config), n_heads)
+        nn.init.normal_(self.heads.weight, std=1.0 / (hidden_size(backbone.config) + 1) ** 0.5)
+        nn.init.zeros_(self.heads.bias)
+
+    @property
+    def n_members(self) -> int:
+        return self.heads.out_features
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """`(B, H)` the hidden state the heads read."""
+        return pool_hidden(self.backbone, input_ids, attention_mask, self.pooling)
+
+    def head_rewards(self, pooled: torch.Tensor) -> torch.Tensor:
+        """`(K, B)` float32 rewards from pooled vectors (dropout applies in train mode)."""
+        return self.heads(self.dropout(pooled)).float().T
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head_rewards(self.pooled(input_ids, attention_mask))
+
+
+class IndependentEnsemble(nn.Module):
+    """K whole reward networks; the output stacks their rewards."""
+
+    def __init__(self, members: list[RewardTransformer]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @property
+    def n_members(self) -> int:
+        return sum(m.n_members for m in self.members)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(input_ids, attention_mask) for m in self.members])
+
+
+class LoraEnsemble(nn.Module):
+    """K LoRA adapters on one frozen backbone, each with its own head.
+
+    The forward pass runs the backbone once per adapter (peft activates one at a
+    time), so cost grows with K but the base weights are held once.
+    """
+
+    def __init__(
+        self,
+        backbone: Any,
+        n_members: int,
+        pooling: str,
+        lora: Any,
+        dropout: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        from peft import LoraConfig, get_peft_model
+
+        cfg = LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=lora.targets(),
+            init_lora_weights=True,
+        )
+        self.names = [f"m{k}" for k in range(n_members)]
+        torch.manual_seed(seed)
+        self.peft = get_peft_model(backbone, cfg, adapter_name=self.names[0])
+        for k, name in enumerate(self.names[1:], start=1):
+            torch.manual_seed(seed + k)
+            self.peft.add_adapter(name, cfg)
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        width = hidden_size(backbone.config)
+        self.heads = nn.ModuleList(nn.Linear(width, 1) for _ in self.names)
+        for k, head in enumerate(self.heads):
+            gen = torch.Generator().manual_seed(seed + 1000 + k)
+            with torch.no_grad():
+                head.weight.normal_(std=1.0 / (width + 1) ** 0.5, generator=gen)
+                head.bias.zero_()
+        self._randomise_lora_b(seed)
+        self._trainable()
+
+    def _randomise_lora_b(self, seed: int) -> None:
+        """peft starts every ``lora_B`` at zero, so all members would start as the
+        base model; a small random ``B`` per member makes them differ from step 0."""
+        gen = torch.Generator().manual_seed(seed + 7)
+        with torch.no_grad():
+            for name, p in self.peft.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(std=1e-3, generator=gen)
+
+    def _trainable(self) -> None:
+        for name, p in self.peft.named_parameters():
+            p.requires_grad_("lora_" in name)
+
+    @property
+    def n_members(self) -> int:
+        return len(self.names)
+
+    def member_pooled(
+        self, k: int, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        self.peft.base_model.set_adapter(self.names[k])
+        return pool_hidden(self.peft, input_ids, attention_mask, self.pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        rows = [
+            self.heads[k](self.dropout(self.member_pooled(k, input_ids, attention_mask))).float().T
+            for k in range(self.n_members)
+        ]
+        # peft's set_adapter froze every adapter but the last one; all train together.
+        self._trainable()
+        return torch.cat(rows)

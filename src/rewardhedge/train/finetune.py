@@ -1,0 +1,403 @@
+"""The fine-tuning loop: one script for one CPU, one GPU or many GPUs (Accelerate).
+
+Speed comes from doing little per step: chosen and rejected share one forward
+pass, batches are grouped by length, the loss stays on the device (read back
+only every ``log_every`` steps), token counts are known on the host before the
+batch is moved, and ``torch.compile`` is optional. Distribution is
+Accelerate's (``accelerate launch`` / ``torchrun``): each process takes every
+``world``-th batch of the same epoch order, and DDP averages the gradients.
+
+Checkpoints (``train/checkpoint.py``) hold weights, optimizer, scheduler, RNG
+states and the data position, so a run killed at any point resumes to the
+same weights as a run that was never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rewardhedge.config_finetune import FinetuneConfig, Objective, Precision
+from rewardhedge.errors import ConfigError
+from rewardhedge.models.losses import bradley_terry_loss, regression_loss
+from rewardhedge.train.checkpoint import CheckpointManager
+from rewardhedge.train.pair_data import EncodedPairs, PairBatch, collate, pair_batches
+
+StepCallback = Callable[[int, int, dict[str, Any]], None]
+"""``on_step(step, total_steps, info)``: info has loss (when read), pairs/s, tokens/s, lr."""
+
+
+@dataclass
+class FinetuneReport:
+    """What a fine-tuning run did and how fast."""
+
+    steps: int = 0
+    total_steps: int = 0
+    resumed_from_step: int = 0
+    pairs_seen: int = 0
+    tokens_seen: int = 0
+    padded_tokens: int = 0
+    train_seconds: float = 0.0
+    n_pairs: int = 0
+    n_truncated: int = 0
+    peak_memory_bytes: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Logged steps (``loss``, ``lr``) and evaluations (``eval`` dicts)."""
+    step_seconds: list[float] = field(default_factory=list)
+    """Wall time of each optimizer step after the first (for the step-time spread)."""
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.pairs_seen / self.train_seconds if self.train_seconds else 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens_seen / self.train_seconds if self.train_seconds else 0.0
+
+    @property
+    def padding_fraction(self) -> float:
+        return 1.0 - self.tokens_seen / self.padded_tokens if self.padded_tokens else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "total_steps": self.total_steps,
+            "resumed_from_step": self.resumed_from_step,
+            "pairs_seen": self.pairs_seen,
+            "tokens_seen": self.tokens_seen,
+            "train_seconds": round(self.train_seconds, 3),
+            "pairs_per_second": round(self.pairs_per_second, 3),
+            "tokens_per_second": round(self.tokens_per_second, 1),
+            "padding_fraction": round(self.padding_fraction, 4),
+            "n_pairs": self.n_pairs,
+            "n_truncated": self.n_truncated,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "history": self.history,
+        }
+
+
+def mixed_precision(config: FinetuneConfig) -> str:
+    """Accelerate's ``mixed_precision`` for the configured precision."""
+    if config.precision is Precision.BF16:
+        return "bf16"
+    if config.precision is Precision.AUTO and torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "no"
+
+
+def member_weights(n_members: int, n_pairs: int, seed: int, bootstrap: bool) -> np.ndarray | None:
+    """`(K, n)` Poisson(1) bootstrap counts per member (``None`` for one member or no bootstrap).
+
+    Poisson(1) is the online bootstrap: each member sees each pair a random
+    number of times, with mean 1, without resampling the data set.
+    """
+    if n_members < 2 or not bootstrap:
+        return None
+    rng = np.random.default_rng([seed, 9157])
+    return rng.poisson(1.0, size=(n_members, n_pairs)).astype(np.float32)
+
+
+def pair_objective(
+    rewards: torch.Tensor,
+    batch: PairBatch,
+    config: FinetuneConfig,
+    weights: torch.Tensor | None,
+) -> torch.Tensor:
+    """The mean over members of the configured objective for a `(K, 2B)` reward tensor."""
+    b = rewards.shape[1] // 2
+    r_c, r_r = rewards[:, :b], rewards[:, b:]
+    loss = rewards.new_zeros(rewards.shape[0])
+    if config.objective in (Objective.BT, Objective.BT_REGRESSION):
+        loss = loss + bradley_terry_loss(
+            r_c, r_r, batch.margin, weights=weights, center_coef=config.center_coef
+        )
+    if config.objective in (Objective.REGRESSION, Objective.BT_REGRESSION):
+        targets = torch.nan_to_num(batch.scores, nan=0.0)
+        mask = ~torch.isnan(batch.scores)
+        both = None if weights is None else torch.cat([weights, weights], dim=1)
+        scale = config.regression_weight if config.objective is Objective.BT_REGRESSION else 1.0
+        loss = loss + scale * regression_loss(rewards, targets, mask, both)
+    return loss.mean()
+
+
+def _param_groups(model: nn.Module, config: FinetuneConfig) -> list[dict[str, Any]]:
+    """Heads at ``head_lr``; no weight decay on biases and norms."""
+    lr = config.learning_rate
+    head_lr = config.head_lr if config.head_lr is not None else lr
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_head = name.startswith("heads") or ".heads" in name
+        decay = 0.0 if (p.ndim < 2 or "norm" in name.lower()) else config.weight_decay
+        groups.setdefault((head_lr if is_head else lr, decay), []).append(p)
+    return [{"params": ps, "lr": lr_, "weight_decay": wd} for (lr_, wd), ps in groups.items()]
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: FinetuneConfig, total: int) -> Any:
+    from transformers import get_scheduler
+
+    name = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+    return get_scheduler(
+        name[config.schedule.value],
+        optimizer,
+        num_warmup_steps=math.ceil(config.warmup_ratio * total),
+        num_training_steps=total,
+    )
+
+
+def total_steps(n_batches_per_epoch: int, config: FinetuneConfig) -> int:
+    """Optimizer steps of the run: ``max_steps``, or ``epochs`` worth of batches."""
+    if config.max_steps is not None:
+        return config.max_steps
+    return max(1, math.ceil(config.epochs * n_batches_per_epoch / config.grad_accum))
+
+
+def finetune(
+    model: nn.Module,
+    data: EncodedPairs,
+    config: FinetuneConfig,
+    *,
+    pad_id: int,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    evaluate: Callable[[nn.Module], dict[str, Any]] | None = None,
+    on_step: StepCallback | None = None,
+    accelerator: Any | None = None,
+    fingerprint: dict[str, Any] | None = None,
+) -> FinetuneReport:
+    """Train ``model`` (which maps ids and mask to `(K, 2B)` rewards) on ``data``.
+
+    Args:
+        model: a network from ``models/reward_transformer.py``.
+        data: the encoded training pairs.
+        config: the fine-tuning settings.
+        pad_id: the tokenizer's pad id.
+        checkpoint_dir: where resumable checkpoints go (``checkpoint_every``
+            steps); with ``resume``, training continues from the newest one.
+        evaluate: called as ``evaluate(model)`` (in eval mode, on the main
+            process) every ``eval_every`` steps and at the end.
+        on_step: progress callback after each optimizer step.
+        accelerator: an ``accelerate.Accelerator``; built from ``config`` if omitted.
+        fingerprint: what identifies the run (data hash, settings); stored in each
+            checkpoint, and resuming from a checkpoint with another one is refused.
+
+    Returns:
+        A :class:`FinetuneReport`; the model is left trained, in eval mode.
+    """
+    from accelerate import Accelerator
+
+    if accelerator is None:
+        accelerator = Accelerator(
+            mixed_precision=mixed_precision(config), gradient_accumulation_steps=config.grad_accum
+        )
+    device = accelerator.device
+    world, rank = accelerator.num_processes, accelerator.process_index
+    lengths = data.lengths
+    n_members = int(getattr(model, "n_members", 1))
+    weights_all = member_weights(n_members, len(data), config.seed, config.bootstrap)
+
+    def epoch_batches(epoch: int) -> list[np.ndarray]:
+        batches = pair_batches(
+            lengths,
+            config.batch_size,
+            seed=config.seed,
+            epoch=epoch,
+            group_by_length=config.group_by_length,
+        )
+        per_rank = len(batches) // world if world > 1 else len(batches)
+        return batches[rank::world][:per_rank]
+
+    n_batches = len(epoch_batches(0))
+    if n_batches == 0:
+        raise ValueError(
+            f"{len(data)} training pairs make no batch for {world} processes; "
+            f"lower batch_size ({config.batch_size}) or add pairs."
+        )
+    total = total_steps(n_batches, config)
+
+    if config.gradient_checkpointing:
+        for module in model.modules():
+            if hasattr(module, "gradient_checkpointing_enable") and hasattr(module, "config"):
+                module.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
+    model.to(device)
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(_param_groups(model, config), fused=fused)
+    scheduler = _scheduler(optimizer, config, total)
+    manager = (
+        CheckpointManager(checkpoint_dir, keep_last=config.keep_checkpoints)
+        if checkpoint_dir is not None
+        else None
+    )
+    report = FinetuneReport(total_steps=total, n_pairs=len(data), n_truncated=data.n_truncated)
+    step = epoch = start_batch = 0
+    if manager is not None and resume and (latest := manager.latest()) is not None:
+        _check_fingerprint(latest, _saved_fingerprint(latest), fingerprint)
+        progress, _ = manager.load(latest, model=model, optimizer=optimizer, scheduler=scheduler)
+        step, epoch, start_batch = progress["step"], progress["epoch"], progress["batch"]
+        report.resumed_from_step = step
+        report.history = list(progress.get("history", []))
+
+    prepared, optimizer = accelerator.prepare(model, optimizer)
+    forward = torch.compile(prepared) if config.compile else prepared
+    weights_dev = None if weights_all is None else torch.from_numpy(weights_all).to(device)
+    multiple = config.pad_to_multiple_of
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    running = torch.zeros((), device=device)
+    n_running = 0
+    started = time.perf_counter()
+    last_step_end = started
+    micro = 0
+    model.train()
+    while step < total:
+        batches = epoch_batches(epoch)
+        for bi in range(start_batch, len(batches)):
+            batch = collate(data, batches[bi], pad_id, multiple).to(device)
+            with accelerator.accumulate(prepared):
+                rewards = forward(batch.input_ids, batch.attention_mask)
+                w = None
+                if weights_dev is not None:
+                    w = weights_dev[:, torch.as_tensor(batch.index, device=device)]
+                loss = pair_objective(rewards, batch, config, w)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(prepared.parameters(), config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            running += loss.detach()
+            n_running += 1
+            micro += 1
+            report.pairs_seen += len(batch.index) * world
+            report.tokens_seen += batch.n_tokens * world
+            report.padded_tokens += batch.n_padded * world
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            step += 1
+            now = time.perf_counter()
+            if step > report.resumed_from_step + 1:
+                report.step_seconds.append(now - last_step_end)
+            last_step_end = now
+            info: dict[str, Any] = {
+                "epoch": epoch,
+                "pairs_per_second": report.pairs_seen / (now - started),
+                "tokens_per_second": report.tokens_seen / (now - started),
+                "lr": scheduler.get_last_lr()[0],
+            }
+            if step % config.log_every == 0 or step == total:
+                info["loss"] = float(running) / max(n_running, 1)  # the one host sync
+                running.zero_()
+                n_running = 0
+                report.history.append({"step": step, "loss": info["loss"], "lr": info["lr"]})
+            if evaluate is not None and config.eval_every and step % config.eval_every == 0:
+                info["eval"] = _run_eval(model, evaluate, accelerator, step, report)
+            if (
+                manager is not None
+                and config.checkpoint_every
+                and step % config.checkpoint_every == 0
+            ):
+                _save(
+                    manager,
+                    accelerator,
+                    (model, optimizer, scheduler),
+                    (step, epoch, bi + 1),
+                    report,
+                    fingerprint,
+                )
+            if on_step is not None:
+                on_step(step, total, info)
+            if step >= total:
+                break
+        else:
+            epoch += 1
+            start_batch = 0
+            continue
+        break
+    report.steps = step
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        report.peak_memory_bytes = int(torch.cuda.max_memory_allocated(device))
+    report.train_seconds = time.perf_counter() - started
+    if evaluate is not None and (not config.eval_every or step % config.eval_every):
+        _run_eval(model, evaluate, accelerator, step, report)
+    model.eval()
+    return report
+
+
+def _run_eval(
+    model: nn.Module,
+    evaluate: Callable[[nn.Module], dict[str, Any]],
+    accelerator: Any,
+    step: int,
+    report: FinetuneReport,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    if accelerator.is_main_process:
+        model.eval()
+        with torch.no_grad():
+            result = evaluate(model)
+        model.train()
+        report.history.append({"step": step, "eval": result})
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _saved_fingerprint(path: Path) -> Any:
+    try:
+        return json.loads((path / "progress.json").read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None  # the checkpoint manager's load reports an unreadable checkpoint
+
+
+def _check_fingerprint(path: Path, saved: Any, current: dict[str, Any] | None) -> None:
+    """Refuse to continue a checkpoint written for other data or settings."""
+    if current is None or saved is None or saved == current:
+        return
+    diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    raise ConfigError(
+        f"{path} was written by a run with different {', '.join(diff)}; resuming it would mix "
+        "two runs. Pass --no-resume (resume=False) or another checkpoint folder."
+    )
+
+
+def _save(
+    manager: CheckpointManager,
+    accelerator: Any,
+    state: tuple[nn.Module, Any, Any],
+    position: tuple[int, int, int],
+    report: FinetuneReport,
+    fingerprint: dict[str, Any] | None,
+) -> None:
+    """Checkpoint on the main process; the data position is where the next step starts."""
+    model, optimizer, scheduler = state
+    step, epoch, next_batch = position
+    if accelerator.is_main_process:
+        inner = getattr(optimizer, "optimizer", optimizer)  # AcceleratedOptimizer wraps it
+        manager.save(
+            step,
+            model=model,
+            optimizer=inner,
+            scheduler=scheduler,
+            progress={
+                "step": step,
+                "epoch": epoch,
+                "batch": next_batch,
+                "history": report.history,
+                "fingerprint": fingerprint,
+            },
+            trainable_only=True,
+        )
+    accelerator.wait_for_everyone()

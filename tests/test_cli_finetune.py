@@ -1,0 +1,111 @@
+"""`rewardhedge finetune` end to end on a tiny random Qwen2, then score/eval on its folder."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("accelerate")
+pytest.importorskip("peft")
+
+import torch
+from transformers import AutoModel, AutoTokenizer, Qwen2Config
+
+from rewardhedge.cli import main
+from rewardhedge.encoders.transformer import minilm_path
+from rewardhedge.finetuned_model import FinetunedRewardModel
+
+TEMPLATE = (
+    "{% for m in messages %}[unused1]{{ m['role'] }} {{ m['content'] }}[SEP]{% endfor %}"
+    "{% if add_generation_prompt %}[unused1]assistant {% endif %}"
+)
+GOOD = ["great", "excellent", "helpful", "correct", "kind"]
+BAD = ["awful", "wrong", "rude", "useless", "bad"]
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_qwen2")
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+    tok.chat_template = TEMPLATE
+    cfg = Qwen2Config(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
+    torch.manual_seed(0)
+    AutoModel.from_config(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def _write_pairs(path: Path, n: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        filler = " ".join(rng.choice(["the", "a", "it", "so"]) for _ in range(rng.randint(0, 8)))
+        rows.append(
+            {
+                "prompt": "question " + rng.choice(["cats", "dogs", "math", "rain"]),
+                "chosen": f"{filler} {rng.choice(GOOD)} answer",
+                "rejected": f"{filler} {rng.choice(BAD)} answer",
+            }
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.slow
+def test_finetune_then_score_and_eval(backbone: Path, tmp_path: Path, capsys) -> None:
+    train = _write_pairs(tmp_path / "train.jsonl", 96, 0)
+    test = _write_pairs(tmp_path / "test.jsonl", 32, 1)
+    out = tmp_path / "rm"
+    args = ["finetune", "--backbone", str(backbone), "--data", str(train), "--out", str(out)]
+    args += ["--eval-data", str(test), "--ensemble", "multihead", "--members", "2"]
+    args += ["--lr", "3e-3", "--epochs", "3", "--batch-size", "16", "--max-length", "64"]
+    args += ["--checkpoint-every", "6", "--eval-every", "6"]
+    assert main(args) == 0
+    assert (out / "manifest.json").is_file()
+    assert (out / "tokenizer").is_dir()
+    assert sorted(p.name for p in (tmp_path / "rm.checkpoints").iterdir()) == [
+        "step-00000012",
+        "step-00000018",
+    ]
+    metrics = json.loads((out / "eval.json").read_text())
+    assert metrics["pairwise_accuracy"] >= 0.8
+
+    scored = tmp_path / "scores.jsonl"
+    assert main(["score", "--model", str(out), "--data", str(test), "--out", str(scored),
+                 "--field", "response=chosen"]) == 0  # fmt: skip
+    rows = [json.loads(line) for line in scored.read_text().splitlines()]
+    assert len(rows) == 32 and all(len(r["members"]) == 2 for r in rows)
+    model = FinetunedRewardModel.load(out)
+    direct = model.score([r["prompt"] for r in map(json.loads, test.read_text().splitlines())],
+                         [r["chosen"] for r in map(json.loads, test.read_text().splitlines())])  # fmt: skip
+    assert [r["mean"] for r in rows] == pytest.approx(direct.mean.tolist(), abs=1e-5)
+
+    report = tmp_path / "eval_suite.json"
+    assert main(["eval", "--model", str(out), "--data", str(test), "--json", str(report)]) == 0
+    suite = json.loads(report.read_text())
+    assert suite["kind"] == "rewardhedge.eval" and suite["task"] == "pairs"
+
+    # A second run with another learning rate must not resume the first run's checkpoints.
+    capsys.readouterr()
+    args2 = [a if a != "3e-3" else "1e-3" for a in args]
+    assert main([*args2[:-4], "--checkpoint-dir", str(tmp_path / "rm.checkpoints")]) == 2
+    assert "different lr" in capsys.readouterr().err
+
+
+def test_missing_backbone_is_one_clear_line(tmp_path: Path, capsys) -> None:
+    train = _write_pairs(tmp_path / "train.jsonl", 8, 0)
+    code = main(["finetune", "--backbone", str(tmp_path / "nope"), "--data", str(train),
+                 "--out", str(tmp_path / "rm")])  # fmt: skip
+    assert code == 2
+    assert "is not a local folder" in capsys.readouterr().err
