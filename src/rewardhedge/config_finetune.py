@@ -59,13 +59,6 @@ class HeadPooling(Option):
     """The first token ([CLS])."""
 
 
-class MCScope(Option):
-    HEAD = "head"
-    """Dropout on the pooled vector only: one backbone pass, ``mc_samples`` head draws."""
-    ALL = "all"
-    """The backbone's dropout too: ``mc_samples`` full passes (UPO)."""
-
-
 @dataclass(frozen=True)
 class LoraSettings:
     """LoRA adapters (peft) for ``lora`` ensembles or ``use_lora`` fine-tuning."""
@@ -112,7 +105,8 @@ class FinetuneConfig:
     """Dropout on the pooled vector before the heads; ``None``: 0.1 for
     ``mc_dropout``, 0 otherwise."""
     mc_samples: int = 16
-    mc_scope: MCScope = MCScope.HEAD
+    """Dropout draws of an ``mc_dropout`` model at scoring time (fixed, seeded masks on
+    the pooled vector: one backbone pass per item, independent of the batch)."""
     max_length: int = 1024
     """Tokens per sequence, fixed parts included; the prompt is cut from the left."""
     use_chat_template: bool = True
@@ -155,7 +149,6 @@ class FinetuneConfig:
             ("schedule", Schedule),
             ("precision", Precision),
             ("pooling", HeadPooling),
-            ("mc_scope", MCScope),
         ):
             object.__setattr__(self, name, cls.parse(getattr(self, name), f"finetune.{name}"))
         if isinstance(self.lora, dict):

@@ -112,9 +112,11 @@ class RewardTokenizer:
         )
         if full.startswith(prefix):
             rest = full[len(prefix) :]
-            at = rest.find(response) if response else -1
-            if at >= 0:
-                return prefix + rest[:at], response, rest[at + len(response) :]
+            # Templates that trim contents (Llama 3, Gemma) render the stripped response.
+            for content in dict.fromkeys((response, response.strip())):
+                at = rest.find(content) if content else -1
+                if at >= 0:
+                    return prefix + rest[:at], content, rest[at + len(content) :]
             return prefix, rest, ""
         # A template that rewrites earlier turns once a reply follows: keep the prompt whole.
         return prefix, response, ""

@@ -244,7 +244,9 @@ def finetune(
     step = epoch = start_batch = 0
     if manager is not None and resume and (latest := manager.latest()) is not None:
         _check_fingerprint(latest, _saved_fingerprint(latest), fingerprint)
-        progress, _ = manager.load(latest, model=model, optimizer=optimizer, scheduler=scheduler)
+        progress, _ = manager.load(
+            latest, model=model, optimizer=optimizer, scheduler=scheduler, trainable_only=True
+        )
         step, epoch, start_batch = progress["step"], progress["epoch"], progress["batch"]
         report.resumed_from_step = step
         report.history = list(progress.get("history", []))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -11,61 +10,23 @@ import pytest
 pytest.importorskip("accelerate")
 pytest.importorskip("peft")
 
-import torch
-from transformers import AutoModel, AutoTokenizer, Qwen2Config
-
 from rewardhedge.cli import main
-from rewardhedge.encoders.transformer import minilm_path
 from rewardhedge.finetuned_model import FinetunedRewardModel
 
-TEMPLATE = (
-    "{% for m in messages %}[unused1]{{ m['role'] }} {{ m['content'] }}[SEP]{% endfor %}"
-    "{% if add_generation_prompt %}[unused1]assistant {% endif %}"
-)
-GOOD = ["great", "excellent", "helpful", "correct", "kind"]
-BAD = ["awful", "wrong", "rude", "useless", "bad"]
 
-
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_qwen2")
-    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
-    tok.chat_template = TEMPLATE
-    cfg = Qwen2Config(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
-    )
-    torch.manual_seed(0)
-    AutoModel.from_config(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
-def _write_pairs(path: Path, n: int, seed: int) -> Path:
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        filler = " ".join(rng.choice(["the", "a", "it", "so"]) for _ in range(rng.randint(0, 8)))
-        rows.append(
-            {
-                "prompt": "question " + rng.choice(["cats", "dogs", "math", "rain"]),
-                "chosen": f"{filler} {rng.choice(GOOD)} answer",
-                "rejected": f"{filler} {rng.choice(BAD)} answer",
-            }
-        )
+def _write_pairs(path: Path, pairs) -> Path:
+    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 @pytest.mark.slow
-def test_finetune_then_score_and_eval(backbone: Path, tmp_path: Path, capsys) -> None:
-    train = _write_pairs(tmp_path / "train.jsonl", 96, 0)
-    test = _write_pairs(tmp_path / "test.jsonl", 32, 1)
+def test_finetune_then_score_and_eval(
+    tiny_qwen2: Path, synthetic_pairs, single_thread, tmp_path: Path, capsys
+) -> None:
+    backbone = tiny_qwen2
+    train = _write_pairs(tmp_path / "train.jsonl", synthetic_pairs(96, seed=0))
+    test = _write_pairs(tmp_path / "test.jsonl", synthetic_pairs(32, seed=1))
     out = tmp_path / "rm"
     args = ["finetune", "--backbone", str(backbone), "--data", str(train), "--out", str(out)]
     args += ["--eval-data", str(test), "--ensemble", "multihead", "--members", "2"]
@@ -103,8 +64,8 @@ def test_finetune_then_score_and_eval(backbone: Path, tmp_path: Path, capsys) ->
     assert "different lr" in capsys.readouterr().err
 
 
-def test_missing_backbone_is_one_clear_line(tmp_path: Path, capsys) -> None:
-    train = _write_pairs(tmp_path / "train.jsonl", 8, 0)
+def test_missing_backbone_is_one_clear_line(synthetic_pairs, tmp_path: Path, capsys) -> None:
+    train = _write_pairs(tmp_path / "train.jsonl", synthetic_pairs(8))
     code = main(["finetune", "--backbone", str(tmp_path / "nope"), "--data", str(train),
                  "--out", str(tmp_path / "rm")])  # fmt: skip
     assert code == 2
