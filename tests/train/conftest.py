@@ -27,6 +27,16 @@ TOPICS = ["cats", "dogs", "math", "code", "rain"]
 FILLER = ["the", "a", "it", "is", "so"]
 
 
+TINY = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 256,
+}
+"""The size every tiny backbone shares: 2 layers, width 32."""
+
+
 def _tokenizer():
     from transformers import AutoTokenizer
 
@@ -88,12 +98,8 @@ def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = _chatml_tokenizer()
     config = Qwen2Config(
         vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        **TINY,
         num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
         pad_token_id=tok.pad_token_id,
     )
     return _save_backbone(tmp_path_factory.mktemp("tiny_qwen2"), config, tok)
@@ -112,12 +118,8 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.eos_token = "[SEP]"
     config = LlamaConfig(
         vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
+        **TINY,
         num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
     )
     return _save_backbone(tmp_path_factory.mktemp("tiny_llama"), config, tok)
 
@@ -130,11 +132,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = _tokenizer()
     config = BertConfig(
         vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=256,
+        **TINY,
     )
     return _save_backbone(tmp_path_factory.mktemp("tiny_bert"), config, tok)
 
