@@ -38,6 +38,10 @@ Data (``--datasets``):
   the GPU machine (which has no ``../shared/data``) gets them;
 * ``fixed512``: every chosen and rejected sequence is 512 tokens.
 
+Both trainers always get the same batch size on the same data: ``--batch-size``
+(``--hh-batch-size`` on ``hh``, where the widest batch is 2 × 960 tokens a pair and needs
+about twice the activations of ``fixed512``; ``--ensemble-batch-size`` for the ensembles).
+
 Figures: pairs/s, tokens/s (real tokens, padding excluded), padding fraction,
 MFU = 6·N·tokens/s / peak (N: backbone parameters without the embedding
 matrix, which does no matrix multiply in a reward model; ``mfu_all_params``
@@ -106,8 +110,16 @@ from rewardhedge.train.pair_data import EncodedPairs, padding_fraction, pair_bat
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0}
-"""Dense bf16 tensor-core peaks (TFLOP/s) by GPU family."""
+PEAK_TFLOPS = {
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
+    "H100": 989.0,
+    "H200": 989.0,
+    "H800": 989.0,
+    "A100": 312.0,
+}
+"""Dense bf16 tensor-core peaks (TFLOP/s) by GPU name, the most specific first (SXM H100:
+989, the figure the issue names)."""
 SHAPES = {
     "qwen2.5-0.5b": {
         "vocab_size": 151936,
@@ -723,7 +735,7 @@ TABLE_HEAD = (
 
 def add_ratios(result: dict[str, Any]) -> None:
     """``ratio_vs_trl`` of each of our runs: its pairs/s over the best TRL variant's on the
-    same data; ensembles: seconds per step over the single model's."""
+    same data and batch size; ensembles: seconds per step over the single model's."""
     runs = result["runs"]
     for run in runs:
         if run["trainer"] != "ours" or run.get("status") != "ok":
@@ -733,6 +745,7 @@ def add_ratios(result: dict[str, Any]) -> None:
             for r in runs
             if r["trainer"] == "trl"
             and r["dataset"] == run["dataset"]
+            and r["batch_size"] == run["batch_size"]
             and r.get("variant") in TRL_BEST
             and r.get("status") == "ok"
         ]
@@ -746,7 +759,10 @@ def add_ratios(result: dict[str, Any]) -> None:
         single = [
             r
             for r in runs
-            if r["name"] == "ours" and r["dataset"] == run["dataset"] and r.get("status") == "ok"
+            if r["name"] == "ours"
+            and r["dataset"] == run["dataset"]
+            and r["batch_size"] == run["batch_size"]
+            and r.get("status") == "ok"
         ]
         if run.get("ensemble", "single") != "single" and single:
             run["time_vs_single"] = round(
@@ -769,7 +785,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
     def by_name(key: str, dataset: str | None = None) -> dict[str, Any]:
         return {
-            f"{r['name']}/{r['dataset']}": r.get(key)
+            f"{r['name']}/{r['dataset']}/b{r['batch_size']}": r.get(key)
             for r in plain
             if dataset is None or r["dataset"] == dataset
         }
@@ -809,6 +825,7 @@ def main() -> None:
     ap.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     ap.add_argument("--datasets", default="hh,fixed512", help="comma list of hh, fixed512")
     ap.add_argument("--batch-size", type=int, default=32, help="pairs per device batch")
+    ap.add_argument("--hh-batch-size", type=int, default=None, help="on hh (default: the same)")
     ap.add_argument(
         "--steps", default="20", help="timed optimizer steps, or 'epoch' (batches in one epoch)"
     )
@@ -824,6 +841,7 @@ def main() -> None:
     ap.add_argument("--ensembles", action="store_true", help="multihead 4, lora 4, independent 2")
     ap.add_argument("--ensemble-data", default="fixed512", help="data set of the ensemble runs")
     ap.add_argument("--ensemble-steps", type=int, default=20, help="timed steps of each ensemble")
+    ap.add_argument("--ensemble-batch-size", type=int, default=None, help="default: --batch-size")
     ap.add_argument("--skip-eager", action="store_true", help="only the compiled variants")
     ap.add_argument("--scoring", action="store_true", help="score() vs raw forward")
     ap.add_argument("--score-texts", type=int, default=None, help="default 4096 GPU, 256 CPU")
@@ -840,6 +858,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.warmup_steps < 1:
         ap.error("--warmup-steps must be >= 1 (the first step has no start mark)")
+    if args.steps != "epoch" and not args.steps.isdigit():
+        ap.error("--steps takes a number or 'epoch'")
+    args.hh_batch_size = args.hh_batch_size or args.batch_size
+    args.ensemble_batch_size = args.ensemble_batch_size or args.batch_size
+    if min(args.batch_size, args.hh_batch_size, args.ensemble_batch_size) < 1:
+        ap.error("batch sizes must be >= 1")
     if args.prepare_device:
         prepare_device(Path(args.prepare_device), args)
         return
@@ -859,13 +883,21 @@ def main() -> None:
     pad_id = RewardTokenizer(tokenizer, args.max_length).pad_id
     lengths = hh_lengths(args, tokenizer)
     n_pairs = len(lengths["chosen"])
-    if args.steps == "epoch":
-        args.steps = -(-n_pairs // args.batch_size)
-    args.steps = int(args.steps)
-    if args.steps < 1 or args.ensemble_steps < 1:
-        ap.error("--steps and --ensemble-steps must be >= 1")
     hf_config = model_config(args.shape, len(tokenizer), pad_id, args.max_length)
     n_params, n_non_emb = param_counts(hf_config)
+
+    def steps_for(batch_size: int) -> int:
+        return -(-n_pairs // batch_size) if args.steps == "epoch" else int(args.steps)
+
+    def batch_for(dataset: str) -> int:
+        return args.hh_batch_size if dataset == "hh" else args.batch_size
+
+    def run_args(batch_size: int, steps: int) -> argparse.Namespace:
+        """``args`` with one run's batch size and timed steps."""
+        out = copy.copy(args)
+        out.batch_size, out.steps = batch_size, steps
+        return out
+
     trl_ok = False
     if not args.no_trl:
         try:
@@ -892,9 +924,15 @@ def main() -> None:
         "fixed512": (np.full(n_pairs, 512), np.full(n_pairs, 512)),
     }
     wanted = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    for d in wanted:
+    for d in [*wanted, args.ensemble_data]:
         if d not in data_sets:
             ap.error(f"unknown data set {d!r}")
+    padding = padding_stats(lengths, 32)  # the batch size the issue names
+    keep = ("grouped", "random", "grouped_pad_to_8", "random_pad_to_8")
+    padding["by_batch_size"] = {}
+    for bs in sorted({8, 16, 64, args.hh_batch_size, args.batch_size} - {32}):
+        stats = padding_stats(lengths, bs)
+        padding["by_batch_size"][str(bs)] = {k: stats[k] for k in keep}
     result: dict[str, Any] = {
         "benchmark": "finetune_speed",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -911,10 +949,18 @@ def main() -> None:
             },
             "n_params": n_params,
             "n_params_non_embedding": n_non_emb,
-            "batch_size_pairs": args.batch_size,
+            "batch_size_pairs": {"fixed512": args.batch_size, "hh": args.hh_batch_size},
             "steps_timed": args.steps,
-            "ensemble_steps_timed": args.ensemble_steps if args.ensembles else None,
             "warmup_steps": args.warmup_steps,
+            "ensembles": (
+                {
+                    "data": args.ensemble_data,
+                    "batch_size": args.ensemble_batch_size,
+                    "steps_timed": args.ensemble_steps,
+                }
+                if args.ensembles
+                else None
+            ),
             "max_length": args.max_length,
             "precision": "fp32 weights, bf16 autocast" if device.type == "cuda" else "fp32",
             "peak_flops": ctx["peak_flops"],
@@ -923,12 +969,12 @@ def main() -> None:
             "n_pairs": n_pairs,
             "token_ids": "uniform random ids in [1000, vocab) with the data set's lengths",
         },
-        "padding": padding_stats(lengths, args.batch_size),
+        "padding": padding,
         "runs": [],
     }
     if not trl_ok:
         result["trl"] = "not installed" if not args.no_trl else "skipped (--no-trl)"
-    log(f"padding (HH, batch {args.batch_size}): {result['padding']}")
+    log(f"padding (HH, batch 32): {padding}")
 
     def save() -> None:
         add_ratios(result)
@@ -937,12 +983,14 @@ def main() -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(result, indent=1) + "\n")
 
+    def out_of_time() -> bool:
+        return args.time_budget is not None and time.perf_counter() - started > args.time_budget
+
     def attempt(entry: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> None:
-        entry["batch_size"] = args.batch_size
-        if args.time_budget is not None and time.perf_counter() - started > args.time_budget:
+        if out_of_time():
             entry["status"] = "skipped: time budget"
         else:
-            log(f"run {entry['name']} on {entry['dataset']}")
+            log(f"run {entry['name']} on {entry['dataset']}, batch {entry['batch_size']}")
             if torch.cuda.is_available():
                 entry["allocated_before_gib"] = round(torch.cuda.memory_allocated() / GIB, 2)
             t0 = time.perf_counter()
@@ -961,38 +1009,51 @@ def main() -> None:
         result["runs"].append(entry)
         save()
 
+    used = sorted(set(wanted) | ({args.ensemble_data} if args.ensembles else set()))
     pairs_of = {
         d: random_pairs(*data_sets[d], hf_config.vocab_size, args.seed + i)
-        for i, d in enumerate(
-            sorted(set(wanted) | ({args.ensemble_data} if args.ensembles else set()))
-        )
+        for i, d in enumerate(used)
     }
     extra = [v.strip() for v in args.trl_variants.split(",") if v.strip()]
 
     def trl_run(d: str, variant: str) -> None:
         label = "trl" if variant == "eager" else f"trl_{variant}"
+        bs = batch_for(d)
         entry = {"name": label, "trainer": "trl", "variant": variant, "dataset": d}
+        entry["batch_size"] = bs
         if not trl_ok:
             entry["status"] = result["trl"]
             result["runs"].append(entry)
             return
-        attempt(entry, lambda: run_trl(pairs_of[d], args, ctx, variant))
+        attempt(entry, lambda: run_trl(pairs_of[d], run_args(bs, steps_for(bs)), ctx, variant))
 
-    def ours_run(d: str, compile: bool = False, ensemble: str = "single", k: int | None = None):
+    def ours_run(
+        d: str,
+        *,
+        compile: bool = False,
+        ensemble: str = "single",
+        k: int | None = None,
+        bs: int | None = None,
+        steps: int | None = None,
+    ) -> None:
+        bs = bs or batch_for(d)
+        steps = steps or steps_for(bs)
         label = "ours_compile" if compile else "ours"
         if ensemble != "single":
             label = f"ours_{ensemble}{k}"
-        entry = {"name": label, "trainer": "ours", "variant": "compile" if compile else "eager"}
-        entry["dataset"] = d
-        run_args = args
+        entry: dict[str, Any] = {"name": label, "trainer": "ours", "dataset": d, "batch_size": bs}
+        entry["variant"] = "compile" if compile else "eager"
         if ensemble != "single":
-            entry.update(ensemble=ensemble, n_members=k, timed_steps_asked=args.ensemble_steps)
-            run_args = copy.copy(args)
-            run_args.steps = args.ensemble_steps
+            entry.update(ensemble=ensemble, n_members=k)
         attempt(
             entry,
             lambda: run_ours(
-                pairs_of[d], run_args, ctx, compile=compile, ensemble=ensemble, n_members=k
+                pairs_of[d],
+                run_args(bs, steps),
+                ctx,
+                compile=compile,
+                ensemble=ensemble,
+                n_members=k,
             ),
         )
 
@@ -1004,14 +1065,13 @@ def main() -> None:
             if not (v == "grouped" and d == "fixed512"):  # equal lengths: nothing to group
                 trl_run(d, v)
     if args.ensembles:
-        d = args.ensemble_data
-        if d not in wanted:
-            ours_run(d)
-        ours_run(d, ensemble="multihead", k=4)
-        ours_run(d, ensemble="lora", k=4)
-        ours_run(d, ensemble="independent", k=2)
+        d, ebs = args.ensemble_data, args.ensemble_batch_size
+        if args.skip_eager or d not in wanted or batch_for(d) != ebs:
+            ours_run(d, bs=ebs, steps=args.ensemble_steps)  # the single-model baseline
+        for kind, k in (("multihead", 4), ("lora", 4), ("independent", 2)):
+            ours_run(d, ensemble=kind, k=k, bs=ebs, steps=args.ensemble_steps)
     if args.scoring:
-        if args.time_budget is not None and time.perf_counter() - started > args.time_budget:
+        if out_of_time():
             result["scoring"] = {"status": "skipped: time budget"}
         else:
             try:
@@ -1027,7 +1087,7 @@ def main() -> None:
             ours_run(d, compile=True)
     save()
     tmp.cleanup()
-    print(f"\n{name}, {args.shape}, batch {args.batch_size} pairs, {args.steps} timed steps\n")
+    print(f"\n{name}, {args.shape}, steps {args.steps} (+{args.warmup_steps} untimed)\n")
     print(TABLE_HEAD)
     for run in result["runs"]:
         print(table_row(run))
