@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from rewardhedge import __version__, cli_eval, cli_finetune, cli_optimize, cli_serve
 from rewardhedge.cli_options import (
@@ -34,9 +34,10 @@ from rewardhedge.cli_options import (
     SkipOpt,
     SplitOpt,
     TransformOpt,
-    load_pairs_cli,
+    load_train_eval_cli,
     report_load,
     rule_from_flags,
+    training_progress,
 )
 from rewardhedge.config import EnsembleConfig, from_dict
 from rewardhedge.data import (
@@ -73,18 +74,6 @@ class EpochBar:
             vl = info["val_loss"]
             status += f" val {sum(vl) / len(vl):.3f}"
         self.progress.update(self.task, completed=epoch, total=n_epochs, status=status)
-
-
-def _training_progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
-        console=err,
-        transient=False,
-    )
 
 
 FLAG_FIELDS: dict[str, tuple[str, str]] = {
@@ -158,7 +147,7 @@ def train_model(
     err.print(f"Encoding {2 * len(pairs)} texts with [bold]{config.encoder.kind}[/] …")
     t0 = time.perf_counter()
     unc = config.uncertainty
-    with _training_progress() as progress:
+    with training_progress() as progress:
         label = f"train K={config.n_members} {config.head.kind} {unc.estimator}"
         bar = EpochBar(progress, label)
         folds = progress.add_task("calibrate (cross-fit)", total=unc.calibration_folds, status="")
@@ -255,29 +244,12 @@ def train(
     temperature and, from --aggregate/--transform, the reward rule that score/bon use)."""
     flags = {name: value for name, value in locals().items() if name in FLAG_FIELDS}
     cfg = build_config(config, **flags)
-    pairs = load_pairs_cli(
-        data,
-        field,
-        format,
-        dialogue,
-        split,
-        skip_invalid,
-        rejects,
-        out.with_name(out.name + ".rejects.jsonl"),
+    pairs, test = load_train_eval_cli(
+        data, eval_data, out, field, format, dialogue, split, skip_invalid, rejects
     )
     rule = rule_from_flags(RewardRule(), aggregate, lam, beta, transform, reference)
     model = train_model(pairs, cfg, out, cache_dir=cache_dir, use_cache=not no_cache, rule=rule)
-    if eval_data is not None:
-        test = load_pairs_cli(
-            eval_data,
-            field,
-            format,
-            dialogue,
-            split,
-            skip_invalid,
-            None,
-            out.with_name(out.name + ".eval-rejects.jsonl"),
-        )
+    if test is not None:
         metrics = model.evaluate(test, progress=True)
         write_json_atomic(out / "eval.json", metrics)
         out_print(format_metrics(metrics, title=f"Evaluation on {eval_data}"))

@@ -7,6 +7,7 @@ main process prints, saves and evaluates.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import replace
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from rewardhedge.cli_options import (
     AggregateOpt,
@@ -29,8 +30,9 @@ from rewardhedge.cli_options import (
     SkipOpt,
     SplitOpt,
     TransformOpt,
-    load_pairs_cli,
+    load_train_eval_cli,
     rule_from_flags,
+    training_progress,
 )
 from rewardhedge.config import from_dict
 from rewardhedge.config_finetune import FinetuneConfig
@@ -159,60 +161,17 @@ def finetune(
     with `accelerate launch -m rewardhedge finetune ...`."""
     from accelerate import Accelerator
 
-    names = [
-        "ensemble",
-        "members",
-        "use_lora",
-        "lora_r",
-        "lora_alpha",
-        "lora_dropout",
-        "objective",
-        "center_coef",
-        "max_length",
-        "batch_size",
-        "grad_accum",
-        "lr",
-        "weight_decay",
-        "epochs",
-        "max_steps",
-        "warmup_ratio",
-        "schedule",
-        "precision",
-        "gradient_checkpointing",
-        "compile",
-        "eval_every",
-        "checkpoint_every",
-        "keep_checkpoints",
-        "seed",
-    ]
+    names = {f.name for f in dataclasses.fields(FinetuneConfig)} | set(LORA_FLAGS) | {"members"}
+    names.discard("backbone")
     given = {name: value for name, value in locals().items() if name in names}
     cfg = replace(_config(config, given), backbone=backbone)
     accelerator = Accelerator(
         mixed_precision=mixed_precision(cfg), gradient_accumulation_steps=cfg.grad_accum
     )
     main = accelerator.is_main_process
-    pairs = load_pairs_cli(
-        data,
-        field,
-        format,
-        dialogue,
-        split,
-        skip_invalid,
-        rejects,
-        out.with_name(out.name + ".rejects.jsonl"),
+    pairs, test = load_train_eval_cli(
+        data, eval_data, out, field, format, dialogue, split, skip_invalid, rejects
     )
-    test = None
-    if eval_data is not None:
-        test = load_pairs_cli(
-            eval_data,
-            field,
-            format,
-            dialogue,
-            split,
-            skip_invalid,
-            None,
-            out.with_name(out.name + ".eval-rejects.jsonl"),
-        )
     rule = rule_from_flags(RewardRule(), aggregate, lam, beta, transform, reference)
     ckpt = checkpoint_dir or (
         out.with_name(out.name + ".checkpoints") if cfg.checkpoint_every else None
@@ -220,15 +179,7 @@ def finetune(
     model = FinetunedRewardModel(cfg, rule=rule, device=accelerator.device)
     label = f"finetune {cfg.ensemble.value} K={cfg.members}" + (" LoRA" if cfg.lora_enabled else "")
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
-        console=err,
-        disable=not main,
-    ) as progress:
+    with training_progress(disable=not main) as progress:
         bar = StepBar(progress, label)
         model.fit(
             pairs,

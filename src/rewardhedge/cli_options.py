@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rewardhedge.data import load_pairs, parse_field_map
 from rewardhedge.types import LoadReport
@@ -107,3 +108,42 @@ def load_pairs_cli(
     )
     report_load(report)
     return pairs
+
+
+def load_train_eval_cli(
+    data: Path,
+    eval_data: Path | None,
+    out: Path,
+    fields,
+    format,
+    dialogue,
+    split,
+    skip_invalid,
+    rejects,
+):
+    """Training pairs and, when given, held-out pairs, both read before any training
+    starts; rejected rows go next to the model folder ``out``."""
+    train = load_pairs_cli(
+        data, fields, format, dialogue, split, skip_invalid, rejects,
+        out.with_name(out.name + ".rejects.jsonl"),
+    )  # fmt: skip
+    if eval_data is None:
+        return train, None
+    test = load_pairs_cli(
+        eval_data, fields, format, dialogue, split, skip_invalid, None,
+        out.with_name(out.name + ".eval-rejects.jsonl"),
+    )  # fmt: skip
+    return train, test
+
+
+def training_progress(disable: bool = False) -> Progress:
+    """The bar training commands draw on stderr: label, bar, count, time, a status text."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err,
+        disable=disable,
+    )

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble, HeadPooling, Precision
+from rewardhedge.encoders.base import check_texts
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.models.io import EXTRA_SUFFIXES, load_model_folder, save_model_folder
@@ -220,24 +221,24 @@ class FinetunedRewardModel(RewardModelBase):
     ) -> RewardEstimate:
         """``score`` with ``batch_size`` sequences per forward pass (longest first)."""
         net = self._check_fitted("score")
-        if len(prompts) != len(responses):
-            raise ValueError(
-                f"prompts and responses differ in length: {len(prompts)} vs {len(responses)}."
-            )
+        prompts, responses = check_texts(prompts, responses)
         if batch_size < 1:
             raise ValueError(f"batch_size == {batch_size!r}, must be >= 1.")
         net.eval()
         outputs: list[torch.Tensor] = []
         positions: list[np.ndarray] = []
-        for lo in range(0, len(prompts), SCORE_CHUNK):
-            ids, _ = self.tokenizer_.encode_many(
-                prompts[lo : lo + SCORE_CHUNK], responses[lo : lo + SCORE_CHUNK]
-            )
-            order = np.argsort(-np.array([len(x) for x in ids]), kind="stable")
-            for b in range(0, len(order), batch_size):
-                index = order[b : b + batch_size]
-                outputs.append(self.forward_ids([ids[i] for i in index]))
-                positions.append(index + lo)
+        # One autocast region for the whole call: the bf16 copies of the weights are
+        # cast once and reused by every batch, not re-cast per batch.
+        with self._autocast():
+            for lo in range(0, len(prompts), SCORE_CHUNK):
+                ids, _ = self.tokenizer_.encode_many(
+                    prompts[lo : lo + SCORE_CHUNK], responses[lo : lo + SCORE_CHUNK]
+                )
+                order = np.argsort(-np.array([len(x) for x in ids]), kind="stable")
+                for b in range(0, len(order), batch_size):
+                    index = order[b : b + batch_size]
+                    outputs.append(self.forward_ids([ids[i] for i in index]))
+                    positions.append(index + lo)
         if not outputs:
             return RewardEstimate.from_members(np.zeros((self.n_members, 0)))
         members = torch.cat(outputs, dim=1).double().cpu().numpy()  # the one device sync
@@ -251,8 +252,7 @@ class FinetunedRewardModel(RewardModelBase):
         ids, mask = pad_batch(sequences, self.tokenizer_.pad_id, self.config.pad_to_multiple_of)
         input_ids = torch.from_numpy(ids).to(self.device, non_blocking=True)
         attention = torch.from_numpy(mask).to(self.device, non_blocking=True)
-        use_bf16 = self.device.type == "cuda" and self.config.precision is not Precision.FP32
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with self._autocast():
             if self.config.ensemble is FinetuneEnsemble.MC_DROPOUT:
                 assert isinstance(net, RewardTransformer)
                 pooled = net.pooled(input_ids, attention).float()  # (B, H)
@@ -261,6 +261,12 @@ class FinetunedRewardModel(RewardModelBase):
                 draws = (masks[:, None, :] * pooled[None]) @ heads.weight.T + heads.bias
                 return draws.permute(0, 2, 1).reshape(-1, pooled.shape[0])  # (S·K, B)
             return net(input_ids, attention).float()
+
+    def _autocast(self) -> torch.autocast:
+        """bf16 autocast on CUDA unless the config asks for fp32 (nested regions reuse the
+        outer region's weight casts)."""
+        use_bf16 = self.device.type == "cuda" and self.config.precision is not Precision.FP32
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
     def _masks(self, width: int) -> torch.Tensor:
         cached = getattr(self, "_mask_cache", None)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,19 +28,21 @@ from rewardhedge.uncertainty.reward_rule import RewardRule
 from rewardhedge.uncertainty.selective import fit_abstention, selective_report
 
 
-class RewardModelBase:
+class RewardModelBase(ABC):
     """Shared behaviour of reward models; subclasses implement ``score`` and ``temperature``."""
 
     rule: RewardRule
 
+    @abstractmethod
     def score(
         self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
     ) -> RewardEstimate:
-        raise NotImplementedError
+        """Rewards for ``(prompts[i], responses[i])`` with their uncertainty."""
 
     @property
+    @abstractmethod
     def temperature(self) -> float:
-        raise NotImplementedError
+        """The temperature ``compare`` divides member logits by."""
 
     def score_items(self, items: Sequence[ScoreItem], *, progress: bool = False) -> RewardEstimate:
         """``score`` for ``ScoreItem`` records."""

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardhedge.encoders.base import check_texts
 from rewardhedge.encoders.truncation import split_budget
 
 LAYOUTS = ("chat", "pair", "plain")
@@ -149,10 +150,7 @@ class RewardTokenizer:
 
     def encode_items(self, prompts: Sequence[str], responses: Sequence[str]) -> list[TokenizedItem]:
         """Every item encoded, with the text tokenised in a few batched calls."""
-        if len(prompts) != len(responses):
-            raise ValueError(
-                f"prompts and responses differ in length: {len(prompts)} vs {len(responses)}."
-            )
+        prompts, responses = check_texts(prompts, responses)
         if self.layout == "chat":
             parts = [self._texts(p, r) for p, r in zip(prompts, responses, strict=True)]
             ps = self._ids([x[0] for x in parts])

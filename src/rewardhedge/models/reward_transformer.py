@@ -15,6 +15,7 @@ Backbones load from a local folder with safetensors weights only
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,35 @@ def hidden_size(config: Any) -> int:
     raise ConfigError(f"Cannot tell the hidden size of a {type(config).__name__} backbone.")
 
 
-def default_pooling(config: Any) -> str:
-    """``first`` for masked-LM encoders (BERT, RoBERTa, DeBERTa), ``last`` for decoders."""
+def _model_kinds(config: Any) -> tuple[bool, bool]:
+    """``(masked_lm, causal_lm)``: which auto-model families list the config's model type."""
+    return _families(getattr(config, "model_type", ""))
+
+
+@functools.cache
+def _families(model_type: str) -> tuple[bool, bool]:
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
-    model_type = getattr(config, "model_type", "")
-    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False):
-        return "first"
-    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "last"
-    return "last"
+    return (
+        model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    )
+
+
+def default_pooling(config: Any) -> str:
+    """``first`` for masked-LM encoders (BERT, RoBERTa, DeBERTa), ``last`` otherwise."""
+    masked, _ = _model_kinds(config)
+    return "first" if masked and not getattr(config, "is_decoder", False) else "last"
+
+
+def is_causal(config: Any) -> bool:
+    """Whether the backbone is a causal decoder (BERT is listed as a causal LM too, for
+    its ``is_decoder`` mode, so masked-LM types count only with ``is_decoder``)."""
+    masked, causal = _model_kinds(config)
+    return causal and (not masked or bool(getattr(config, "is_decoder", False)))
 
 
 def load_backbone(path: str | Path) -> Any:
@@ -77,8 +94,15 @@ def backbone_from_config(config: Any) -> Any:
 def pool_hidden(
     backbone: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str
 ) -> torch.Tensor:
-    """`(B, H)` the last hidden state at the first or the last real token."""
-    kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+    """`(B, H)` the last hidden state at the first or the last real token.
+
+    A causal decoder read at its last real token never attends to the right
+    padding after it, so it runs without the mask: transformers then takes the
+    plain causal attention path, with no mask to build and no host sync.
+    """
+    kwargs: dict[str, Any] = {"input_ids": input_ids}
+    if pooling != "last" or not is_causal(backbone.config):
+        kwargs["attention_mask"] = attention_mask
     if getattr(backbone.config, "use_cache", False):
         kwargs["use_cache"] = False
     hidden = backbone(**kwargs).last_hidden_state  # (B, T, H)
@@ -212,6 +236,6 @@ class LoraEnsemble(nn.Module):
             self.heads[k](self.dropout(self.member_pooled(k, input_ids, attention_mask))).float().T
             for k in range(self.n_members)
         ]
-        # peft's set_adapter froze every adapter but the last one; all train together.
-        self._trainable()
+        if self.training:  # peft's set_adapter froze every adapter but the last one
+            self._trainable()
         return torch.cat(rows)
