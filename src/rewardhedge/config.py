@@ -101,11 +101,13 @@ class EncoderConfig:
     normalize: bool = True
     """L2-normalise each pooled view, as sentence-transformers does."""
     batch_size: int = 32
-    """Texts per forward pass (batches are formed after sorting by length)."""
+    """Texts (sequences) per forward pass; they are packed several to a row when
+    the model allows it, else sorted by length and padded."""
     max_pad_fraction: float | None = None
-    """Close a forward-pass batch early when its pad tokens would exceed this
-    fraction of its real tokens; ``None`` picks 0.1 on CPU (where padding costs
-    as much as text) and no limit on GPU. Only speed changes, not the vectors."""
+    """For models that cannot pack: close a forward-pass batch early when its
+    pad tokens would exceed this fraction of its real tokens; ``None`` picks
+    0.1 on CPU (where padding costs as much as text) and no limit on GPU. Only
+    speed changes, not the vectors."""
     dim: int = 256
     """Output dimension of the hashing encoder (ignored by the others)."""
 
@@ -333,6 +335,12 @@ class ServeConfig:
     """Most items scored in one forward pass; concurrent requests are coalesced up to it."""
     max_wait_ms: float = 2.0
     """How long an idle scorer waits for more requests to join a micro-batch."""
+    rejoin_wait_ms: float = 50.0
+    """How long a scorer that has just answered N requests waits for those
+    clients to send their next one, so closed-loop callers (RL workers) share a
+    batch instead of alternating halves; never more than a quarter of the last
+    batch's scoring time, and only while fewer requests wait than were answered
+    (0 turns it off)."""
     max_queue_items: int = 4096
     """Items waiting or being scored; a request that would exceed it gets 503 + Retry-After."""
     max_items_per_request: int = 1024
@@ -363,6 +371,7 @@ class ServeConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve.{name} == {getattr(self, name)!r}, must be >= 1.")
         _check_positive("serve.max_wait_ms", self.max_wait_ms, strict=False)
+        _check_positive("serve.rejoin_wait_ms", self.rejoin_wait_ms, strict=False)
         _check_positive("serve.request_timeout_s", self.request_timeout_s)
         _check_positive("serve.shutdown_grace_s", self.shutdown_grace_s, strict=False)
         if self.max_items_per_request > self.max_queue_items:

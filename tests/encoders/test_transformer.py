@@ -245,3 +245,70 @@ def test_hf_kind_from_a_local_folder(minilm, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         enc.encode(PROMPTS, RESPONSES), minilm.encode(PROMPTS, RESPONSES), atol=1e-5
     )
+
+
+def test_packed_passes_equal_padded_ones(minilm) -> None:
+    prompts = [*PROMPTS, "a much longer prompt that will need many tokens " * 6, "hi"]
+    responses = [*RESPONSES, "a long answer " * 20, "ok"]
+    assert minilm._packing_works()
+    lengths = np.array([len(r) for r in minilm.tokenize(prompts, responses)])
+    passes = minilm._passes(lengths)
+    assert sum(len(row) for p in passes for row in p) == len(prompts)
+    assert any(len(row) > 1 for p in passes for row in p)  # really packed
+    packed = minilm.encode(prompts, responses)
+    minilm.packing = False
+    try:
+        padded = minilm.encode(prompts, responses)
+    finally:
+        minilm.packing = True
+    np.testing.assert_allclose(packed, padded, atol=1e-5)
+
+
+def test_a_dual_pooled_call_of_two_items_is_one_pass(minilm) -> None:
+    from rewardhedge.encoders.transformer import TransformerEncoder
+
+    dual = TransformerEncoder(EncoderConfig(kind="minilm", pooling="dual"))
+    before = dual.n_pad_tokens
+    x = dual.encode(PROMPTS[:2], RESPONSES[:2])
+    ids = [row for rows, _ in dual.views(PROMPTS[:2], RESPONSES[:2]) for row in rows]
+    lengths = np.array([len(r) for r in ids])
+    assert len(dual._passes(lengths)) == 1
+    assert len(dual._passes(lengths)[0]) == 1  # four sequences, one row, no padding
+    assert dual.n_pad_tokens == before
+    one_by_one = np.vstack([dual.encode(PROMPTS[i : i + 1], RESPONSES[i : i + 1]) for i in (0, 1)])
+    np.testing.assert_allclose(x, one_by_one, atol=1e-5)
+
+
+def test_a_model_with_other_positions_falls_back_to_padding(minilm, tmp_path: Path) -> None:
+    """RoBERTa numbers positions from pad_id + 1, so packed position ids would
+    change its vectors: the probe sees that and the encoder pads instead."""
+    import transformers
+
+    from rewardhedge.encoders.transformer import TransformerEncoder
+
+    folder = tmp_path / "tiny-roberta"
+    cfg = transformers.RobertaConfig(
+        vocab_size=minilm.tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=300,
+        pad_token_id=0,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    transformers.RobertaModel(cfg).save_pretrained(folder, safe_serialization=True)
+    minilm.tokenizer.save_pretrained(folder)
+    enc = TransformerEncoder(
+        EncoderConfig(
+            kind="hf", path=str(folder), max_length=128, pooling="response_mean", layers=1
+        )
+    )
+    assert not enc._packing_works()
+    lengths = np.array([len(r) for r in enc.tokenize(PROMPTS, RESPONSES)])
+    assert all(len(row) == 1 for p in enc._passes(lengths) for row in p)
+    x = enc.encode(PROMPTS, RESPONSES)
+    one_by_one = np.vstack([enc.encode([p], [r]) for p, r in zip(PROMPTS, RESPONSES, strict=True)])
+    np.testing.assert_allclose(x, one_by_one, atol=1e-5)

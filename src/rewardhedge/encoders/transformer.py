@@ -2,10 +2,13 @@
 
 One item is one cross-encoded sequence ``[CLS] prompt_tail [SEP] response_head
 [SEP]`` (see :mod:`rewardhedge.encoders.truncation` for the budget rule), so
-the response is read in the context of the prompt. Items are sorted by token
-length, cut into batches of ``batch_size``, padded to the longest item of their
-batch only, run under :func:`torch.inference_mode`, pooled, and returned in
-the caller's order.
+the response is read in the context of the prompt. The sequences of a call
+(every view of every item) are packed end to end into rows as long as the
+longest of them, with a block-diagonal attention mask (see
+:mod:`rewardhedge.encoders.packing`); up to ``batch_size`` sequences go
+through the model per pass under :func:`torch.inference_mode`, are pooled, and
+come back in the caller's order. A model that does not honour packing is
+run on length-sorted, padded batches instead.
 
 Nothing is ever downloaded: models load from a local folder with
 ``local_files_only=True`` and ``use_safetensors=True`` (a folder that only has
@@ -28,6 +31,7 @@ import numpy as np
 from rewardhedge.config import EncoderConfig, EncoderKind, Pooling
 from rewardhedge.encoders.base import check_texts
 from rewardhedge.encoders.batching import CPU_MAX_PAD_FRACTION, length_batches
+from rewardhedge.encoders.packing import Layout, block_mask, group_rows, layout, pack_rows
 from rewardhedge.encoders.progress import progress_bar
 from rewardhedge.encoders.truncation import N_SPECIAL, content_budget, truncate_pair
 from rewardhedge.errors import ConfigError
@@ -36,6 +40,12 @@ MINILM_NAME = "all-MiniLM-L6-v2"
 
 _DIGEST_MEMO: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 _DIGEST_LOCK = threading.Lock()
+_PACKING_WORKS: dict[tuple[str, str, int], bool] = {}
+PACK_ROW_TOKENS = 256
+"""Shortest packed row. Short sequences then share a row rather than each padding
+up to the longest; attention over 256 tokens adds at most ~11% to MiniLM's
+per-token cost (measured: no loss on a whole HH list, +30% items/s on calls of
+4 items, 2-core CPU)."""
 
 
 def minilm_path() -> Path:
@@ -165,7 +175,10 @@ class TransformerEncoder:
         dim: hidden size of the backbone (384 for MiniLM).
         batch_size: texts per forward pass (from the config; may be changed).
         sort_by_length: sort items by token length before batching (default
-            True; False only exists to measure what sorting buys).
+            True; False only exists to measure what sorting buys, and turns
+            packing off).
+        packing: pack several sequences per row when the model allows it
+            (default True; False measures what packing buys).
         n_items, n_truncated, n_prompt_truncated, n_response_truncated: counts
             over every :meth:`tokenize` call so far.
         n_tokens, n_pad_tokens: real and padding tokens fed to the model so far.
@@ -229,6 +242,7 @@ class TransformerEncoder:
         self.pooling: Pooling = config.pooling
         self.batch_size = config.batch_size
         self.sort_by_length = True
+        self.packing = True
         self.max_pad_fraction = config.max_pad_fraction
         if self.max_pad_fraction is None and self.device == "cpu":
             self.max_pad_fraction = CPU_MAX_PAD_FRACTION
@@ -343,10 +357,30 @@ class TransformerEncoder:
         first [SEP] (when the model has them) and response-only pooling; any
         other id list is pooled over all its tokens.
         """
-        import torch
-
         if pooling is None:
             pooling = Pooling.RESPONSE_MEAN if self.pooling is Pooling.DUAL else self.pooling
+        return self._run(ids, [pooling] * len(ids), progress)
+
+    def encode(
+        self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
+    ) -> np.ndarray:
+        """`(n, dim)` float32 features of ``(prompts[i], responses[i])``.
+
+        All views of all items go through the model together, so a small call
+        (one item, two views) is still a single forward pass.
+        """
+        views = self.views(prompts, responses)
+        ids = [row for rows, _ in views for row in rows]
+        poolings = [pooling for rows, pooling in views for _ in rows]
+        flat = self._run(ids, poolings, progress)
+        n = len(views[0][0])
+        return np.hstack([flat[v * n : (v + 1) * n] for v in range(len(views))])
+
+    # ------------------------------------------------------- forward passes
+    def _run(self, ids: list[list[int]], poolings: list[Pooling], progress: bool) -> np.ndarray:
+        """Pooled `(len(ids), hidden)` vectors, ``ids[i]`` pooled as ``poolings[i]``."""
+        import torch
+
         n = len(ids)
         out = np.empty((n, self.hidden_size), dtype=np.float32)
         if n == 0:
@@ -359,62 +393,111 @@ class TransformerEncoder:
                 f"ids[{int(lengths.argmax())}] has {int(lengths.max())} tokens, the model "
                 f"takes at most {self.max_positions}."
             )
-        bs = self.batch_size
-        if self.sort_by_length:
-            batches = length_batches(lengths, bs, self.max_pad_fraction)
-        else:
-            batches = [np.arange(lo, min(lo + bs, n)) for lo in range(0, n, bs)]
         with (
             progress_bar(n, f"encoding ({self.name})", progress) as advance,
             torch.inference_mode(),
         ):
-            for idx in batches:
-                width = int(lengths[idx].max())
-                b = len(idx)
-                input_ids = np.full((b, width), self.pad_id, dtype=np.int64)
-                mask = np.zeros((b, width), dtype=np.int64)
-                types = np.zeros((b, width), dtype=np.int64)
-                weights = np.zeros((b, width), dtype=np.float32)
-                for j, i in enumerate(idx):
-                    row = ids[i]
-                    m = len(row)
-                    input_ids[j, :m] = row
-                    mask[j, :m] = 1
-                    weights[j, :m] = self._pool_weights(row, pooling)
-                    if self.uses_token_types:
-                        start, _ = self._response_span(row)
-                        if start > 0:
-                            types[j, start:m] = 1
-                kwargs = {
-                    "input_ids": torch.from_numpy(input_ids).to(self.device),
-                    "attention_mask": torch.from_numpy(mask).to(self.device),
-                }
-                if self.uses_token_types:
-                    kwargs["token_type_ids"] = torch.from_numpy(types).to(self.device)
-                if self.layers == 1:
-                    hidden = self.model(**kwargs).last_hidden_state  # (b, width, dim)
-                else:
-                    states = self.model(**kwargs, output_hidden_states=True).hidden_states
-                    hidden = torch.stack(states[-self.layers :]).mean(0)
-                w = torch.from_numpy(weights).to(device=hidden.device, dtype=hidden.dtype)
-                pooled = torch.bmm(w.unsqueeze(1), hidden).squeeze(1)
-                if self.normalize:
-                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[idx] = pooled.float().cpu().numpy()
-                self.n_tokens += int(lengths[idx].sum())
-                self.n_pad_tokens += b * width - int(lengths[idx].sum())
-                advance(b)
+            for rows in self._passes(lengths):
+                place = layout(ids, rows, self.pad_id)
+                out[place.sequences] = self._pooled(ids, poolings, place)
+                real = int(lengths[place.sequences].sum())
+                self.n_tokens += real
+                self.n_pad_tokens += place.input_ids.size - real
+                advance(len(place.sequences))
         return out
 
-    def encode(
-        self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
-    ) -> np.ndarray:
-        """`(n, dim)` float32 features of ``(prompts[i], responses[i])``."""
-        parts = [
-            self.forward_ids(ids, progress=progress, pooling=pooling)
-            for ids, pooling in self.views(prompts, responses)
+    def _passes(self, lengths: np.ndarray) -> list[list[list[int]]]:
+        """The forward passes for sequences of these lengths: rows of sequence indices.
+
+        Packed rows as long as the longest sequence (at least ``PACK_ROW_TOKENS``)
+        when the model allows it; otherwise one sequence per row, sorted by length (see
+        :func:`~rewardhedge.encoders.batching.length_batches`).
+        """
+        bs = self.batch_size
+        if self.sort_by_length and self.packing and self._packing_works():
+            return group_rows(pack_rows(lengths, max(int(lengths.max()), PACK_ROW_TOKENS)), bs)
+        if self.sort_by_length:
+            batches = length_batches(lengths, bs, self.max_pad_fraction)
+        else:
+            batches = [
+                np.arange(lo, min(lo + bs, len(lengths))) for lo in range(0, len(lengths), bs)
+            ]
+        return [[[int(i)] for i in b] for b in batches]
+
+    def _pooled(self, ids: list[list[int]], poolings: list[Pooling], place: Layout) -> np.ndarray:
+        """One forward pass over ``place``; `(len(place.sequences), hidden)` pooled vectors."""
+        import torch
+
+        types = np.zeros_like(place.input_ids)
+        weights = np.zeros(place.input_ids.shape, dtype=np.float32)
+        for k, i in enumerate(place.sequences):
+            row, start, m = place.row[k], place.start[k], len(ids[i])
+            weights[row, start : start + m] = self._pool_weights(ids[i], poolings[i])
+            if self.uses_token_types:
+                first, _ = self._response_span(ids[i])
+                if first > 0:
+                    types[row, start + first : start + m] = 1
+        segment = torch.from_numpy(place.segment).to(self.device)
+        kwargs = {"input_ids": torch.from_numpy(place.input_ids).to(self.device)}
+        if place.packed:
+            eager = self.model.config._attn_implementation == "eager"
+            kwargs["attention_mask"] = block_mask(segment, torch.float32 if eager else None)
+            kwargs["position_ids"] = torch.from_numpy(place.position_ids).to(self.device)
+        else:
+            kwargs["attention_mask"] = (segment >= 0).long()
+        if self.uses_token_types:
+            kwargs["token_type_ids"] = torch.from_numpy(types).to(self.device)
+        if self.layers == 1:
+            hidden = self.model(**kwargs).last_hidden_state  # (rows, width, hidden)
+        else:
+            states = self.model(**kwargs, output_hidden_states=True).hidden_states
+            hidden = torch.stack(states[-self.layers :]).mean(0)
+        # Each token adds its weighted vector to its own sequence's sum.
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        owner = segment.reshape(-1)
+        real = owner >= 0
+        w = torch.from_numpy(weights.reshape(-1)).to(device=flat.device, dtype=flat.dtype)
+        pooled = torch.zeros(
+            len(place.sequences), flat.shape[1], device=flat.device, dtype=flat.dtype
+        )
+        pooled.index_add_(0, owner[real], flat[real] * w[real, None])
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.float().cpu().numpy()
+
+    def _packing_works(self) -> bool:
+        """Whether this model gives packed sequences the vectors of separate passes.
+
+        Checked once per model folder and device on a small probe, since packing
+        relies on the model honouring ``position_ids`` and a 4-D attention mask
+        (BERT does; models with other position schemes fall back to padding).
+        """
+        key = (str(self.folder), self.device, self.layers)
+        if key not in _PACKING_WORKS:
+            _PACKING_WORKS[key] = self._probe_packing()
+        return _PACKING_WORKS[key]
+
+    def _probe_packing(self) -> bool:
+        if self.model.config._attn_implementation not in ("sdpa", "eager"):
+            return False
+        vocab = int(self.model.config.vocab_size)
+        base = min(1000, max(vocab - 40, 0))
+        ids = [
+            [self.cls_id, *(base + (7 * j + k) % 37 for k in range(m)), self.sep_id]
+            for j, m in enumerate((9, 4, 13))
         ]
-        return parts[0] if len(parts) == 1 else np.hstack(parts)
+        ids = [[t % vocab for t in row] for row in ids]
+        pools = [Pooling.MEAN] * len(ids)
+        try:
+            import torch
+
+            with torch.inference_mode():
+                alone = self._pooled(ids, pools, layout(ids, [[0], [1], [2]], self.pad_id))
+                packed = self._pooled(ids, pools, layout(ids, [[0, 1, 2]], self.pad_id))
+        except (TypeError, ValueError, RuntimeError):
+            return False
+        scale = max(float(np.abs(alone).max()), 1e-6)
+        return bool(np.abs(alone - packed).max() <= 1e-4 * scale)
 
     def __repr__(self) -> str:
         return f"TransformerEncoder(id={self.id!r}, device={self.device!r})"
