@@ -8,6 +8,8 @@ ends) of real HH test (prompt, response) items and records items/s and p50 /
 p99 latency. In the same run, in this process, ``model.score`` on the same
 kind of items gives the in-process throughput; the ratio is served / in-process.
 Neither side uses the embedding cache, so every item is really encoded.
+It also records the HTTP overhead alone (/health round trip) and repeats the
+one-item cells at concurrency 8 and 32 with the rejoin wait turned off.
 
 Then an overload test: 128 clients firing 16-item requests at a server whose
 queue holds 256 items; it counts 503s, checks that /health keeps answering and
@@ -197,6 +199,49 @@ async def overload(server: ServerProcess, items: list[dict], clients: int, reque
     }
 
 
+def measure_cell(
+    server: ServerProcess, items: list[dict], concurrency: int, per_request: int, n: int, cap: float
+) -> dict:
+    """One load cell, with the mean micro-batch and rejoin waits read from /health."""
+    h0 = server.health()
+    cell = asyncio.run(
+        load(
+            server.url,
+            items,
+            concurrency=concurrency,
+            per_request=per_request,
+            n_requests=n,
+            time_cap=cap,
+        )
+    )
+    h1 = server.health()
+    cell["mean_batch"] = (h1["items_scored"] - h0["items_scored"]) / max(
+        h1["batches"] - h0["batches"], 1
+    )
+    cell["rejoin_waits"] = h1["rejoin_waits"] - h0["rejoin_waits"]
+    return cell
+
+
+def describe(cell: dict) -> str:
+    return (
+        f"c={cell['concurrency']:>2} k={cell['items_per_request']:>2}: "
+        f"{cell['items_per_s']:.1f} items/s, p50 {cell['p50_ms']:.0f} ms, "
+        f"p99 {cell['p99_ms']:.0f} ms, mean batch {cell['mean_batch']:.1f}"
+    )
+
+
+def round_trip_ms(url: str, n: int = 50) -> float:
+    """Median /health latency on one kept-alive connection: the HTTP overhead alone."""
+    times = []
+    with httpx.Client(timeout=30) as client:
+        client.get(f"{url}/health")
+        for _ in range(n):
+            t0 = time.perf_counter()
+            client.get(f"{url}/health")
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
 def check_after(server: ServerProcess, model: EnsembleRewardModel, items: list[dict]) -> float:
     r = httpx.post(f"{server.url}/v1/score", json=items[:16], timeout=60)
     r.raise_for_status()
@@ -232,59 +277,25 @@ def main() -> None:
     cells = []
     server = ServerProcess(tmp / "rm")
     try:
+        health_ms = round_trip_ms(server.url)
+        print(f"/health round trip on a kept-alive connection: {health_ms:.2f} ms (median of 50)")
         for per_request in (1, 16):
             for concurrency in (1, 8, 32):
                 n = args.requests if per_request == 1 else 2 * concurrency
-                h0 = server.health()
-                cell = asyncio.run(
-                    load(
-                        server.url,
-                        items,
-                        concurrency=concurrency,
-                        per_request=per_request,
-                        n_requests=n,
-                        time_cap=args.time_cap,
-                    )
-                )
-                h1 = server.health()
-                batches = h1["batches"] - h0["batches"]
-                cell["mean_batch"] = (h1["items_scored"] - h0["items_scored"]) / max(batches, 1)
+                cell = measure_cell(server, items, concurrency, per_request, n, args.time_cap)
                 cells.append(cell)
-                print(
-                    f"c={concurrency:>2} k={per_request:>2}: {cell['items_per_s']:.1f} items/s, "
-                    f"p50 {cell['p50_ms']:.0f} ms, p99 {cell['p99_ms']:.0f} ms, "
-                    f"mean batch {cell['mean_batch']:.1f}"
-                )
+                print(describe(cell))
         server_memory = server.memory_mib()
     finally:
         server.stop()
-    # The same one-item cells with a longer batching window (clients just answered
-    # get to rejoin the next micro-batch): the setting for CPU serving.
-    server = ServerProcess(tmp / "rm", "--max-wait-ms", "10")
+    # The same one-item cells without the rejoin wait: what it buys closed-loop clients.
+    server = ServerProcess(tmp / "rm", "--rejoin-wait-ms", "0")
     try:
         for concurrency in (8, 32):
-            h0 = server.health()
-            cell = asyncio.run(
-                load(
-                    server.url,
-                    items,
-                    concurrency=concurrency,
-                    per_request=1,
-                    n_requests=args.requests,
-                    time_cap=args.time_cap,
-                )
-            )
-            h1 = server.health()
-            cell["mean_batch"] = (h1["items_scored"] - h0["items_scored"]) / max(
-                h1["batches"] - h0["batches"], 1
-            )
-            cell["max_wait_ms"] = 10
+            cell = measure_cell(server, items, concurrency, 1, args.requests, args.time_cap)
+            cell["rejoin_wait_ms"] = 0
             cells.append(cell)
-            print(
-                f"c={concurrency:>2} k= 1 wait 10 ms: {cell['items_per_s']:.1f} items/s, "
-                f"p50 {cell['p50_ms']:.0f} ms, p99 {cell['p99_ms']:.0f} ms, "
-                f"mean batch {cell['mean_batch']:.1f}"
-            )
+            print(f"   (rejoin wait off) {describe(cell)}")
     finally:
         server.stop()
     baseline.append(in_process(model, items))
@@ -318,6 +329,7 @@ def main() -> None:
         "items": len(items),
         "in_process": baseline,
         "in_process_items_per_s": base,
+        "health_round_trip_ms": health_ms,
         "served": cells,
         "server_memory_after_load_mib": server_memory,
         "overload": over,
@@ -325,13 +337,14 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serve_load.json").write_text(json.dumps(result, indent=2) + "\n")
     print(
-        "\n| concurrency | items/request | max wait ms | items/s | p50 ms | p99 ms "
+        "\n| concurrency | items/request | rejoin wait | items/s | p50 ms | p99 ms "
         "| mean batch | served / in-process |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for c in cells:
         print(
-            f"| {c['concurrency']} | {c['items_per_request']} | {c.get('max_wait_ms', 2)} | "
+            f"| {c['concurrency']} | {c['items_per_request']} | "
+            f"{'off' if c.get('rejoin_wait_ms') == 0 else 'on'} | "
             f"{c['items_per_s']:.1f} | {c['p50_ms']:.0f} | {c['p99_ms']:.0f} | "
             f"{c['mean_batch']:.1f} | {c['ratio_to_in_process']:.2f} |"
         )

@@ -63,6 +63,10 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option(help="How long an idle scorer waits for a batch to fill.")
     ] = _DEFAULT.max_wait_ms,
+    rejoin_wait_ms: Annotated[
+        float,
+        typer.Option(help="How long to wait for just-answered clients to send again (0: off)."),
+    ] = _DEFAULT.rejoin_wait_ms,
     max_queue: Annotated[
         int, typer.Option(help="Items queued or in flight before 503 + Retry-After.")
     ] = _DEFAULT.max_queue_items,
@@ -95,6 +99,7 @@ def serve(
         port=port,
         max_batch_items=max_batch,
         max_wait_ms=max_wait_ms,
+        rejoin_wait_ms=rejoin_wait_ms,
         max_queue_items=max_queue,
         max_items_per_request=max_items,
         max_text_chars=max_chars,

@@ -66,6 +66,7 @@ class RewardService:
             self.model.score,
             max_batch_items=self.config.max_batch_items,
             max_wait_s=self.config.max_wait_ms / 1000.0,
+            rejoin_wait_s=self.config.rejoin_wait_ms / 1000.0,
             max_queue_items=self.config.max_queue_items,
         )
         self.batcher.start()
@@ -207,6 +208,7 @@ def create_app(
             items_scored=b.stats.items_scored,
             largest_batch=b.stats.largest_batch,
             requests_rejected=b.stats.requests_rejected,
+            rejoin_waits=b.stats.rejoin_waits,
         )
 
     @app.get("/v1/model", **guarded)

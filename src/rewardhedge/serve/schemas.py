@@ -116,6 +116,9 @@ class Health(BaseModel):
     items_scored: int
     largest_batch: int
     requests_rejected: int
+    rejoin_waits: int = Field(
+        description="Times the scorer waited for just-answered clients to send again."
+    )
 
 
 class ErrorBody(BaseModel):

@@ -21,7 +21,11 @@ from rewardhedge.config import ServeConfig
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket (``port=0`` picks a free one; read it back with ``getsockname``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on accepted sockets
+    # whose proto says TCP, and the accepted ones copy it from this one. Without
+    # it, Nagle's algorithm holds back each response body until the client's
+    # delayed ACK (~40 ms on Linux), which was most of a one-item request's time.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)

@@ -1,0 +1,133 @@
+"""MicroBatcher on a real event loop: closed-loop callers share batches, lone callers never wait.
+
+The scoring function stands in for a model whose forward pass costs about the
+same for one item as for eight (a CPU encoder): it sleeps a fixed time per
+call and scores each response by its length, so every answer can be checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from rewardhedge.serve.batcher import MicroBatcher
+from rewardhedge.types import RewardEstimate
+
+
+def slow_length_scorer(seconds: float):
+    def score(prompts: list[str], responses: list[str]) -> RewardEstimate:
+        time.sleep(seconds)
+        lengths = np.array([len(r) for r in responses], dtype=float)
+        return RewardEstimate.from_members(np.stack([lengths, lengths + 2.0]))
+
+    return score
+
+
+async def closed_loop(batcher: MicroBatcher, clients: int, rounds: int) -> list[float]:
+    """``clients`` callers that each send one item, wait for it, pause, and send again.
+
+    Their pauses differ (3 to 24 ms), as real clients' turnarounds do, so the
+    answered ones come back one by one rather than all at once.
+    """
+    batcher.start()
+    means: list[float] = []
+
+    async def client(i: int) -> None:
+        for r in range(rounds):
+            text = "x" * (i * rounds + r + 1)
+            est = await batcher.score(["p"], [text])
+            assert est.mean.tolist() == [len(text) + 1.0]  # its own slice, not a neighbour's
+            means.append(float(est.mean[0]))
+            await asyncio.sleep(0.003 * (i + 1))
+
+    try:
+        await asyncio.gather(*(client(i) for i in range(clients)))
+    finally:
+        await batcher.stop()
+    return means
+
+
+def mean_batch(batcher: MicroBatcher) -> float:
+    return batcher.stats.items_scored / batcher.stats.batches
+
+
+def test_closed_loop_clients_share_whole_batches() -> None:
+    async def run(rejoin_wait_s: float) -> MicroBatcher:
+        batcher = MicroBatcher(
+            slow_length_scorer(0.2), max_wait_s=0.002, rejoin_wait_s=rejoin_wait_s
+        )
+        means = await closed_loop(batcher, clients=8, rounds=6)
+        assert len(means) == 48 and batcher.stats.items_scored == 48
+        return batcher
+
+    waiting = asyncio.run(run(0.05))
+    not_waiting = asyncio.run(run(0.0))
+    # Waiting for the answered clients keeps all eight in one batch; without it
+    # the early returners start a batch of their own and the group splits.
+    assert mean_batch(waiting) >= 7.0
+    assert waiting.stats.rejoin_waits >= 4
+    assert mean_batch(not_waiting) <= 5.0
+    assert not_waiting.stats.rejoin_waits == 0
+    assert not_waiting.stats.batches >= 1.5 * waiting.stats.batches
+
+
+def test_a_lone_client_never_waits_to_rejoin() -> None:
+    async def run() -> tuple[MicroBatcher, float]:
+        batcher = MicroBatcher(slow_length_scorer(0.01), rejoin_wait_s=5.0, rejoin_fraction=10.0)
+        t0 = time.perf_counter()
+        await closed_loop(batcher, clients=1, rounds=10)
+        return batcher, time.perf_counter() - t0
+
+    batcher, seconds = asyncio.run(run())
+    assert batcher.stats.batches == 10
+    assert batcher.stats.rejoin_waits == 0
+    assert seconds < 5.0  # one rejoin wait alone would take 5 s
+
+
+def test_rejoin_wait_is_bounded_by_a_share_of_the_batch_time() -> None:
+    """Clients that never come back cost at most rejoin_fraction of a batch's time."""
+
+    async def run() -> tuple[int, float]:
+        batcher = MicroBatcher(slow_length_scorer(0.1), rejoin_wait_s=10.0, rejoin_fraction=0.5)
+        batcher.start()
+        try:
+            # Two answered at once, then only one sends again: the worker waits
+            # for the other for 0.5 x 0.1 s, not for 10 s.
+            await asyncio.gather(batcher.score(["p"], ["a"]), batcher.score(["p"], ["b"]))
+            t0 = time.perf_counter()
+            est = await batcher.score(["p"], ["abc"])
+            return int(est.mean[0]), time.perf_counter() - t0
+        finally:
+            await batcher.stop()
+
+    mean, seconds = asyncio.run(run())
+    assert mean == 4
+    assert 0.1 + 0.04 <= seconds < 2.0
+
+
+def test_a_failing_model_answers_every_request_in_its_batch() -> None:
+    def broken(prompts: list[str], responses: list[str]) -> RewardEstimate:
+        raise RuntimeError("CUDA out of memory")
+
+    async def run() -> list[BaseException | RewardEstimate]:
+        batcher = MicroBatcher(broken, max_wait_s=0.05)
+        batcher.start()
+        try:
+            return await asyncio.gather(
+                *(batcher.score(["p"], [str(i)]) for i in range(3)), return_exceptions=True
+            )
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(run())
+    assert all(isinstance(r, RuntimeError) and "out of memory" in str(r) for r in results)
+
+
+@pytest.mark.parametrize("clients", [2, 5])
+def test_every_answer_is_the_callers_own(clients: int) -> None:
+    batcher = MicroBatcher(slow_length_scorer(0.02))
+    means = asyncio.run(closed_loop(batcher, clients=clients, rounds=4))
+    assert sorted(means) == [float(k + 1) for k in range(1, clients * 4 + 1)]
