@@ -6,10 +6,12 @@ client, on loopback. For concurrency 1, 8 and 32 and 1 or 16 items per
 request it sends a fixed number of requests (with a time cap, so it always
 ends) of real HH test (prompt, response) items and records items/s and p50 /
 p99 latency. In the same run, in this process, ``model.score`` on the same
-kind of items gives the in-process throughput; the ratio is served / in-process.
+kind of items gives the in-process throughput: on all items before and after,
+and on each cell's own items right after that cell, the baseline of its ratio.
 Neither side uses the embedding cache, so every item is really encoded.
-It also records the HTTP overhead alone (/health round trip) and repeats the
-one-item cells at concurrency 8 and 32 with the rejoin wait turned off.
+It also records the HTTP overhead alone (/health round trip) and, in
+alternating pairs of fresh servers, one-item requests at concurrency 8 with
+the rejoin wait on and off.
 
 Then an overload test: 128 clients firing 16-item requests at a server whose
 queue holds 256 items; it counts 503s, checks that /health keeps answering and
@@ -254,6 +256,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=240, help="requests per cell of 1 item")
     ap.add_argument("--time-cap", type=float, default=60.0)
+    ap.add_argument("--ab-pairs", type=int, default=3, help="rejoin on/off pairs at c=8")
     args = ap.parse_args()
 
     pairs, _ = load_hh()
@@ -283,25 +286,38 @@ def main() -> None:
             for concurrency in (1, 8, 32):
                 n = args.requests if per_request == 1 else 2 * concurrency
                 cell = measure_cell(server, items, concurrency, per_request, n, args.time_cap)
+                # The same items in-process right after, so slow drift in this shared
+                # machine's speed cancels out of the ratio.
+                served = [items[j % len(items)] for j in range(cell["items"])]
+                cell["in_process_items_per_s"] = in_process(model, served)["items_per_s"]
+                cell["ratio_to_in_process"] = cell["items_per_s"] / cell["in_process_items_per_s"]
                 cells.append(cell)
-                print(describe(cell))
+                print(f"{describe(cell)}; in-process {cell['in_process_items_per_s']:.1f}")
         server_memory = server.memory_mib()
     finally:
         server.stop()
-    # The same one-item cells without the rejoin wait: what it buys closed-loop clients.
-    server = ServerProcess(tmp / "rm", "--rejoin-wait-ms", "0")
-    try:
-        for concurrency in (8, 32):
-            cell = measure_cell(server, items, concurrency, 1, args.requests, args.time_cap)
-            cell["rejoin_wait_ms"] = 0
-            cells.append(cell)
-            print(f"   (rejoin wait off) {describe(cell)}")
-    finally:
-        server.stop()
+    # What the rejoin wait buys closed-loop clients: one-item cells at concurrency
+    # 8 on fresh servers, alternating wait on / off, so each pair shares the
+    # machine's load of the moment (this box is shared and drifts by +-20%).
+    pairs = []
+    for _ in range(args.ab_pairs):
+        pair = {}
+        for wait in ("50", "0"):
+            server = ServerProcess(tmp / "rm", "--rejoin-wait-ms", wait)
+            try:
+                cell = measure_cell(server, items, 8, 1, args.requests, args.time_cap)
+            finally:
+                server.stop()
+            pair["on" if wait != "0" else "off"] = cell
+        pair["on_over_off"] = pair["on"]["items_per_s"] / pair["off"]["items_per_s"]
+        pairs.append(pair)
+        print(
+            f"rejoin wait on / off at c=8: {pair['on']['items_per_s']:.1f} / "
+            f"{pair['off']['items_per_s']:.1f} items/s (mean batch {pair['on']['mean_batch']:.1f}"
+            f" / {pair['off']['mean_batch']:.1f}) = {pair['on_over_off']:.2f}"
+        )
     baseline.append(in_process(model, items))
     base = float(np.mean([b["items_per_s"] for b in baseline]))
-    for cell in cells:
-        cell["ratio_to_in_process"] = cell["items_per_s"] / base
     print(f"in-process (after): {baseline[1]['items_per_s']:.1f} items/s; mean {base:.1f}")
 
     server = ServerProcess(tmp / "rm", "--max-queue", "256", "--max-items", "64")
@@ -331,21 +347,25 @@ def main() -> None:
         "in_process_items_per_s": base,
         "health_round_trip_ms": health_ms,
         "served": cells,
+        "rejoin_ab_c8": pairs,
+        "rejoin_on_over_off_median": float(np.median([p["on_over_off"] for p in pairs]))
+        if pairs
+        else None,
         "server_memory_after_load_mib": server_memory,
         "overload": over,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serve_load.json").write_text(json.dumps(result, indent=2) + "\n")
     print(
-        "\n| concurrency | items/request | rejoin wait | items/s | p50 ms | p99 ms "
+        "\n| concurrency | items/request | items/s | in-process items/s | p50 ms | p99 ms "
         "| mean batch | served / in-process |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for c in cells:
         print(
             f"| {c['concurrency']} | {c['items_per_request']} | "
-            f"{'off' if c.get('rejoin_wait_ms') == 0 else 'on'} | "
-            f"{c['items_per_s']:.1f} | {c['p50_ms']:.0f} | {c['p99_ms']:.0f} | "
+            f"{c['items_per_s']:.1f} | {c['in_process_items_per_s']:.1f} | "
+            f"{c['p50_ms']:.0f} | {c['p99_ms']:.0f} | "
             f"{c['mean_batch']:.1f} | {c['ratio_to_in_process']:.2f} |"
         )
 
