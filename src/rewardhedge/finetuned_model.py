@@ -202,10 +202,6 @@ class FinetunedRewardModel(RewardModelBase):
             raise NotFittedError.for_method(self, method)
         return net
 
-    @property
-    def temperature(self) -> float:
-        return getattr(self, "temperature_", TemperatureScaling()).temperature
-
     # -- scoring ---------------------------------------------------------------------
     @torch.no_grad()
     def score(

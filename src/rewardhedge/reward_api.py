@@ -24,12 +24,14 @@ from rewardhedge.types import (
     ScoreItem,
     pairwise_from_estimates,
 )
+from rewardhedge.uncertainty.calibration import TemperatureScaling
 from rewardhedge.uncertainty.reward_rule import RewardRule
 from rewardhedge.uncertainty.selective import fit_abstention, selective_report
 
 
 class RewardModelBase(ABC):
-    """Shared behaviour of reward models; subclasses implement ``score`` and ``temperature``."""
+    """Shared behaviour of reward models; subclasses implement ``score`` and fit
+    ``temperature_`` (a :class:`TemperatureScaling`) when they calibrate."""
 
     rule: RewardRule
 
@@ -40,9 +42,9 @@ class RewardModelBase(ABC):
         """Rewards for ``(prompts[i], responses[i])`` with their uncertainty."""
 
     @property
-    @abstractmethod
     def temperature(self) -> float:
-        """The temperature ``compare`` divides member logits by."""
+        """The temperature ``compare`` divides member logits by (1.0 before calibration)."""
+        return getattr(self, "temperature_", TemperatureScaling()).temperature
 
     def score_items(self, items: Sequence[ScoreItem], *, progress: bool = False) -> RewardEstimate:
         """``score`` for ``ScoreItem`` records."""

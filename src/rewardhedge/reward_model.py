@@ -194,11 +194,6 @@ class EnsembleRewardModel(RewardModelBase):
             raise NotFittedError.for_method(self, method)
         return heads
 
-    @property
-    def temperature(self) -> float:
-        """The temperature ``compare`` divides member logits by (1.0 before calibration)."""
-        return getattr(self, "temperature_", TemperatureScaling()).temperature
-
     @torch.no_grad()
     def score(
         self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
