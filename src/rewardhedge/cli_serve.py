@@ -67,6 +67,10 @@ def serve(
         float,
         typer.Option(help="How long to wait for just-answered clients to send again (0: off)."),
     ] = _DEFAULT.rejoin_wait_ms,
+    rejoin_gap_ms: Annotated[
+        float,
+        typer.Option(help="End that wait once clients stop coming back for this long."),
+    ] = _DEFAULT.rejoin_gap_ms,
     max_queue: Annotated[
         int, typer.Option(help="Items queued or in flight before 503 + Retry-After.")
     ] = _DEFAULT.max_queue_items,
@@ -100,6 +104,7 @@ def serve(
         max_batch_items=max_batch,
         max_wait_ms=max_wait_ms,
         rejoin_wait_ms=rejoin_wait_ms,
+        rejoin_gap_ms=rejoin_gap_ms,
         max_queue_items=max_queue,
         max_items_per_request=max_items,
         max_text_chars=max_chars,

@@ -335,12 +335,15 @@ class ServeConfig:
     """Most items scored in one forward pass; concurrent requests are coalesced up to it."""
     max_wait_ms: float = 2.0
     """How long an idle scorer waits for more requests to join a micro-batch."""
-    rejoin_wait_ms: float = 50.0
-    """How long a scorer that has just answered N requests waits for those
+    rejoin_wait_ms: float = 250.0
+    """Longest time a scorer that has just answered N requests waits for those
     clients to send their next one, so closed-loop callers (RL workers) share a
     batch instead of alternating halves; never more than a quarter of the last
     batch's scoring time, and only while fewer requests wait than were answered
     (0 turns it off)."""
+    rejoin_gap_ms: float = 30.0
+    """The rejoin wait also ends once a client is back and no other has followed
+    for this long (they come back a few ms apart)."""
     max_queue_items: int = 4096
     """Items waiting or being scored; a request that would exceed it gets 503 + Retry-After."""
     max_items_per_request: int = 1024
@@ -372,6 +375,7 @@ class ServeConfig:
                 raise ConfigError(f"serve.{name} == {getattr(self, name)!r}, must be >= 1.")
         _check_positive("serve.max_wait_ms", self.max_wait_ms, strict=False)
         _check_positive("serve.rejoin_wait_ms", self.rejoin_wait_ms, strict=False)
+        _check_positive("serve.rejoin_gap_ms", self.rejoin_gap_ms, strict=False)
         _check_positive("serve.request_timeout_s", self.request_timeout_s)
         _check_positive("serve.shutdown_grace_s", self.shutdown_grace_s, strict=False)
         if self.max_items_per_request > self.max_queue_items:

@@ -7,7 +7,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewardhedge.encoders.packing import block_mask, group_rows, layout, pack_rows
+from rewardhedge.encoders.packing import (
+    balance_rows,
+    block_mask,
+    group_rows,
+    layout,
+    pack_rows,
+    padded_cells,
+    plan_passes,
+)
 
 lengths_st = st.lists(st.integers(1, 300), min_size=1, max_size=60)
 
@@ -39,6 +47,41 @@ def test_passes_keep_row_order_and_sequence_bound(sizes, most):
     assert [row for p in passes for row in p] == rows
     for p in passes:
         assert sum(len(row) for row in p) <= most or len(p) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths=lengths_st, n_rows=st.integers(1, 12))
+def test_balanced_rows_differ_by_at_most_one_sequence(lengths, n_rows):
+    lengths = np.array(lengths)
+    rows = balance_rows(lengths, n_rows)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    assert len(rows) == min(n_rows, len(lengths))
+    totals = [int(lengths[row].sum()) for row in rows]
+    # Longest first onto the lightest row: the spread never exceeds one sequence.
+    assert max(totals) - min(totals) <= lengths.max()
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths=lengths_st, capacity=st.integers(1, 512), most=st.integers(1, 64))
+def test_plan_computes_no_more_slots_than_best_fit(lengths, capacity, most):
+    lengths = np.array(lengths)
+    plan = plan_passes(lengths, capacity, most)
+    assert sorted(i for p in plan for row in p for i in row) == list(range(len(lengths)))
+    for p in plan:
+        assert sum(len(row) for row in p) <= most or len(p) == 1
+    best_fit = group_rows(pack_rows(lengths, capacity), most)
+    assert padded_cells(lengths, plan) <= padded_cells(lengths, best_fit)
+    assert padded_cells(lengths, plan) >= int(lengths.sum())
+
+
+def test_small_call_balances_rows_instead_of_leaving_the_last_one_short():
+    lengths = np.array([168, 146, 114, 39, 26])
+    # Best fit fills the first row (168+39+26) and leaves the others short:
+    # 3 rows of 233 slots. Balanced: 168, 146+26, 114+39 -> 3 rows of 172.
+    assert pack_rows(lengths, 256) == [[0, 3, 4], [1], [2]]
+    assert padded_cells(lengths, [pack_rows(lengths, 256)]) == 699
+    assert plan_passes(lengths, 256, 8) == [[[0], [1, 4], [2, 3]]]
+    assert padded_cells(lengths, plan_passes(lengths, 256, 8)) == 516
 
 
 def test_layout_places_each_sequence_with_restarting_positions():

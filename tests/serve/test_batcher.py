@@ -26,11 +26,14 @@ def slow_length_scorer(seconds: float):
     return score
 
 
-async def closed_loop(batcher: MicroBatcher, clients: int, rounds: int) -> list[float]:
+async def closed_loop(
+    batcher: MicroBatcher, clients: int, rounds: int, step_s: float = 0.003
+) -> list[float]:
     """``clients`` callers that each send one item, wait for it, pause, and send again.
 
-    Their pauses differ (3 to 24 ms), as real clients' turnarounds do, so the
-    answered ones come back one by one rather than all at once.
+    Their pauses differ (``step_s`` apart: 3 to 24 ms for 8 clients), as real
+    clients' turnarounds do, so the answered ones come back one by one rather
+    than all at once.
     """
     batcher.start()
     means: list[float] = []
@@ -41,7 +44,7 @@ async def closed_loop(batcher: MicroBatcher, clients: int, rounds: int) -> list[
             est = await batcher.score(["p"], [text])
             assert est.mean.tolist() == [len(text) + 1.0]  # its own slice, not a neighbour's
             means.append(float(est.mean[0]))
-            await asyncio.sleep(0.003 * (i + 1))
+            await asyncio.sleep(step_s * (i + 1))
 
     try:
         await asyncio.gather(*(client(i) for i in range(clients)))
@@ -91,7 +94,9 @@ def test_rejoin_wait_is_bounded_by_a_share_of_the_batch_time() -> None:
     """Clients that never come back cost at most rejoin_fraction of a batch's time."""
 
     async def run() -> tuple[int, float]:
-        batcher = MicroBatcher(slow_length_scorer(0.1), rejoin_wait_s=10.0, rejoin_fraction=0.5)
+        batcher = MicroBatcher(
+            slow_length_scorer(0.1), rejoin_wait_s=10.0, rejoin_fraction=0.5, rejoin_gap_s=10.0
+        )
         batcher.start()
         try:
             # Two answered at once, then only one sends again: the worker waits
@@ -106,6 +111,47 @@ def test_rejoin_wait_is_bounded_by_a_share_of_the_batch_time() -> None:
     mean, seconds = asyncio.run(run())
     assert mean == 4
     assert 0.1 + 0.04 <= seconds < 2.0
+
+
+def test_many_clients_coming_back_one_by_one_still_share_one_batch() -> None:
+    """32 clients return 3 ms apart (~100 ms for all): a fixed 50 ms wait splits them
+    into two alternating groups; waiting until arrivals pause keeps them together."""
+
+    async def run(gap_s: float, cap_s: float) -> MicroBatcher:
+        batcher = MicroBatcher(
+            slow_length_scorer(0.4),
+            rejoin_wait_s=cap_s,
+            rejoin_fraction=1.0,
+            rejoin_gap_s=gap_s,
+        )
+        await closed_loop(batcher, clients=32, rounds=4)
+        return batcher
+
+    by_gap = asyncio.run(run(gap_s=0.03, cap_s=0.3))
+    fixed = asyncio.run(run(gap_s=10.0, cap_s=0.05))
+    assert mean_batch(by_gap) >= 28.0
+    assert mean_batch(fixed) <= 22.0
+
+
+def test_rejoin_wait_ends_when_clients_stop_coming_back() -> None:
+    """Three answered, one comes back, the other two never do: the worker stops
+    waiting rejoin_gap_s after the last arrival, long before its other bounds."""
+
+    async def run() -> float:
+        batcher = MicroBatcher(
+            slow_length_scorer(0.05), rejoin_wait_s=10.0, rejoin_fraction=100.0, rejoin_gap_s=0.03
+        )
+        batcher.start()
+        try:
+            await asyncio.gather(*(batcher.score(["p"], [c]) for c in "abc"))
+            t0 = time.perf_counter()
+            await batcher.score(["p"], ["abcd"])
+            return time.perf_counter() - t0
+        finally:
+            await batcher.stop()
+
+    seconds = asyncio.run(run())
+    assert 0.05 + 0.02 <= seconds < 0.05 + 0.5  # one gap of waiting, not 10 s or 5 s
 
 
 def test_a_failing_model_answers_every_request_in_its_batch() -> None:

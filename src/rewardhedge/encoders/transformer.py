@@ -31,7 +31,7 @@ import numpy as np
 from rewardhedge.config import EncoderConfig, EncoderKind, Pooling
 from rewardhedge.encoders.base import check_texts
 from rewardhedge.encoders.batching import CPU_MAX_PAD_FRACTION, length_batches
-from rewardhedge.encoders.packing import Layout, block_mask, group_rows, layout, pack_rows
+from rewardhedge.encoders.packing import Layout, block_mask, layout, plan_passes
 from rewardhedge.encoders.progress import progress_bar
 from rewardhedge.encoders.truncation import N_SPECIAL, content_budget, truncate_pair
 from rewardhedge.errors import ConfigError
@@ -415,7 +415,7 @@ class TransformerEncoder:
         """
         bs = self.batch_size
         if self.sort_by_length and self.packing and self._packing_works():
-            return group_rows(pack_rows(lengths, max(int(lengths.max()), PACK_ROW_TOKENS)), bs)
+            return plan_passes(lengths, max(int(lengths.max()), PACK_ROW_TOKENS), bs)
         if self.sort_by_length:
             batches = length_batches(lengths, bs, self.max_pad_fraction)
         else:

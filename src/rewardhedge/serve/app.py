@@ -67,6 +67,7 @@ class RewardService:
             max_batch_items=self.config.max_batch_items,
             max_wait_s=self.config.max_wait_ms / 1000.0,
             rejoin_wait_s=self.config.rejoin_wait_ms / 1000.0,
+            rejoin_gap_s=self.config.rejoin_gap_ms / 1000.0,
             max_queue_items=self.config.max_queue_items,
         )
         self.batcher.start()
@@ -209,6 +210,7 @@ def create_app(
             largest_batch=b.stats.largest_batch,
             requests_rejected=b.stats.requests_rejected,
             rejoin_waits=b.stats.rejoin_waits,
+            scoring_seconds=round(b.stats.scoring_seconds, 6),
         )
 
     @app.get("/v1/model", **guarded)

@@ -14,9 +14,13 @@ meet, so every batch is half as large as it could be (on a CPU, where a small
 forward pass costs nearly as much as a large one, that halves throughput).
 So when the worker frees up and fewer requests wait than it has just answered
 plus those already waiting, it gives the answered clients a short time to
-send their next request (``rejoin_wait_s``, and at most ``rejoin_fraction`` of
-the last batch's scoring time, so the wait never costs more than that share).
-A lone caller never waits: it is already back when the worker looks.
+send their next request: until all are back, or until none has come for
+``rejoin_gap_s`` since the last one did (they come back one by one, a few ms
+apart, as their client code turns each answer into the next request; 32
+clients in one Python process take ~100 ms), and never longer than
+``rejoin_wait_s`` or ``rejoin_fraction`` of the last batch's scoring time, so
+the wait never costs more than that share. A lone caller never waits: it is
+already back when the worker looks.
 
 The queue is bounded in items, not requests: a request that would overflow it
 is refused at once (the HTTP layer answers 503 with Retry-After) instead of
@@ -69,6 +73,8 @@ class BatcherStats:
     errors: int = 0
     rejoin_waits: int = 0
     """Times the worker waited for just-answered clients to send again."""
+    scoring_seconds: float = 0.0
+    """Wall time spent inside the model (its share of uptime is the scorer's utilisation)."""
 
 
 class MicroBatcher:
@@ -84,6 +90,8 @@ class MicroBatcher:
         rejoin_wait_s: longest wait for just-answered clients to send again (0: never).
         rejoin_fraction: that wait is also at most this share of the last batch's
             scoring time.
+        rejoin_gap_s: once one has come back, the wait also ends when no other
+            has for this long.
     """
 
     def __init__(
@@ -93,8 +101,9 @@ class MicroBatcher:
         max_batch_items: int = 64,
         max_wait_s: float = 0.002,
         max_queue_items: int = 4096,
-        rejoin_wait_s: float = 0.05,
+        rejoin_wait_s: float = 0.25,
         rejoin_fraction: float = 0.25,
+        rejoin_gap_s: float = 0.03,
     ) -> None:
         self._score_fn = score_fn
         self.max_batch_items = max_batch_items
@@ -102,8 +111,11 @@ class MicroBatcher:
         self.max_queue_items = max_queue_items
         self.rejoin_wait_s = rejoin_wait_s
         self.rejoin_fraction = rejoin_fraction
+        self.rejoin_gap_s = rejoin_gap_s
         self._expected_jobs = 0  # requests waiting + requests just answered, at the last delivery
         self._last_batch_s = 0.0
+        self._last_arrival = 0.0
+        self._returned = 0  # requests arrived since the last answers went out
         self.stats = BatcherStats()
         self._jobs: deque[_Job] = deque()
         self._queued_items = 0
@@ -140,6 +152,8 @@ class MicroBatcher:
             )
         future: asyncio.Future[RewardEstimate] = asyncio.get_running_loop().create_future()
         self._jobs.append(_Job(list(prompts), list(responses), future))
+        self._last_arrival = future.get_loop().time()
+        self._returned += 1
         self._queued_items += n
         self._waiting_items += n
         self._arrived.set()
@@ -184,7 +198,10 @@ class MicroBatcher:
             wait = max(wait, rejoin)
         deadline = loop.time() + wait
         while self._waiting_items < self.max_batch_items:
-            remaining = deadline - loop.time()
+            now = loop.time()
+            remaining = deadline - now
+            if rejoining and self._returned:  # once one is back, a pause means no more soon
+                remaining = min(remaining, self._last_arrival + self.rejoin_gap_s - now)
             if remaining <= 0 or (rejoining and len(self._jobs) >= expected):
                 break
             self._arrived.clear()
@@ -218,12 +235,15 @@ class MicroBatcher:
             try:
                 est = await loop.run_in_executor(self._executor, self._score_fn, prompts, responses)
             except Exception as exc:  # the model failed: every request in the batch hears why
+                self.stats.scoring_seconds += loop.time() - started
                 self.stats.errors += 1
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(exc)
             else:
                 self._last_batch_s = loop.time() - started
+                self.stats.scoring_seconds += self._last_batch_s
+                self._returned = 0
                 self._deliver(batch, est)
                 self._expected_jobs = len(self._jobs) + len(batch)
             finally:

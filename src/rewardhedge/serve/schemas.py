@@ -119,6 +119,9 @@ class Health(BaseModel):
     rejoin_waits: int = Field(
         description="Times the scorer waited for just-answered clients to send again."
     )
+    scoring_seconds: float = Field(
+        description="Seconds spent inside the model; over uptime, the scorer's utilisation."
+    )
 
 
 class ErrorBody(BaseModel):
