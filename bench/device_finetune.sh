@@ -8,7 +8,7 @@
 #
 # Stages:
 #   main     (default) Qwen2.5-0.5B shape, bf16, on hh and fixed512 for one epoch of steps:
-#            TRL eager and group_by_length, ours eager; ensembles (multihead 4, lora 4,
+#            TRL eager and group_by_length, ours eager and packed (hh); ensembles (multihead 4, lora 4,
 #            independent 2) on fixed512; score() vs the raw forward; then TRL torch_compile and
 #            ours compile=True while the time budget lasts.
 #   compile  only the compiled variants (TRL torch_compile, ours compile=True), on
@@ -69,7 +69,8 @@ main)
     # Configurations started after 400 s are skipped (recorded as such); the JSON is written
     # after each one, so the 570 s timeout still leaves everything finished so far.
     timeout 570 python3 bench/finetune_speed.py "${COMMON[@]}" --trl-variants grouped \
-        --ensembles --ensemble-batch-size "$ENSEMBLE_BATCH" --ensemble-steps 20 --scoring --trl-compile --ours-compile \
+        --ours-packing --ensembles --ensemble-batch-size "$ENSEMBLE_BATCH" --ensemble-steps 20 --scoring \
+        --trl-compile --ours-compile \
         --time-budget 400 2>&1 | tee "$OUT/finetune_speed_main.log"
     ;;
 compile)

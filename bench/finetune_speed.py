@@ -7,7 +7,9 @@ trained for ``--warmup-steps + --steps`` optimizer steps by
 
 * our trainer, ``rewardhedge.train.finetune.finetune`` on an ``EncodedPairs``
   built directly from token-id lists (length-grouped batches, one forward pass
-  for chosen and rejected), eager and with ``compile=True`` (``--ours-compile``);
+  for chosen and rejected), eager and with ``compile=True`` (``--ours-compile``),
+  and on ``hh`` also with ``packing=True`` (``--ours-packing``: sequences end
+  to end in rows of ``--max-length``, no padding to the batch's longest);
 * TRL's ``RewardTrainer`` on a pre-tokenised ``datasets.Dataset`` holding the
   very same ids (``chosen_ids`` / ``rejected_ids``) and the same pairs per
   device batch, an ``AutoModelForSequenceClassification(num_labels=1)`` of the
@@ -105,8 +107,14 @@ from rewardhedge import __version__
 from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.finetuned_model import SCORE_CHUNK, FinetunedRewardModel, build_network
+from rewardhedge.models.reward_transformer import uses_varlen_attention
 from rewardhedge.train.finetune import finetune
-from rewardhedge.train.pair_data import EncodedPairs, padding_fraction, pair_batches
+from rewardhedge.train.pair_data import (
+    EncodedPairs,
+    collate_packed,
+    padding_fraction,
+    pair_batches,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -455,6 +463,7 @@ def run_ours(
     compile: bool = False,
     ensemble: str = "single",
     n_members: int | None = None,
+    packing: bool = False,
 ) -> dict[str, Any]:
     device = ctx["device"]
     total = args.warmup_steps + args.steps
@@ -469,6 +478,7 @@ def run_ours(
         schedule="constant",
         max_length=args.max_length,
         seed=args.seed,
+        packing=packing,
     )
     network = build_network(new_backbone(ctx["hf_config"], device), config, "last")
     clock = StepClock(device)
@@ -476,10 +486,17 @@ def run_ours(
     batches = ours_schedule(data.lengths, config, total)
     c = np.array([len(x) for x in data.chosen])
     r = np.array([len(x) for x in data.rejected])
-    widths = [-(-int(data.lengths[b].max()) // 8) * 8 for b in batches]
     pairs = [len(b) for b in batches]
     real = [int(c[b].sum() + r[b].sum()) for b in batches]
-    padded = [2 * w * len(b) for w, b in zip(widths, batches, strict=True)]
+    if packing:  # the slots of each packed batch, as the trainer lays it out
+        rows = 1 << 40 if uses_varlen_attention(network) else config.max_length
+        padded = [
+            collate_packed(data, b, ctx["pad_id"], 8, row_tokens=rows, pooling="last").n_padded
+            for b in batches
+        ]
+    else:
+        widths = [-(-int(data.lengths[b].max()) // 8) * 8 for b in batches]
+        padded = [2 * w * len(b) for w, b in zip(widths, batches, strict=True)]
     if sum(real) != report.tokens_seen or sum(padded) != report.padded_tokens:
         raise RuntimeError(
             f"replayed batches disagree with the trainer: {sum(real)} vs {report.tokens_seen} "
@@ -838,6 +855,9 @@ def main() -> None:
     )
     ap.add_argument("--no-trl", action="store_true", help="skip TRL")
     ap.add_argument("--ours-compile", action="store_true", help="also our trainer with compile")
+    ap.add_argument(
+        "--ours-packing", action="store_true", help="also our trainer with packing (on hh)"
+    )
     ap.add_argument("--ensembles", action="store_true", help="multihead 4, lora 4, independent 2")
     ap.add_argument("--ensemble-data", default="fixed512", help="data set of the ensemble runs")
     ap.add_argument("--ensemble-steps", type=int, default=20, help="timed steps of each ensemble")
@@ -1035,14 +1055,15 @@ def main() -> None:
         k: int | None = None,
         bs: int | None = None,
         steps: int | None = None,
+        packing: bool = False,
     ) -> None:
         bs = bs or batch_for(d)
         steps = steps or steps_for(bs)
-        label = "ours_compile" if compile else "ours"
+        label = "ours_compile" if compile else "ours_packed" if packing else "ours"
         if ensemble != "single":
             label = f"ours_{ensemble}{k}"
         entry: dict[str, Any] = {"name": label, "trainer": "ours", "dataset": d, "batch_size": bs}
-        entry["variant"] = "compile" if compile else "eager"
+        entry["variant"] = "compile" if compile else "packed" if packing else "eager"
         if ensemble != "single":
             entry.update(ensemble=ensemble, n_members=k)
         attempt(
@@ -1054,6 +1075,7 @@ def main() -> None:
                 compile=compile,
                 ensemble=ensemble,
                 n_members=k,
+                packing=packing,
             ),
         )
 
@@ -1061,6 +1083,8 @@ def main() -> None:
     for d in wanted if not args.skip_eager else []:
         trl_run(d, "eager")
         ours_run(d)
+        if args.ours_packing and d == "hh":  # equal lengths (fixed512) have nothing to pack
+            ours_run(d, packing=True)
         for v in extra:
             if not (v == "grouped" and d == "fixed512"):  # equal lengths: nothing to group
                 trl_run(d, v)

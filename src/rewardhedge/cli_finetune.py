@@ -132,6 +132,17 @@ def finetune(
         bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing")
     ] = None,
     compile: Annotated[bool | None, typer.Option("--compile/--no-compile")] = None,
+    attention: Annotated[
+        str | None,
+        typer.Option(help="attn_implementation: auto, sdpa, eager, flash_attention_2."),
+    ] = None,
+    packing: Annotated[
+        bool | None,
+        typer.Option(
+            "--packing/--no-packing",
+            help="Pack sequences end to end, position ids restarting (padding-free).",
+        ),
+    ] = None,
     eval_every: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Write a resumable checkpoint every N steps.")

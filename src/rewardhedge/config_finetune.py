@@ -132,6 +132,16 @@ class FinetuneConfig:
     group_by_length: bool = True
     """Form batches of pairs of similar length (less padding), in shuffled order."""
     pad_to_multiple_of: int = 8
+    attention: str = "auto"
+    """The backbone's ``attn_implementation``: ``auto`` (FlashAttention 2 when packing
+    on a GPU with ``flash-attn`` installed, else transformers' default, SDPA),
+    ``sdpa``, ``eager``, ``flash_attention_2``, ..."""
+    packing: bool = False
+    """Pack the sequences of a micro-batch end to end in rows of ``max_length``
+    tokens, position ids restarting per sequence (padding-free; a decoder uses
+    variable-length flash attention when it is installed, block-causal masks
+    otherwise). Checked on a probe before training; a backbone whose outputs
+    change when packed (e.g. RoBERTa) is refused."""
     eval_every: int = 0
     """Evaluate on the eval pairs every N optimizer steps (0: only at the end)."""
     checkpoint_every: int = 0
@@ -178,6 +188,8 @@ class FinetuneConfig:
         for name in ("eval_every", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"finetune.{name} == {getattr(self, name)!r}, must be >= 0.")
+        if not self.attention.strip():
+            raise ConfigError("finetune.attention is empty; use 'auto' or an attn_implementation.")
         if self.max_length < 8:
             raise ConfigError(f"finetune.max_length == {self.max_length!r}, must be >= 8.")
         if self.max_steps is not None and self.max_steps < 1:
@@ -196,6 +208,23 @@ class FinetuneConfig:
             raise ConfigError(f"finetune.head_dropout == {self.head_dropout!r}, must be in [0, 1).")
 
     # -- effective values ---------------------------------------------------------------
+    @property
+    def attn_implementation(self) -> str | None:
+        """What to pass as ``attn_implementation`` (``None``: transformers' default)."""
+        if self.attention != "auto":
+            return self.attention
+        import importlib.util
+
+        import torch
+
+        if (
+            self.packing
+            and torch.cuda.is_available()
+            and importlib.util.find_spec("flash_attn") is not None
+        ):
+            return "flash_attention_2"
+        return None
+
     @property
     def members(self) -> int:
         if self.n_members is not None:

@@ -24,6 +24,7 @@ from torch import nn
 
 from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble, HeadPooling, Precision
 from rewardhedge.encoders.base import check_texts
+from rewardhedge.encoders.packing import layout, plan_passes, pool_index
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.models.io import EXTRA_SUFFIXES, load_model_folder, save_model_folder
@@ -34,6 +35,7 @@ from rewardhedge.models.reward_transformer import (
     backbone_from_config,
     default_pooling,
     load_backbone,
+    uses_varlen_attention,
 )
 from rewardhedge.reward_api import RewardModelBase, check_pairs
 from rewardhedge.reward_model import TEMPERATURE_BOUNDS, hash_pairs
@@ -130,7 +132,7 @@ class FinetunedRewardModel(RewardModelBase):
         pairs = check_pairs(pairs, "fit")
         if not self.config.backbone:
             raise ConfigError("finetune.backbone is empty; give a local model folder.")
-        backbone = load_backbone(self.config.backbone)
+        backbone = load_backbone(self.config.backbone, self.config.attn_implementation)
         tok = AutoTokenizer.from_pretrained(self.config.backbone, local_files_only=True)
         self.tokenizer_ = RewardTokenizer(
             tok, self.config.max_length, use_chat_template=self.config.use_chat_template
@@ -230,10 +232,12 @@ class FinetunedRewardModel(RewardModelBase):
                 ids, _ = self.tokenizer_.encode_many(
                     prompts[lo : lo + SCORE_CHUNK], responses[lo : lo + SCORE_CHUNK]
                 )
-                order = np.argsort(-np.array([len(x) for x in ids]), kind="stable")
-                for b in range(0, len(order), batch_size):
-                    index = order[b : b + batch_size]
-                    outputs.append(self.forward_ids([ids[i] for i in index]))
+                for index, rows in self._passes(ids, batch_size):
+                    seqs = [ids[i] for i in index]
+                    out = (
+                        self.forward_ids(seqs) if rows is None else self.forward_packed(seqs, rows)
+                    )
+                    outputs.append(out)
                     positions.append(index + lo)
         if not outputs:
             return RewardEstimate.from_members(np.zeros((self.n_members, 0)))
@@ -242,21 +246,63 @@ class FinetunedRewardModel(RewardModelBase):
         result[:, np.concatenate(positions)] = members
         return RewardEstimate.from_members(result)
 
+    def _passes(
+        self, ids: list[list[int]], batch_size: int
+    ) -> list[tuple[np.ndarray, list[list[int]] | None]]:
+        """The forward passes over ``ids``: the sequence indices of each, and its packed
+        rows (indices into that pass) or ``None`` for a padded, length-sorted batch."""
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        if not self.config.packing:
+            order = np.argsort(-lengths, kind="stable")
+            return [(order[b : b + batch_size], None) for b in range(0, len(order), batch_size)]
+        if uses_varlen_attention(self.network_):  # FlashAttention: one row per pass
+            order = np.argsort(-lengths, kind="stable")
+            return [
+                (chunk, [list(range(len(chunk)))])
+                for chunk in (order[b : b + batch_size] for b in range(0, len(order), batch_size))
+            ]
+        capacity = max(self.config.max_length, int(lengths.max()))
+        passes = []
+        for rows in plan_passes(lengths, capacity, batch_size):
+            index = np.array([i for row in rows for i in row], dtype=np.int64)
+            local = np.empty(len(ids), dtype=np.int64)
+            local[index] = np.arange(len(index))
+            passes.append((index, [local[row].tolist() for row in rows]))
+        return passes
+
     def forward_ids(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
         """`(m, B)` member rewards of token sequences, left on the device."""
-        net = self._check_fitted("forward_ids")
         ids, mask = pad_batch(sequences, self.tokenizer_.pad_id, self.config.pad_to_multiple_of)
-        input_ids = torch.from_numpy(ids).to(self.device, non_blocking=True)
-        attention = torch.from_numpy(mask).to(self.device, non_blocking=True)
+        return self._forward(torch.from_numpy(ids), torch.from_numpy(mask))
+
+    def forward_packed(
+        self, sequences: Sequence[Sequence[int]], rows: list[list[int]]
+    ) -> torch.Tensor:
+        """`(m, B)` member rewards of sequences packed end to end in ``rows`` (indices
+        into ``sequences``), left on the device."""
+        place = layout(sequences, rows, self.tokenizer_.pad_id, self.config.pad_to_multiple_of)
+        lengths = np.array([len(x) for x in sequences], dtype=np.int64)
+        at = pool_index(place, lengths, last=self.pooling_ == "last")
+        return self._forward(
+            torch.from_numpy(place.input_ids),
+            torch.from_numpy((place.segment >= 0).astype(np.int64)),
+            torch.from_numpy(place.position_ids),
+            torch.from_numpy(at),
+        )
+
+    def _forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The network on host tensors (ids, mask[, position ids, pool index])."""
+        net = self._check_fitted("forward_ids")
+        moved = [t.to(self.device, non_blocking=True) for t in inputs]
         with self._autocast():
             if self.config.ensemble is FinetuneEnsemble.MC_DROPOUT:
                 assert isinstance(net, RewardTransformer)
-                pooled = net.pooled(input_ids, attention).float()  # (B, H)
+                pooled = net.pooled(*moved).float()  # (B, H)
                 masks = self._masks(pooled.shape[1])  # (S, H)
                 heads = net.heads.float()
                 draws = (masks[:, None, :] * pooled[None]) @ heads.weight.T + heads.bias
                 return draws.permute(0, 2, 1).reshape(-1, pooled.shape[0])  # (S·K, B)
-            return net(input_ids, attention).float()
+            return net(*moved).float()
 
     def _autocast(self) -> torch.autocast:
         """bf16 autocast on CUDA unless the config asks for fp32 (nested regions reuse the
@@ -341,7 +387,8 @@ class FinetunedRewardModel(RewardModelBase):
             hf_config = AutoConfig.from_pretrained(tmp, local_files_only=True)
         tok = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR), local_files_only=True)
         model = cls(config, rule=rule, device=device)
-        network = build_network(backbone_from_config(hf_config), config, pooling)
+        backbone = backbone_from_config(hf_config, config.attn_implementation)
+        network = build_network(backbone, config, pooling)
         try:
             network.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:

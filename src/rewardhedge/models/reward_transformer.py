@@ -19,9 +19,12 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from rewardhedge.encoders.packing import block_mask, layout, pool_index
+from rewardhedge.encoders.reward_tokenizer import pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError
 
 
@@ -66,7 +69,7 @@ def is_causal(config: Any) -> bool:
     return causal and (not masked or bool(getattr(config, "is_decoder", False)))
 
 
-def load_backbone(path: str | Path) -> Any:
+def load_backbone(path: str | Path, attn_implementation: str | None = None) -> Any:
     """``AutoModel`` (no LM head) from a local folder, fp32, safetensors only."""
     from transformers import AutoModel
 
@@ -80,26 +83,61 @@ def load_backbone(path: str | Path) -> Any:
             "`model.save_pretrained(folder, safe_serialization=True)` once, in a trusted place."
         )
     return AutoModel.from_pretrained(
-        str(folder), dtype=torch.float32, local_files_only=True, use_safetensors=True
+        str(folder),
+        dtype=torch.float32,
+        local_files_only=True,
+        use_safetensors=True,
+        attn_implementation=attn_implementation,
     )
 
 
-def backbone_from_config(config: Any) -> Any:
+def backbone_from_config(config: Any, attn_implementation: str | None = None) -> Any:
     """A backbone with the architecture of ``config`` and random weights (for loading ours)."""
     from transformers import AutoModel
 
-    return AutoModel.from_config(config, dtype=torch.float32)
+    return AutoModel.from_config(
+        config, dtype=torch.float32, attn_implementation=attn_implementation
+    )
+
+
+def uses_varlen_attention(network: nn.Module) -> bool:
+    """Whether a packed batch should be one long row: a causal decoder on FlashAttention
+    takes the sequence boundaries from the position ids (variable-length kernels, no
+    mask) when the batch has a single row."""
+    config = network_backbone(network).config
+    impl = str(getattr(config, "_attn_implementation", "") or "")
+    return impl.startswith("flash_attention") and is_causal(config)
+
+
+def network_backbone(network: nn.Module) -> Any:
+    """The (first) transformers model inside one of the networks below."""
+    if isinstance(network, IndependentEnsemble):
+        return network.members[0].backbone
+    backbone = getattr(network, "backbone", None)
+    return backbone if backbone is not None else network.peft
 
 
 def pool_hidden(
-    backbone: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str
+    backbone: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    pooling: str,
+    position_ids: torch.Tensor | None = None,
+    pool_at: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`(B, H)` the last hidden state at the first or the last real token.
 
     A causal decoder read at its last real token never attends to the right
     padding after it, so it runs without the mask: transformers then takes the
     plain causal attention path, with no mask to build and no host sync.
+
+    With ``position_ids`` the batch is packed (see :func:`pool_packed`) and
+    ``pool_at`` says where each sequence's pooled token is.
     """
+    if position_ids is not None:
+        if pool_at is None:
+            raise ValueError("a packed batch (position_ids given) needs pool_at.")
+        return pool_packed(backbone, input_ids, position_ids, pool_at)
     kwargs: dict[str, Any] = {"input_ids": input_ids}
     if pooling != "last" or not is_causal(backbone.config):
         kwargs["attention_mask"] = attention_mask
@@ -110,6 +148,28 @@ def pool_hidden(
         return hidden[:, 0]
     last = attention_mask.sum(dim=1) - 1  # stays on the device: no host sync
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def pool_packed(
+    backbone: Any, input_ids: torch.Tensor, position_ids: torch.Tensor, pool_at: torch.Tensor
+) -> torch.Tensor:
+    """`(N, H)` hidden states at ``pool_at`` (flat ``row * width + column``) of a packed batch.
+
+    Several sequences share each row and ``position_ids`` restart at 0 for each
+    (padding tokens are sequences of one). A causal decoder gets no mask:
+    transformers reads the boundaries from the restarts, block-causal masks for
+    SDPA and eager attention, variable-length kernels for flash attention, so no
+    token is computed for padding. Other models get a block-diagonal mask.
+    """
+    kwargs: dict[str, Any] = {"input_ids": input_ids, "position_ids": position_ids}
+    if not is_causal(backbone.config):
+        segment = (position_ids == 0).cumsum(dim=-1)
+        eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
+        kwargs["attention_mask"] = block_mask(segment, backbone.dtype if eager else None)
+    if getattr(backbone.config, "use_cache", False):
+        kwargs["use_cache"] = False
+    hidden = backbone(**kwargs).last_hidden_state  # (rows, width, H)
+    return hidden.reshape(-1, hidden.shape[-1])[pool_at]
 
 
 class RewardTransformer(nn.Module):
@@ -137,16 +197,30 @@ class RewardTransformer(nn.Module):
     def n_members(self) -> int:
         return self.heads.out_features
 
-    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """`(B, H)` the hidden state the heads read."""
-        return pool_hidden(self.backbone, input_ids, attention_mask, self.pooling)
+    def pooled(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        pool_at: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`(B, H)` the hidden state the heads read (packed when ``position_ids`` is given)."""
+        return pool_hidden(
+            self.backbone, input_ids, attention_mask, self.pooling, position_ids, pool_at
+        )
 
     def head_rewards(self, pooled: torch.Tensor) -> torch.Tensor:
         """`(K, B)` float32 rewards from pooled vectors (dropout applies in train mode)."""
         return self.heads(self.dropout(pooled)).float().T
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head_rewards(self.pooled(input_ids, attention_mask))
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        pool_at: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.head_rewards(self.pooled(input_ids, attention_mask, position_ids, pool_at))
 
 
 class IndependentEnsemble(nn.Module):
@@ -160,8 +234,20 @@ class IndependentEnsemble(nn.Module):
     def n_members(self) -> int:
         return sum(m.n_members for m in self.members)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return torch.cat([m(input_ids, attention_mask) for m in self.members])
+    @property
+    def pooling(self) -> str:
+        return self.members[0].pooling
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        pool_at: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return torch.cat(
+            [m(input_ids, attention_mask, position_ids, pool_at) for m in self.members]
+        )
 
 
 class LoraEnsemble(nn.Module):
@@ -226,16 +312,70 @@ class LoraEnsemble(nn.Module):
         return len(self.names)
 
     def member_pooled(
-        self, k: int, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self,
+        k: int,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        pool_at: torch.Tensor | None = None,
     ) -> torch.Tensor:
         self.peft.base_model.set_adapter(self.names[k])
-        return pool_hidden(self.peft, input_ids, attention_mask, self.pooling)
+        return pool_hidden(
+            self.peft, input_ids, attention_mask, self.pooling, position_ids, pool_at
+        )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        pool_at: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         rows = [
-            self.heads[k](self.dropout(self.member_pooled(k, input_ids, attention_mask))).float().T
+            self.heads[k](
+                self.dropout(
+                    self.member_pooled(k, input_ids, attention_mask, position_ids, pool_at)
+                )
+            )
+            .float()
+            .T
             for k in range(self.n_members)
         ]
-        if self.training:  # peft's set_adapter froze every adapter but the last one
-            self._trainable()
+        # peft's set_adapter froze every adapter but the last one; thaw them all again
+        # (in eval mode too, so a forward pass before training leaves nothing frozen).
+        self._trainable()
         return torch.cat(rows)
+
+
+PROBE_LENGTHS = (9, 4, 13)
+
+
+@torch.no_grad()
+def packing_error(network: nn.Module, pad_id: int) -> float:
+    """Largest gap, relative to the rewards' scale, between packed and padded rewards.
+
+    Packing relies on the backbone honouring ``position_ids`` (and, for
+    non-causal models, a 4-D mask); a model with another position scheme
+    (RoBERTa counts positions from its pad id) gives other numbers, which this
+    small probe on three sequences catches before any training.
+    """
+    seqs = [[5 + (7 * j + 3 * k) % 40 for k in range(m)] for j, m in enumerate(PROBE_LENGTHS)]
+    lengths = np.array(PROBE_LENGTHS)
+    device = next(network.parameters()).device
+    was_training = network.training
+    network.eval()
+    try:
+        ids, mask = pad_batch(seqs, pad_id, 1)
+        padded = network(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+        place = layout(seqs, [[0, 1, 2]], pad_id)
+        at = pool_index(place, lengths, last=network.pooling == "last")
+        packed = network(
+            torch.from_numpy(place.input_ids).to(device),
+            torch.from_numpy(place.segment >= 0).long().to(device),
+            torch.from_numpy(place.position_ids).to(device),
+            torch.from_numpy(at).to(device),
+        )
+    finally:
+        network.train(was_training)
+    scale = max(float(padded.abs().max()), 1e-6)
+    return float((padded - packed).abs().max()) / scale

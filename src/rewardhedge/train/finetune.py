@@ -29,8 +29,19 @@ from torch import nn
 from rewardhedge.config_finetune import FinetuneConfig, Objective, Precision
 from rewardhedge.errors import ConfigError
 from rewardhedge.models.losses import bradley_terry_loss, regression_loss
+from rewardhedge.models.reward_transformer import (
+    network_backbone,
+    packing_error,
+    uses_varlen_attention,
+)
 from rewardhedge.train.checkpoint import CheckpointManager
-from rewardhedge.train.pair_data import EncodedPairs, PairBatch, collate, pair_batches
+from rewardhedge.train.pair_data import (
+    EncodedPairs,
+    PairBatch,
+    collate,
+    collate_packed,
+    pair_batches,
+)
 
 StepCallback = Callable[[int, int, dict[str, Any]], None]
 """``on_step(step, total_steps, info)``: info has loss (when read), pairs/s, tokens/s, lr."""
@@ -232,6 +243,8 @@ def finetune(
                     gradient_checkpointing_kwargs={"use_reentrant": False}
                 )
     model.to(device)
+    if config.packing:
+        _check_packing(model, pad_id)
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(_param_groups(model, config), fused=fused)
     scheduler = _scheduler(optimizer, config, total)
@@ -255,6 +268,18 @@ def finetune(
     forward = torch.compile(prepared) if config.compile else prepared
     weights_dev = None if weights_all is None else torch.from_numpy(weights_all).to(device)
     multiple = config.pad_to_multiple_of
+    pooling = str(getattr(model, "pooling", "last"))
+    # FlashAttention's variable-length path wants one long row; masked attention
+    # wants rows of about max_length (its cost grows with the row's square).
+    row_tokens = 1 << 40 if config.packing and uses_varlen_attention(model) else config.max_length
+
+    def make_batch(index: np.ndarray) -> PairBatch:
+        if config.packing:
+            return collate_packed(
+                data, index, pad_id, multiple, row_tokens=row_tokens, pooling=pooling
+            )
+        return collate(data, index, pad_id, multiple)
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -267,9 +292,9 @@ def finetune(
     while step < total:
         batches = epoch_batches(epoch)
         for bi in range(start_batch, len(batches)):
-            batch = collate(data, batches[bi], pad_id, multiple).to(device)
+            batch = make_batch(batches[bi]).to(device)
             with accelerator.accumulate(prepared):
-                rewards = forward(batch.input_ids, batch.attention_mask)
+                rewards = forward(*batch.model_inputs)
                 w = None
                 if weights_dev is not None:
                     w = weights_dev[:, torch.as_tensor(batch.index, device=device)]
@@ -355,6 +380,28 @@ def _run_eval(
         report.history.append({"step": step, "eval": result})
     accelerator.wait_for_everyone()
     return result
+
+
+PACKING_TOLERANCE = 1e-3
+"""Largest relative gap between packed and padded rewards that packing may cause."""
+
+
+def _check_packing(model: nn.Module, pad_id: int) -> None:
+    """Refuse ``packing`` for a backbone whose rewards change when sequences share rows."""
+    kind = getattr(network_backbone(model).config, "model_type", type(model).__name__)
+    try:
+        error = packing_error(model, pad_id)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"packing: a {kind} backbone failed on a packed probe batch ({exc}). "
+            "Train it without --packing."
+        ) from exc
+    if error > PACKING_TOLERANCE:
+        raise ConfigError(
+            f"packing: a {kind} backbone gives packed sequences other rewards than padded "
+            f"ones (relative gap {error:.1e} > {PACKING_TOLERANCE:g}); it does not honour "
+            "restarting position ids. Train it without --packing."
+        )
 
 
 def _saved_fingerprint(path: Path) -> Any:

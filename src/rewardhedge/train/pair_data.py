@@ -2,7 +2,8 @@
 
 Chosen and rejected of a batch go through the network in one forward pass
 (``2B`` sequences), padded to the batch's longest, so a batch should hold
-pairs of similar length. :func:`pair_batches` shuffles, cuts the shuffled
+pairs of similar length; or, with ``packing``, end to end in a few rows with
+no padding to speak of (:func:`collate_packed`). :func:`pair_batches` shuffles, cuts the shuffled
 pairs into mega-batches, sorts each by length and slices it: padding stays
 small while the order stays random (the scheme of Hugging Face's
 ``group_by_length``). Every order is a pure function of ``(seed, epoch)``,
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rewardhedge.encoders.packing import layout, plan_passes, pool_index
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.types import PreferencePair
 
@@ -86,18 +88,33 @@ class PairBatch:
     """Real (unpadded) tokens, counted on the host."""
     n_padded: int
     """Tokens including padding."""
+    position_ids: torch.Tensor | None = None
+    """Packed batches only: positions, restarting at 0 for every sequence."""
+    pool_at: torch.Tensor | None = None
+    """Packed batches only: `(2B,)` flat index of each sequence's pooled token."""
 
     def to(self, device: torch.device | str) -> PairBatch:
-        move = {"non_blocking": True}
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
         return PairBatch(
             self.index,
-            self.input_ids.to(device, **move),
-            self.attention_mask.to(device, **move),
-            self.margin.to(device, **move),
-            self.scores.to(device, **move),
+            move(self.input_ids),
+            move(self.attention_mask),
+            move(self.margin),
+            move(self.scores),
             self.n_tokens,
             self.n_padded,
+            move(self.position_ids),
+            move(self.pool_at),
         )
+
+    @property
+    def model_inputs(self) -> tuple[torch.Tensor | None, ...]:
+        """What the reward network takes: ids and mask, plus the packing tensors."""
+        if self.position_ids is None:
+            return (self.input_ids, self.attention_mask)
+        return (self.input_ids, self.attention_mask, self.position_ids, self.pool_at)
 
 
 def collate(data: EncodedPairs, index: np.ndarray, pad_id: int, multiple_of: int) -> PairBatch:
@@ -113,6 +130,37 @@ def collate(data: EncodedPairs, index: np.ndarray, pad_id: int, multiple_of: int
         scores=torch.from_numpy(scores),
         n_tokens=int(mask.sum()),
         n_padded=int(mask.size),
+    )
+
+
+def collate_packed(
+    data: EncodedPairs,
+    index: np.ndarray,
+    pad_id: int,
+    multiple_of: int,
+    *,
+    row_tokens: int,
+    pooling: str,
+) -> PairBatch:
+    """Chosen then rejected sequences of ``index`` packed end to end into rows of about
+    ``row_tokens`` (padding-free: rows are nearly equal in length, see
+    :func:`~rewardhedge.encoders.packing.plan_passes`), for one forward pass."""
+    seqs = [data.chosen[i] for i in index] + [data.rejected[i] for i in index]
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    (rows,) = plan_passes(lengths, max(row_tokens, int(lengths.max())), len(seqs))
+    place = layout(seqs, rows, pad_id, multiple_of)
+    at = pool_index(place, lengths, last=pooling == "last")
+    scores = np.concatenate([data.chosen_score[index], data.rejected_score[index]])
+    return PairBatch(
+        index=index,
+        input_ids=torch.from_numpy(place.input_ids),
+        attention_mask=torch.from_numpy((place.segment >= 0).astype(np.int64)),
+        margin=torch.from_numpy(data.margin[index]),
+        scores=torch.from_numpy(scores),
+        n_tokens=int(lengths.sum()),
+        n_padded=int(place.input_ids.size),
+        position_ids=torch.from_numpy(place.position_ids),
+        pool_at=torch.from_numpy(at),
     )
 
 
