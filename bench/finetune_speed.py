@@ -448,7 +448,7 @@ def ours_schedule(lengths: np.ndarray, config: FinetuneConfig, total: int) -> li
                 config.batch_size,
                 seed=config.seed,
                 epoch=epoch,
-                group_by_length=config.group_by_length,
+                group_by_length=config.grouped,
             )
         )
         epoch += 1

@@ -132,6 +132,13 @@ def finetune(
         bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing")
     ] = None,
     compile: Annotated[bool | None, typer.Option("--compile/--no-compile")] = None,
+    group_by_length: Annotated[
+        bool | None,
+        typer.Option(
+            "--group-by-length/--no-group-by-length",
+            help="Batches of similar lengths (default: on, off with --packing).",
+        ),
+    ] = None,
     attention: Annotated[
         str | None,
         typer.Option(help="attn_implementation: auto, sdpa, eager, flash_attention_2."),

@@ -129,8 +129,10 @@ class FinetuneConfig:
     compile: bool = False
     """``torch.compile`` the backbone (pays off on long runs; pads lengths to
     multiples of ``pad_to_multiple_of`` to bound recompiles)."""
-    group_by_length: bool = True
-    """Form batches of pairs of similar length (less padding), in shuffled order."""
+    group_by_length: bool | None = None
+    """Form batches of pairs of similar length (less padding), in shuffled order.
+    ``None``: on, unless ``packing`` (mixed lengths pack tighter: on HH at batch
+    32, 1.4% padding shuffled against 5.4% grouped)."""
     pad_to_multiple_of: int = 8
     attention: str = "auto"
     """The backbone's ``attn_implementation``: ``auto`` (FlashAttention 2 when packing
@@ -208,6 +210,11 @@ class FinetuneConfig:
             raise ConfigError(f"finetune.head_dropout == {self.head_dropout!r}, must be in [0, 1).")
 
     # -- effective values ---------------------------------------------------------------
+    @property
+    def grouped(self) -> bool:
+        """Whether batches are grouped by length (see ``group_by_length``)."""
+        return self.group_by_length if self.group_by_length is not None else not self.packing
+
     @property
     def attn_implementation(self) -> str | None:
         """What to pass as ``attn_implementation`` (``None``: transformers' default)."""

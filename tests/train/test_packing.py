@@ -188,3 +188,15 @@ def test_backbone_that_ignores_restarting_positions_is_refused() -> None:
     ft = FinetuneConfig(backbone="unused", packing=True, batch_size=2, max_steps=1)
     with pytest.raises(ConfigError, match=r"roberta backbone.*without --packing"):
         finetune(net, data, ft, pad_id=1)
+
+
+@pytest.mark.parametrize(
+    ("packing", "group_by_length", "grouped"),
+    [(False, None, True), (True, None, False), (True, True, True), (False, False, False)],
+)
+def test_packing_shuffles_batches_unless_grouping_is_asked_for(
+    packing: bool, group_by_length: bool | None, grouped: bool
+) -> None:
+    config = FinetuneConfig(packing=packing, group_by_length=group_by_length)
+    assert config.grouped is grouped
+    assert FinetuneConfig.from_dict(config.to_dict()).grouped is grouped

@@ -223,7 +223,7 @@ def finetune(
             config.batch_size,
             seed=config.seed,
             epoch=epoch,
-            group_by_length=config.group_by_length,
+            group_by_length=config.grouped,
         )
         per_rank = len(batches) // world if world > 1 else len(batches)
         return batches[rank::world][:per_rank]
