@@ -34,6 +34,7 @@ from rewardhedge.models.reward_transformer import (
     RewardTransformer,
     backbone_from_config,
     default_pooling,
+    drop_pooler,
     load_backbone,
     uses_varlen_attention,
 )
@@ -64,6 +65,7 @@ def _lora_backbone(backbone: Any, config: FinetuneConfig) -> Any:
 def build_network(backbone: Any, config: FinetuneConfig, pooling: str) -> nn.Module:
     """The network ``config.ensemble`` names, around ``backbone`` (seeded from ``config.seed``)."""
     kind, k = config.ensemble, config.members
+    backbone = drop_pooler(backbone)
     torch.manual_seed(config.seed)
     if kind is FinetuneEnsemble.LORA:
         return LoraEnsemble(backbone, k, pooling, config.lora, config.dropout, seed=config.seed)
@@ -389,6 +391,8 @@ class FinetunedRewardModel(RewardModelBase):
         model = cls(config, rule=rule, device=device)
         backbone = backbone_from_config(hf_config, config.attn_implementation)
         network = build_network(backbone, config, pooling)
+        # Models saved before the unused pooler was dropped still hold its weights.
+        tensors = {k: v for k, v in tensors.items() if ".pooler." not in f".{k}"}
         try:
             network.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:

@@ -22,8 +22,8 @@ from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, prompt_messages
 from rewardhedge.errors import ModelFormatError
 from rewardhedge.finetuned_model import FinetunedRewardModel, build_network, is_finetuned_folder
-from rewardhedge.models.reward_transformer import LoraEnsemble, load_backbone
-from rewardhedge.train.pair_data import EncodedPairs, padding_fraction, pair_batches
+from rewardhedge.models.reward_transformer import LoraEnsemble, default_pooling, load_backbone
+from rewardhedge.train.pair_data import EncodedPairs, collate, padding_fraction, pair_batches
 from rewardhedge.types import PreferencePair
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -458,3 +458,32 @@ def test_load_backbone_refuses_pickled_weights(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="safetensors"):
         load_backbone(folder)
     assert (folder / "pytorch_model.bin").read_bytes() == b""
+
+
+# --------------------------------------------------------------------------- multi-GPU readiness
+
+
+@pytest.mark.parametrize("backbone", sorted(LAYOUTS))
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param({}, id="single"),
+        pytest.param({"ensemble": "lora", "n_members": 2, "lora": {"r": 4}}, id="lora"),
+    ],
+)
+def test_every_trainable_parameter_gets_a_gradient(
+    backbone: str, settings: dict, request: pytest.FixtureRequest, synthetic_pairs: Pairs
+) -> None:
+    """DistributedDataParallel stops at the first step if a trainable parameter gets no
+    gradient (BERT's pooler, which the heads never read, did)."""
+    folder = request.getfixturevalue(backbone)
+    config = FinetuneConfig(backbone=str(folder), **{**BASE, **settings})
+    tok = RewardTokenizer(hf_tokenizer(folder), config.max_length)
+    backbone_model = load_backbone(folder)
+    net = build_network(backbone_model, config, default_pooling(backbone_model.config))
+    data = EncodedPairs.encode(synthetic_pairs(4, seed=2), tok)
+    batch = collate(data, np.arange(4), tok.pad_id, 8)
+    net(batch.input_ids, batch.attention_mask).sum().backward()
+    unused = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []
+    assert not any(".pooler." in f".{n}" for n in net.state_dict())

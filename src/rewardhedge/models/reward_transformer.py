@@ -117,6 +117,19 @@ def network_backbone(network: nn.Module) -> Any:
     return backbone if backbone is not None else network.peft
 
 
+def drop_pooler(backbone: Any) -> Any:
+    """Remove a BERT-style pooler (a dense layer on [CLS]) that the reward heads never read.
+
+    Its weights would get no gradient, which DistributedDataParallel refuses
+    ("parameters that were not used in producing loss"), and LoRA would adapt
+    it for nothing. Base models built with ``add_pooling_layer=False`` have
+    ``pooler = None`` too, so transformers skips it in the forward pass.
+    """
+    if getattr(backbone, "pooler", None) is not None:
+        backbone.pooler = None
+    return backbone
+
+
 def pool_hidden(
     backbone: Any,
     input_ids: torch.Tensor,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from rewardhedge.models.reward_transformer import (
     packing_error,
     uses_varlen_attention,
 )
-from rewardhedge.train.checkpoint import CheckpointManager
+from rewardhedge.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from rewardhedge.train.pair_data import (
     EncodedPairs,
     PairBatch,
@@ -257,9 +258,10 @@ def finetune(
     step = epoch = start_batch = 0
     if manager is not None and resume and (latest := manager.latest()) is not None:
         _check_fingerprint(latest, _saved_fingerprint(latest), fingerprint)
-        progress, _ = manager.load(
+        progress, extra = manager.load(
             latest, model=model, optimizer=optimizer, scheduler=scheduler, trainable_only=True
         )
+        _restore_rank_rng(progress, extra, rank, world)
         step, epoch, start_batch = progress["step"], progress["epoch"], progress["batch"]
         report.resumed_from_step = step
         report.history = list(progress.get("history", []))
@@ -404,6 +406,34 @@ def _check_packing(model: nn.Module, pad_id: int) -> None:
         )
 
 
+RANK_RNG = "rng.rank"
+"""Prefix of each process's RNG tensors in a checkpoint's extra tensors."""
+
+
+def _restore_rank_rng(
+    progress: dict[str, Any], extra: dict[str, torch.Tensor], rank: int, world: int
+) -> None:
+    """Give this process the RNG state it had (``manager.load`` restored the main one's).
+
+    A checkpoint from a run with another number of processes cannot say which
+    state is whose: the main process's stays, and the resumed run's dropout
+    draws differ from an uninterrupted run's."""
+    saved = progress.get("rng_ranks") or []
+    if world == 1 and len(saved) <= 1:
+        return
+    if len(saved) != world:
+        warnings.warn(
+            f"checkpoint written by {max(len(saved), 1)} process(es), resumed by {world}: "
+            "every process continues from the main process's RNG state",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    prefix = f"{RANK_RNG}{rank}."
+    mine = {k.removeprefix(prefix): v for k, v in extra.items() if k.startswith(prefix)}
+    set_rng_state(mine, saved[rank])
+
+
 def _saved_fingerprint(path: Path) -> Any:
     try:
         return json.loads((path / "progress.json").read_text(encoding="utf-8")).get("fingerprint")
@@ -433,6 +463,10 @@ def _save(
     """Checkpoint on the main process; the data position is where the next step starts."""
     model, optimizer, scheduler = state
     step, epoch, next_batch = position
+    from accelerate.utils import gather_object
+
+    # Every process's RNG (each draws its own dropout masks), gathered to the main one.
+    ranks = gather_object([rng_state()]) if accelerator.num_processes > 1 else []
     if accelerator.is_main_process:
         inner = getattr(optimizer, "optimizer", optimizer)  # AcceleratedOptimizer wraps it
         manager.save(
@@ -446,7 +480,13 @@ def _save(
                 "batch": next_batch,
                 "history": report.history,
                 "fingerprint": fingerprint,
+                "rng_ranks": [meta for _, meta in ranks],
             },
             trainable_only=True,
+            extra_tensors={
+                f"{RANK_RNG}{r}.{name}": t
+                for r, (tensors, _) in enumerate(ranks)
+                for name, t in tensors.items()
+            },
         )
     accelerator.wait_for_everyone()
