@@ -391,8 +391,6 @@ class FinetunedRewardModel(RewardModelBase):
         model = cls(config, rule=rule, device=device)
         backbone = backbone_from_config(hf_config, config.attn_implementation)
         network = build_network(backbone, config, pooling)
-        # Models saved before the unused pooler was dropped still hold its weights.
-        tensors = {k: v for k, v in tensors.items() if ".pooler." not in f".{k}"}
         try:
             network.load_state_dict(tensors, strict=True)
         except RuntimeError as exc:

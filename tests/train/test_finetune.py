@@ -8,6 +8,7 @@ share prompt and filler and differ only in a 'good' or 'bad' word near the respo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -487,3 +488,36 @@ def test_every_trainable_parameter_gets_a_gradient(
     unused = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert unused == []
     assert not any(".pooler." in f".{n}" for n in net.state_dict())
+
+
+def test_model_saved_with_a_bert_pooler_still_loads(
+    tiny_bert: Path, synthetic_pairs: Pairs, tmp_path: Path
+) -> None:
+    """Folders written before the unused pooler was dropped hold its weights; they load
+    (``drop_pooler`` sets ``pooler = None``, and a strict ``load_state_dict`` passes over
+    keys of a child that is None; deleting the attribute would break these folders)."""
+    from safetensors.torch import save_file
+
+    pairs = synthetic_pairs(8, seed=4)
+    model = fit(tiny_bert, pairs, max_steps=1)
+    folder = model.save(tmp_path / "rm")
+    weights = load_file(folder / "weights.safetensors")
+    assert not any(".pooler." in k for k in weights)
+    width = int(json.loads((tiny_bert / "config.json").read_text())["hidden_size"])
+    weights["backbone.pooler.dense.weight"] = torch.zeros(width, width)
+    weights["backbone.pooler.dense.bias"] = torch.zeros(width)
+    save_file(weights, str(folder / "weights.safetensors"))
+    manifest = json.loads((folder / "manifest.json").read_text())  # as that version wrote it
+    data = (folder / "weights.safetensors").read_bytes()
+    manifest["files"]["weights.safetensors"] = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    prompts, responses = [p.prompt for p in pairs], [p.chosen for p in pairs]
+    loaded = FinetunedRewardModel.load(folder)
+    np.testing.assert_allclose(
+        loaded.score(prompts, responses).members,
+        model.score(prompts, responses).members,
+        atol=1e-6,
+    )
