@@ -107,7 +107,7 @@ from rewardhedge import __version__
 from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.finetuned_model import SCORE_CHUNK, FinetunedRewardModel, build_network
-from rewardhedge.models.reward_transformer import uses_varlen_attention
+from rewardhedge.models.reward_transformer import packing_row_tokens
 from rewardhedge.train.finetune import finetune
 from rewardhedge.train.pair_data import (
     EncodedPairs,
@@ -489,7 +489,7 @@ def run_ours(
     pairs = [len(b) for b in batches]
     real = [int(c[b].sum() + r[b].sum()) for b in batches]
     if packing:  # the slots of each packed batch, as the trainer lays it out
-        rows = 1 << 40 if uses_varlen_attention(network) else config.max_length
+        rows = packing_row_tokens(network, config.max_length)
         padded = [
             collate_packed(data, b, ctx["pad_id"], 8, row_tokens=rows, pooling="last").n_padded
             for b in batches

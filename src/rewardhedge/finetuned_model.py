@@ -24,7 +24,7 @@ from torch import nn
 
 from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble, HeadPooling, Precision
 from rewardhedge.encoders.base import check_texts
-from rewardhedge.encoders.packing import layout, plan_passes, pool_index
+from rewardhedge.encoders.packing import plan_passes
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.models.io import EXTRA_SUFFIXES, load_model_folder, save_model_folder
@@ -36,6 +36,7 @@ from rewardhedge.models.reward_transformer import (
     default_pooling,
     drop_pooler,
     load_backbone,
+    packed_inputs,
     uses_varlen_attention,
 )
 from rewardhedge.reward_api import RewardModelBase, check_pairs
@@ -282,15 +283,8 @@ class FinetunedRewardModel(RewardModelBase):
     ) -> torch.Tensor:
         """`(m, B)` member rewards of sequences packed end to end in ``rows`` (indices
         into ``sequences``), left on the device."""
-        place = layout(sequences, rows, self.tokenizer_.pad_id, self.config.pad_to_multiple_of)
-        lengths = np.array([len(x) for x in sequences], dtype=np.int64)
-        at = pool_index(place, lengths, last=self.pooling_ == "last")
-        return self._forward(
-            torch.from_numpy(place.input_ids),
-            torch.from_numpy((place.segment >= 0).astype(np.int64)),
-            torch.from_numpy(place.position_ids),
-            torch.from_numpy(at),
-        )
+        pad, multiple = self.tokenizer_.pad_id, self.config.pad_to_multiple_of
+        return self._forward(*packed_inputs(sequences, rows, pad, self.pooling_, multiple))
 
     def _forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         """The network on host tensors (ids, mask[, position ids, pool index])."""

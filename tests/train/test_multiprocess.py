@@ -9,7 +9,6 @@ after the first step and the main process's state alone would not resume the oth
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -21,8 +20,6 @@ import torch
 from safetensors.torch import load_file
 
 from rewardhedge.types import PreferencePair
-
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 SCRIPT = """
 import json
@@ -74,15 +71,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def torchrun(script: Path, *args: object, timeout: float = 240) -> str:
-    env = {
-        **os.environ,
-        "ACCELERATE_USE_CPU": "true",  # Accelerate's multi-CPU (gloo) mode under torchrun
-        "OMP_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
-    }
+def torchrun(env: dict[str, str], script: Path, *args: object, timeout: float = 240) -> str:
+    env = {**env, "ACCELERATE_USE_CPU": "true"}  # Accelerate's multi-CPU (gloo) mode
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     cmd += ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
     proc = subprocess.run(
@@ -99,7 +89,10 @@ def torchrun(script: Path, *args: object, timeout: float = 240) -> str:
 
 @pytest.mark.slow
 def test_two_processes_split_the_data_and_resume_to_the_same_weights(
-    tiny_bert: Path, synthetic_pairs: Callable[..., list[PreferencePair]], tmp_path: Path
+    tiny_bert: Path,
+    synthetic_pairs: Callable[..., list[PreferencePair]],
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
@@ -111,18 +104,18 @@ def test_two_processes_split_the_data_and_resume_to_the_same_weights(
     pairs_file.write_text(json.dumps(rows))
 
     fresh = tmp_path / "fresh"
-    torchrun(script, tiny_bert, pairs_file, tmp_path / "ckpt-fresh", fresh, 0)
+    torchrun(subprocess_env, script, tiny_bert, pairs_file, tmp_path / "ckpt-fresh", fresh, 0)
     report = json.loads(Path(str(fresh) + ".report.json").read_text())
     assert report["steps"] == 8
     assert report["pairs_seen"] == 8 * 4 * 2  # two processes, four pairs each per step
 
     stopped = tmp_path / "ckpt-stopped"
-    torchrun(script, tiny_bert, pairs_file, stopped, tmp_path / "never", 4)
+    torchrun(subprocess_env, script, tiny_bert, pairs_file, stopped, tmp_path / "never", 4)
     assert not (tmp_path / "never").exists()
     progress = json.loads((stopped / "step-00000004" / "progress.json").read_text())
     assert len(progress["rng_ranks"]) == 2
     resumed = tmp_path / "resumed"
-    torchrun(script, tiny_bert, pairs_file, stopped, resumed, 0)
+    torchrun(subprocess_env, script, tiny_bert, pairs_file, stopped, resumed, 0)
     assert json.loads(Path(str(resumed) + ".report.json").read_text())["resumed_from_step"] == 4
 
     want = load_file(fresh / "weights.safetensors")

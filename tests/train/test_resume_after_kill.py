@@ -4,7 +4,6 @@ of a run that was never stopped (real subprocesses, a tiny Qwen2, dropout on).""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,8 +16,6 @@ import torch
 from safetensors.torch import load_file
 
 from rewardhedge.types import PreferencePair
-
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 SCRIPT = """
 import json
@@ -79,16 +76,15 @@ def done_steps(root: Path) -> list[int]:
     )
 
 
-def launch(script: Path, backbone: Path, pairs: Path, ckpt: Path, out: Path, pause: float):
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
-    }
+def launch(
+    env: dict[str, str],
+    script: Path,
+    backbone: Path,
+    pairs: Path,
+    ckpt: Path,
+    out: Path,
+    pause: float,
+):
     args = [sys.executable, str(script), str(backbone), str(pairs), str(ckpt), str(out), str(pause)]
     return subprocess.Popen(
         args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -108,7 +104,10 @@ def finish(proc: subprocess.Popen, what: str, timeout: float = 90) -> str:
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(
-    tiny_qwen2: Path, synthetic_pairs: Callable[..., list[PreferencePair]], tmp_path: Path
+    tiny_qwen2: Path,
+    synthetic_pairs: Callable[..., list[PreferencePair]],
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
@@ -122,8 +121,10 @@ def test_killed_run_resumes_to_the_same_weights(
     resumed_out, fresh_out = tmp_path / "resumed", tmp_path / "fresh"
 
     # The uninterrupted reference runs beside the run that will be killed.
-    fresh = launch(script, tiny_qwen2, pairs_file, fresh_ckpt, fresh_out, pause=0.0)
-    victim = launch(script, tiny_qwen2, pairs_file, killed_ckpt, tmp_path / "never", pause=0.2)
+    fresh = launch(subprocess_env, script, tiny_qwen2, pairs_file, fresh_ckpt, fresh_out, pause=0.0)
+    victim = launch(
+        subprocess_env, script, tiny_qwen2, pairs_file, killed_ckpt, tmp_path / "never", pause=0.2
+    )
     try:
         deadline = time.monotonic() + 60
         while not any(s > KILL_AFTER for s in done_steps(killed_ckpt)):
@@ -144,7 +145,9 @@ def test_killed_run_resumes_to_the_same_weights(
     at_kill = done_steps(killed_ckpt)
     assert at_kill and max(at_kill) < MAX_STEPS, at_kill
 
-    resumed = launch(script, tiny_qwen2, pairs_file, killed_ckpt, resumed_out, pause=0.0)
+    resumed = launch(
+        subprocess_env, script, tiny_qwen2, pairs_file, killed_ckpt, resumed_out, pause=0.0
+    )
     finish(resumed, "the resumed run")
     finish(fresh, "the uninterrupted run")
 

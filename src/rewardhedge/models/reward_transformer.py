@@ -16,6 +16,7 @@ Backbones load from a local folder with safetensors weights only
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,34 @@ def pool_packed(
         kwargs["use_cache"] = False
     hidden = backbone(**kwargs).last_hidden_state  # (rows, width, H)
     return hidden.reshape(-1, hidden.shape[-1])[pool_at]
+
+
+def packed_inputs(
+    sequences: Sequence[Sequence[int]],
+    rows: list[list[int]],
+    pad_id: int,
+    pooling: str,
+    multiple_of: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask, position_ids, pool_at)`` of ``sequences`` laid end
+    to end in ``rows`` (indices into ``sequences``): a packed batch as the networks
+    below take it, ``pool_at[i]`` pointing at sequence ``i``'s pooled token."""
+    place = layout(sequences, rows, pad_id, multiple_of)
+    lengths = np.fromiter((len(x) for x in sequences), dtype=np.int64, count=len(sequences))
+    at = pool_index(place, lengths, last=pooling == "last")
+    return (
+        torch.from_numpy(place.input_ids),
+        torch.from_numpy((place.segment >= 0).astype(np.int64)),
+        torch.from_numpy(place.position_ids),
+        torch.from_numpy(at),
+    )
+
+
+def packing_row_tokens(network: nn.Module, max_length: int) -> int:
+    """How long a packed row may grow: unbounded (one row) on FlashAttention's
+    variable-length path, about ``max_length`` with masked attention, whose cost
+    grows with the square of the row."""
+    return 1 << 40 if uses_varlen_attention(network) else max_length
 
 
 class RewardTransformer(nn.Module):
@@ -373,21 +402,14 @@ def packing_error(network: nn.Module, pad_id: int) -> float:
     small probe on three sequences catches before any training.
     """
     seqs = [[5 + (7 * j + 3 * k) % 40 for k in range(m)] for j, m in enumerate(PROBE_LENGTHS)]
-    lengths = np.array(PROBE_LENGTHS)
     device = next(network.parameters()).device
     was_training = network.training
     network.eval()
     try:
         ids, mask = pad_batch(seqs, pad_id, 1)
         padded = network(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
-        place = layout(seqs, [[0, 1, 2]], pad_id)
-        at = pool_index(place, lengths, last=network.pooling == "last")
-        packed = network(
-            torch.from_numpy(place.input_ids).to(device),
-            torch.from_numpy(place.segment >= 0).long().to(device),
-            torch.from_numpy(place.position_ids).to(device),
-            torch.from_numpy(at).to(device),
-        )
+        inputs = packed_inputs(seqs, [[0, 1, 2]], pad_id, network.pooling)
+        packed = network(*(t.to(device) for t in inputs))
     finally:
         network.train(was_training)
     scale = max(float(padded.abs().max()), 1e-6)

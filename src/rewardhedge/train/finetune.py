@@ -33,7 +33,7 @@ from rewardhedge.models.losses import bradley_terry_loss, regression_loss
 from rewardhedge.models.reward_transformer import (
     network_backbone,
     packing_error,
-    uses_varlen_attention,
+    packing_row_tokens,
 )
 from rewardhedge.train.checkpoint import CheckpointManager, rng_state, set_rng_state
 from rewardhedge.train.pair_data import (
@@ -271,9 +271,7 @@ def finetune(
     weights_dev = None if weights_all is None else torch.from_numpy(weights_all).to(device)
     multiple = config.pad_to_multiple_of
     pooling = str(getattr(model, "pooling", "last"))
-    # FlashAttention's variable-length path wants one long row; masked attention
-    # wants rows of about max_length (its cost grows with the row's square).
-    row_tokens = 1 << 40 if config.packing and uses_varlen_attention(model) else config.max_length
+    row_tokens = packing_row_tokens(model, config.max_length)
 
     def make_batch(index: np.ndarray) -> PairBatch:
         if config.packing:

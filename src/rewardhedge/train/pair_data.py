@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rewardhedge.encoders.packing import layout, plan_passes, pool_index
+from rewardhedge.encoders.packing import plan_passes
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
+from rewardhedge.models.reward_transformer import packed_inputs
 from rewardhedge.types import PreferencePair
 
 MEGABATCH = 64
@@ -148,19 +149,18 @@ def collate_packed(
     seqs = [data.chosen[i] for i in index] + [data.rejected[i] for i in index]
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     (rows,) = plan_passes(lengths, max(row_tokens, int(lengths.max())), len(seqs))
-    place = layout(seqs, rows, pad_id, multiple_of)
-    at = pool_index(place, lengths, last=pooling == "last")
+    ids, mask, positions, at = packed_inputs(seqs, rows, pad_id, pooling, multiple_of)
     scores = np.concatenate([data.chosen_score[index], data.rejected_score[index]])
     return PairBatch(
         index=index,
-        input_ids=torch.from_numpy(place.input_ids),
-        attention_mask=torch.from_numpy((place.segment >= 0).astype(np.int64)),
+        input_ids=ids,
+        attention_mask=mask,
         margin=torch.from_numpy(data.margin[index]),
         scores=torch.from_numpy(scores),
         n_tokens=int(lengths.sum()),
-        n_padded=int(place.input_ids.size),
-        position_ids=torch.from_numpy(place.position_ids),
-        pool_at=torch.from_numpy(at),
+        n_padded=ids.numel(),
+        position_ids=positions,
+        pool_at=at,
     )
 
 
