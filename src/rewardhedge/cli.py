@@ -35,6 +35,7 @@ from rewardhedge.cli_options import (
     SplitOpt,
     TransformOpt,
     load_train_eval_cli,
+    progress_log,
     report_load,
     rule_from_flags,
     training_progress,
@@ -62,18 +63,27 @@ out = Console()
 
 
 class EpochBar:
-    """A rich progress bar fed by the trainer's per-epoch callback."""
+    """Progress fed by the trainer's per-epoch callback: a rich bar on a terminal, else a
+    plain line every 30 s (``REWARDHEDGE_LOG_EVERY_S``) and at the end."""
 
     def __init__(self, progress: Progress, label: str) -> None:
         self.progress = progress
         self.task = progress.add_task(label, total=None, status="")
+        self.log = progress_log(label, noun="epoch", unit="epochs")
 
     def __call__(self, epoch: int, n_epochs: int, info: dict[str, Any]) -> None:
-        status = f"loss {info['train_loss']:.3f}"
+        fields = [f"loss {info['train_loss']:.3f}"]
         if "val_loss" in info:
             vl = info["val_loss"]
-            status += f" val {sum(vl) / len(vl):.3f}"
-        self.progress.update(self.task, completed=epoch, total=n_epochs, status=status)
+            fields.append(f"val {sum(vl) / len(vl):.3f}")
+        self.progress.update(self.task, completed=epoch, total=n_epochs, status=" ".join(fields))
+        if self.log.done == 0:  # the pace counts from the first epoch (after encoding)
+            self.log.restart(epoch)
+        self.log.update(epoch, n_epochs, *fields)
+
+    def close(self) -> None:
+        """The final log line (early stopping ends before the last epoch)."""
+        self.log.close()
 
 
 FLAG_FIELDS: dict[str, tuple[str, str]] = {
@@ -151,13 +161,19 @@ def train_model(
         label = f"train K={config.n_members} {config.head.kind} {unc.estimator}"
         bar = EpochBar(progress, label)
         folds = progress.add_task("calibrate (cross-fit)", total=unc.calibration_folds, status="")
+        fold_log = progress_log("calibrate (cross-fit)", noun="fold")
 
         def on_fold(done: int, total: int) -> None:
             progress.update(folds, completed=done, total=total)
+            if fold_log.done == 0:  # the pace counts from the first fold
+                fold_log.restart(done)
+            fold_log.update(done, total)
 
         if not unc.calibration_folds:
             progress.remove_task(folds)
         model.fit(pairs, progress=True, on_epoch=bar, on_fold=on_fold)
+        bar.close()
+        fold_log.close()
     err.print(
         f"Fitted in {time.perf_counter() - t0:.1f}s; best epochs {model.best_epoch_}; "
         f"temperature {model.temperature:.3f}"

@@ -31,6 +31,7 @@ from rewardhedge.cli_options import (
     SplitOpt,
     TransformOpt,
     load_train_eval_cli,
+    progress_log,
     rule_from_flags,
     training_progress,
 )
@@ -66,11 +67,13 @@ def _config(config_file: Path | None, flags: dict[str, Any]) -> FinetuneConfig:
 
 
 class StepBar:
-    """Progress bar fed by the trainer: steps, pairs/s, tokens/s, loss, eval accuracy."""
+    """Progress fed by the trainer: steps, pairs/s, tokens/s, loss, eval accuracy; a rich
+    bar on a terminal, else a plain line every 30 s (``REWARDHEDGE_LOG_EVERY_S``)."""
 
-    def __init__(self, progress: Progress, label: str) -> None:
+    def __init__(self, progress: Progress, label: str, *, disable: bool = False) -> None:
         self.progress = progress
         self.task = progress.add_task(label, total=None, status="")
+        self.log = progress_log(label, disable=disable, noun="step")
         self.loss: float | None = None
         self.acc: float | None = None
 
@@ -78,12 +81,22 @@ class StepBar:
         self.loss = info.get("loss", self.loss)
         if "eval" in info:
             self.acc = info["eval"].get("accuracy")
-        status = f"{info['pairs_per_second']:,.1f} pairs/s {info['tokens_per_second']:,.0f} tok/s"
+        fields = [
+            f"{info['pairs_per_second']:,.1f} pairs/s",
+            f"{info['tokens_per_second']:,.0f} tok/s",
+        ]
         if self.loss is not None:
-            status += f" loss {self.loss:.4f}"
+            fields.append(f"loss {self.loss:.4f}")
         if self.acc is not None:
-            status += f" eval acc {self.acc:.3f}"
-        self.progress.update(self.task, completed=step, total=total, status=status)
+            fields.append(f"eval acc {self.acc:.3f}")
+        self.progress.update(self.task, completed=step, total=total, status=" ".join(fields))
+        if self.log.done == 0:  # the ETA counts from the first step (after loading, resuming)
+            self.log.restart(step)
+        self.log.update(step, total, *fields)
+
+    def close(self) -> None:
+        """The final log line (on a terminal, nothing)."""
+        self.log.close()
 
 
 def finetune(
@@ -198,7 +211,7 @@ def finetune(
     label = f"finetune {cfg.ensemble.value} K={cfg.members}" + (" LoRA" if cfg.lora_enabled else "")
     t0 = time.perf_counter()
     with training_progress(disable=not main) as progress:
-        bar = StepBar(progress, label)
+        bar = StepBar(progress, label, disable=not main)
         model.fit(
             pairs,
             eval_pairs=test,
@@ -207,6 +220,7 @@ def finetune(
             on_step=bar,
             accelerator=accelerator,
         )
+        bar.close()
     if not main:
         return
     rep = model.report_

@@ -21,12 +21,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rewardhedge.cli_options import AggregateOpt, BetaOpt, LamOpt, rule_from_flags
+from rewardhedge.cli_options import AggregateOpt, BetaOpt, LamOpt, progress_log, rule_from_flags
 from rewardhedge.data import load_pools, parse_field_map, write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.data.sandbox.export import export_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.loading import load_reward_model
+from rewardhedge.progress_log import LogProgress, draws_live
 
 err = Console(stderr=True)
 out = Console()
@@ -125,20 +126,33 @@ def bon(
 # -- overopt and demo ----------------------------------------------------------------------
 @contextmanager
 def _stages() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """A rich progress display; ``stage(name, total)`` adds a bar and returns ``advance``."""
+    """A rich progress display; ``stage(name, total)`` adds a bar and returns ``advance``.
+    Where stderr is not a terminal, each stage prints plain lines instead (its start,
+    every 30 s or ``$REWARDHEDGE_LOG_EVERY_S``, its end)."""
+    logs: list[LogProgress] = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
+        disable=not draws_live(err),
     ) as progress:
 
         def stage(description: str, total: int) -> Callable[[int], None]:
             task = progress.add_task(description, total=total)
-            return lambda k: progress.advance(task, k)
+            log = progress_log(description, total=total)
+            logs.append(log)
+
+            def advance(k: int) -> None:
+                progress.advance(task, k)
+                log.advance(k)
+
+            return advance
 
         yield stage
+    for log in logs:
+        log.close()
 
 
 def _lab_config(*, seeds: int, members: int, encoder: str, **sandbox: Any):

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rewardhedge.data import load_pairs, parse_field_map
+from rewardhedge.progress_log import LogProgress, draws_live
 from rewardhedge.types import LoadReport
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
@@ -137,7 +138,8 @@ def load_train_eval_cli(
 
 
 def training_progress(disable: bool = False) -> Progress:
-    """The bar training commands draw on stderr: label, bar, count, time, a status text."""
+    """The bar training commands draw on stderr: label, bar, count, time, a status text.
+    Off where stderr is not a terminal: there :func:`progress_log` prints instead."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=20),
@@ -145,5 +147,12 @@ def training_progress(disable: bool = False) -> Progress:
         TimeElapsedColumn(),
         TextColumn("{task.fields[status]}"),
         console=err,
-        disable=disable,
+        disable=disable or not draws_live(err),
     )
+
+
+def progress_log(label: str, *, disable: bool = False, **kwargs) -> LogProgress:
+    """Plain progress lines on stderr (first update, every 30 s or
+    ``$REWARDHEDGE_LOG_EVERY_S``, the end), printing only where stderr is not a
+    terminal, the rich bars' counterpart for logs; ``kwargs`` go to ``LogProgress``."""
+    return LogProgress(label, enabled=not disable and not draws_live(err), **kwargs)
