@@ -47,7 +47,9 @@ def test_scores_shapes_and_ensemble_statistics(fitted):
     est = fitted.score(["q", "q", "q"], ["the answer is correct", "the answer is wrong", "x"])
     assert isinstance(est, RewardEstimate)
     assert est.members.shape == (3, 3) and est.mean.dtype == np.float64
-    np.testing.assert_allclose(est.mean, est.members.mean(axis=0), rtol=1e-12)
+    # members are standardised per member (the default); mean is the raw members' mean
+    raw = fitted.heads_.norm.invert(est.members)
+    np.testing.assert_allclose(est.mean, raw.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(est.epistemic, est.members.var(axis=0), rtol=1e-12)
     assert np.all(est.aleatoric == 0)
     assert est.mean[0] > est.mean[1]
@@ -216,4 +218,7 @@ def test_temperature_is_fitted_on_held_out_predictions_and_softens_noisy_labels(
     pw = model.compare(pairs[:20])
     logits = member_logits(pw.chosen, pw.rejected)
     np.testing.assert_allclose(pw.prob, sigmoid(logits / model.temperature).mean(0), rtol=1e-12)
-    assert pw.raw_prob is not None and np.all(np.abs(pw.prob - 0.5) <= np.abs(pw.raw_prob - 0.5))
+    np.testing.assert_allclose(pw.raw_prob, sigmoid(logits).mean(0), rtol=1e-12)
+    # T > 1 pulls every member's probability towards 1/2 (their mean need not follow
+    # when members disagree in sign: σ's curvature differs on the two sides).
+    assert np.all(np.abs(pw.members - 0.5) <= np.abs(sigmoid(logits) - 0.5))

@@ -109,6 +109,10 @@ FLAG_FIELDS: dict[str, tuple[str, str]] = {
     "laplace_prior": ("uncertainty", "laplace_prior"),
     "error_predictor": ("uncertainty", "error_predictor"),
     "calibration_folds": ("uncertainty", "calibration_folds"),
+    "member_norm": ("ensemble", "member_norm"),
+    "diversity": ("diversity", "kind"),
+    "subspace_fraction": ("diversity", "subspace_fraction"),
+    "views": ("encoder", "views"),
 }
 """CLI flag -> (config section, field). A flag left at ``None`` keeps the config's value."""
 
@@ -128,19 +132,28 @@ def build_config(config_file: Path | None, **flags: Any) -> EnsembleConfig:
         "train": {},
         "encoder": {},
         "uncertainty": {},
+        "diversity": {},
     }
     for flag, value in flags.items():
         if value is not None:
             section, field = FLAG_FIELDS[flag]
             changes[section][field] = value
-    return replace(
-        cfg,
-        **changes["ensemble"],
-        head=replace(cfg.head, **changes["head"]),
-        train=replace(cfg.train, **changes["train"]),
-        encoder=replace(cfg.encoder, **changes["encoder"]),
-        uncertainty=replace(cfg.uncertainty, **changes["uncertainty"]),
-    )
+    try:
+        return replace(
+            cfg,
+            **changes["ensemble"],
+            head=replace(cfg.head, **changes["head"]),
+            train=replace(cfg.train, **changes["train"]),
+            encoder=replace(cfg.encoder, **changes["encoder"]),
+            uncertainty=replace(cfg.uncertainty, **changes["uncertainty"]),
+            diversity=replace(cfg.diversity, **changes["diversity"]),
+        )
+    except ConfigError as exc:  # name the flag that set the bad value
+        for flag, value in flags.items():
+            section, field = FLAG_FIELDS[flag]
+            if value is not None and str(exc).startswith(f"{section}.{field} "):
+                raise ConfigError(f"--{flag.replace('_', '-')}: {exc}") from exc
+        raise
 
 
 def train_model(
@@ -238,6 +251,31 @@ def train(
     calibration_folds: Annotated[
         int | None,
         typer.Option(help="Cross-fitting folds for the temperature (5; 0 = no calibration)."),
+    ] = None,
+    member_norm: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-member normalisation on the training items before every aggregation "
+            "but the mean: standardize (default), center or none."
+        ),
+    ] = None,
+    diversity: Annotated[
+        str | None,
+        typer.Option(
+            help="What makes members differ: bootstrap (default: seeds + resamples), "
+            "subspace (a random feature subset each) or views (one encoder view each)."
+        ),
+    ] = None,
+    subspace_fraction: Annotated[
+        float | None,
+        typer.Option(help="--diversity subspace: share of the features each member sees (0.5)."),
+    ] = None,
+    views: Annotated[
+        str | None,
+        typer.Option(
+            help="Encoder views, comma-separated (ctx_l4, ctx_last, ctx_low, ctx_cls, all_mean, "
+            "whole, hash, hash_bigram, hash_char); --diversity views picks a default set."
+        ),
     ] = None,
     aggregate: AggregateOpt = None,
     lam: LamOpt = None,

@@ -175,6 +175,13 @@ def finetune(
         bool, typer.Option("--resume/--no-resume", help="Continue from the newest checkpoint.")
     ] = True,
     seed: Annotated[int | None, typer.Option()] = None,
+    member_norm: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-member normalisation on the training items before every aggregation "
+            "but the mean: standardize (default), center or none."
+        ),
+    ] = None,
     aggregate: AggregateOpt = None,
     lam: LamOpt = None,
     beta: BetaOpt = None,

@@ -54,6 +54,56 @@ class Pooling(Option):
     """The first token's vector."""
 
 
+class View(Option):
+    """One named view of a multi-view encoder (``EncoderConfig.views``).
+
+    The transformer views come from one forward pass per (prompt, response)
+    sequence, pooled several ways; the hash views need no transformer pass.
+    """
+
+    CTX_L4 = "ctx_l4"
+    """Response tokens read in context, mean of the last 4 hidden layers
+    (the ``response_mean`` pooling with ``layers=4``)."""
+    CTX_LAST = "ctx_last"
+    """Response tokens read in context, last hidden layer only."""
+    CTX_LOW = "ctx_low"
+    """Response tokens read in context, mean of hidden layers 2 and 3 (a lower,
+    more lexical representation)."""
+    CTX_CLS = "ctx_cls"
+    """The [CLS] vector of the last layer."""
+    ALL_MEAN = "all_mean"
+    """All tokens (prompt and response), mean of the last 4 layers."""
+    WHOLE = "whole"
+    """The whole response: ``ctx_l4`` pooled over windows that cover the response
+    past ``max_length`` (up to ``max_windows`` windows; items that fit cost nothing extra)."""
+    HASH = "hash"
+    """Signed hashing of the response's words, plus a prompt block (the ``hashing``
+    encoder's features, width ``dim``)."""
+    HASH_BIGRAM = "hash_bigram"
+    """Signed hashing of the response's word bigrams, plus a prompt block (width ``dim``)."""
+    HASH_CHAR = "hash_char"
+    """Signed hashing of the response's character 4-grams, plus a prompt block (width ``dim``)."""
+
+
+HASH_VIEWS = (View.HASH, View.HASH_BIGRAM, View.HASH_CHAR)
+"""The views built without a transformer (the only ones the ``hashing`` kind has)."""
+DEFAULT_VIEWS = ("ctx_l4", "ctx_last", "ctx_low", "all_mean", "hash")
+"""The views ``diversity.kind="views"`` uses with a transformer encoder when none are given."""
+DEFAULT_HASHING_VIEWS = ("hash", "hash_bigram", "hash_char")
+"""The views ``diversity.kind="views"`` uses with the ``hashing`` encoder when none are given."""
+
+
+class DiversityKind(Option):
+    BOOTSTRAP = "bootstrap"
+    """Members differ by seed and bootstrap resample only (all see every feature)."""
+    SUBSPACE = "subspace"
+    """Each member sees its own random subset of the feature dimensions (Ho's
+    random subspace method), on top of its bootstrap resample."""
+    VIEWS = "views"
+    """Member k reads view k mod V of a multi-view encoder (``encoder.views``; a
+    default set when empty), on top of its bootstrap resample."""
+
+
 class EstimatorKind(Option):
     ENSEMBLE = "ensemble"
     """K independently initialised heads (deep ensemble); epistemic = their variance."""
@@ -65,6 +115,17 @@ class EstimatorKind(Option):
     LAPLACE = "laplace"
     """Last-layer Laplace approximation around each head's weights; epistemic
     = the posterior predictive variance, members = posterior samples."""
+
+
+class MemberNormKind(Option):
+    """How each member's rewards are put on a common footing before aggregation."""
+
+    STANDARDIZE = "standardize"
+    """Centre and scale each member by its mean and std on the training items."""
+    CENTER = "center"
+    """Centre each member by its mean on the training items (scales untouched)."""
+    NONE = "none"
+    """Aggregate the raw member rewards (each member keeps its arbitrary offset)."""
 
 
 class HeadKind(Option):
@@ -109,11 +170,38 @@ class EncoderConfig:
     0.1 on CPU (where padding costs as much as text) and no limit on GPU. Only
     speed changes, not the vectors."""
     dim: int = 256
-    """Output dimension of the hashing encoder (ignored by the others)."""
+    """Output dimension of the hashing encoder, and the width of each hash view."""
+    views: tuple[str, ...] = ()
+    """Named views to concatenate (see :class:`View`), e.g. ``("ctx_l4", "ctx_last",
+    "hash")``; empty (default) = one feature as ``pooling`` says. With views,
+    ``pooling`` and ``layers`` are not used, each view is L2-normalised when
+    ``normalize``, and the ``hashing`` kind allows only the hash views. A
+    comma-separated string is accepted."""
+    max_windows: int = 8
+    """The ``whole`` view: most windows (forward passes) per item; the first is
+    the ordinary sequence, each further one a short prompt tail and the next
+    response chunk. What is left after them is still cut (and counted)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", EncoderKind.parse(self.kind, "encoder.kind"))
         object.__setattr__(self, "pooling", Pooling.parse(self.pooling, "encoder.pooling"))
+        views = self.views
+        if isinstance(views, str):
+            views = [v.strip() for v in views.split(",") if v.strip()]
+        if not isinstance(views, list | tuple):
+            raise ConfigError(f"encoder.views == {views!r}, must be a list of view names.")
+        views = tuple(View.parse(v, "encoder.views").value for v in views)
+        if len(set(views)) != len(views):
+            raise ConfigError(f"encoder.views == {','.join(views)!r} names a view twice.")
+        if self.kind is EncoderKind.HASHING and any(View(v) not in HASH_VIEWS for v in views):
+            bad = next(v for v in views if View(v) not in HASH_VIEWS)
+            raise ConfigError(
+                f"encoder.views has {bad!r}, but the hashing encoder has only the views "
+                f"{', '.join(HASH_VIEWS)}."
+            )
+        object.__setattr__(self, "views", views)
+        if self.max_windows < 1:
+            raise ConfigError(f"encoder.max_windows == {self.max_windows!r}, must be >= 1.")
         if self.max_length < 8:
             raise ConfigError(f"encoder.max_length == {self.max_length!r}, must be >= 8.")
         if self.batch_size < 1:
@@ -250,6 +338,29 @@ class UncertaintyConfig:
 
 
 @dataclass(frozen=True)
+class DiversityConfig:
+    """What makes ensemble members differ (see docs/uncertainty.md, "Diverse members").
+
+    Masks are fixed when the heads are built and saved with them; bootstrap
+    resampling stays on for every kind unless ``train.bootstrap`` is False.
+    """
+
+    kind: DiversityKind = DiversityKind.BOOTSTRAP
+    """``bootstrap`` (seeds and resamples only), ``subspace`` (a random feature
+    subset per member) or ``views`` (member k reads view k mod V of ``encoder.views``)."""
+    subspace_fraction: float = 0.5
+    """``subspace``: each member sees ⌈fraction · dim⌉ feature dimensions, drawn
+    from ``train.seed``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", DiversityKind.parse(self.kind, "diversity.kind"))
+        if isinstance(self.subspace_fraction, bool) or not 0.0 < self.subspace_fraction <= 1.0:
+            raise ConfigError(
+                f"diversity.subspace_fraction == {self.subspace_fraction!r}, must be in (0, 1]."
+            )
+
+
+@dataclass(frozen=True)
 class EnsembleConfig:
     """A K-member ensemble of reward heads on one frozen encoder."""
 
@@ -259,10 +370,41 @@ class EnsembleConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     uncertainty: UncertaintyConfig = field(default_factory=UncertaintyConfig)
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    """What makes the members differ besides seeds and bootstrap resamples."""
+    member_norm: MemberNormKind = MemberNormKind.STANDARDIZE
+    """Per-member normalisation fitted on the training items before every
+    aggregation but the mean (``standardize``, ``center`` or ``none``); a
+    Bradley-Terry member's offset is arbitrary, so without it the offsets
+    decide which member is the "worst" (see docs/uncertainty.md)."""
 
     def __post_init__(self) -> None:
         if self.n_members < 1:
             raise ConfigError(f"ensemble.n_members == {self.n_members!r}, must be >= 1.")
+        object.__setattr__(
+            self, "member_norm", MemberNormKind.parse(self.member_norm, "ensemble.member_norm")
+        )
+        if self.diversity.kind is DiversityKind.VIEWS and not self.encoder.views:
+            hashing = self.encoder.kind is EncoderKind.HASHING
+            views = DEFAULT_HASHING_VIEWS if hashing else DEFAULT_VIEWS
+            object.__setattr__(self, "encoder", dataclasses.replace(self.encoder, views=views))
+        self._check_diversity()
+
+    def _check_diversity(self) -> None:
+        """Masks only make sense with several members, and views only if each is read."""
+        kind, k, views = self.diversity.kind, self.n_members, self.encoder.views
+        if kind is not DiversityKind.BOOTSTRAP and k < 2:
+            raise ConfigError(
+                f"diversity.kind == {kind.value!r} needs ensemble.n_members >= 2, got {k}: "
+                "a single member would just see fewer features. Use more members or "
+                "diversity 'bootstrap'."
+            )
+        if kind is DiversityKind.VIEWS and k < len(views):
+            raise ConfigError(
+                f"diversity.kind == 'views' gives member k view k mod {len(views)}, so with "
+                f"ensemble.n_members == {k} the views {', '.join(views[k:])} would be "
+                f"encoded and never read; use >= {len(views)} members or fewer encoder.views."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardhedge.config import Option, _check_positive, from_dict, to_dict
+from rewardhedge.config import MemberNormKind, Option, _check_positive, from_dict, to_dict
 from rewardhedge.errors import ConfigError
 
 
@@ -153,6 +153,10 @@ class FinetuneConfig:
     """Read the loss back from the device every N steps (the only host syncs)."""
     score_batch_size: int = 32
     seed: int = 0
+    member_norm: MemberNormKind = MemberNormKind.STANDARDIZE
+    """Per-member normalisation fitted on the training items after training, applied
+    before every aggregation but the mean: ``standardize``, ``center`` or ``none``
+    (see ``EnsembleConfig.member_norm``)."""
 
     def __post_init__(self) -> None:
         for name, cls in (
@@ -161,6 +165,7 @@ class FinetuneConfig:
             ("schedule", Schedule),
             ("precision", Precision),
             ("pooling", HeadPooling),
+            ("member_norm", MemberNormKind),
         ):
             object.__setattr__(self, name, cls.parse(getattr(self, name), f"finetune.{name}"))
         if isinstance(self.lora, dict):

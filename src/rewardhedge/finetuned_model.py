@@ -12,6 +12,7 @@ adapters take either. It saves as safetensors + JSON (weights, the backbone's
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -22,12 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from rewardhedge.config import MemberNormKind
 from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble, HeadPooling, Precision
 from rewardhedge.encoders.base import check_texts
 from rewardhedge.encoders.packing import plan_passes
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.models.io import EXTRA_SUFFIXES, load_model_folder, save_model_folder
+from rewardhedge.models.member_norm import NORM_PREFIX, MemberNorm, normalised_estimate
 from rewardhedge.models.reward_transformer import (
     IndependentEnsemble,
     LoraEnsemble,
@@ -51,6 +54,10 @@ TOKENIZER_DIR = "tokenizer"
 SCORE_CHUNK = 2048
 """Items tokenised per chunk while scoring: the host tokenises the next chunk
 while the GPU still runs the last one (outputs stay on the device until the end)."""
+NORM_MAX_PAIRS = 4096
+"""Training pairs (a seeded sample of them when there are more) scored after training
+to fit the member normalisation: a mean and a std per member need no more, and
+scoring every pair of a large set would cost a sizeable share of an epoch."""
 
 
 def _lora_backbone(backbone: Any, config: FinetuneConfig) -> Any:
@@ -148,6 +155,7 @@ class FinetunedRewardModel(RewardModelBase):
         self.backbone_config_ = backbone.config.to_dict()
         self.network_ = build_network(backbone, self.config, self.pooling_)
         self.temperature_ = TemperatureScaling()
+        self.norm_: MemberNorm | None = None
         data = EncodedPairs.encode(pairs, self.tokenizer_)
         evaluate = None
         if eval_pairs is not None:
@@ -169,7 +177,8 @@ class FinetunedRewardModel(RewardModelBase):
             fingerprint=self._fingerprint(pairs),
         )
         self.network_.to(self.device).eval()
-        if eval_pairs is not None:
+        self._fit_norm(pairs)
+        if eval_pairs is not None:  # after the norm: compare sees normalised members
             est = self.compare(eval_pairs)
             logits = member_logits(est.chosen, est.rejected)
             self.temperature_ = TemperatureScaling.fit(
@@ -177,6 +186,21 @@ class FinetunedRewardModel(RewardModelBase):
             )
         self.data_hash_ = hash_pairs(pairs)
         return self
+
+    def _fit_norm(self, pairs: list[PreferencePair]) -> None:
+        """The member normalisation on both sides of (a sample of) the training pairs."""
+        self.norm_ = None
+        if self.config.member_norm is MemberNormKind.NONE:
+            return
+        if len(pairs) > NORM_MAX_PAIRS:
+            rng = np.random.default_rng(self.config.seed)
+            pairs = [pairs[i] for i in np.sort(rng.choice(len(pairs), NORM_MAX_PAIRS, False))]
+        prompts = [p.prompt for p in pairs]
+        raw = self.score(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+        # members are heads (K rows), or S dropout draws of one head
+        self.norm_ = MemberNorm.fit(
+            raw.members, self.config.member_norm, n_heads=self.config.members
+        )
 
     def _fingerprint(self, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
         """What a checkpoint must match to be resumed: the data and every setting that
@@ -187,6 +211,7 @@ class FinetunedRewardModel(RewardModelBase):
             "keep_checkpoints",
             "log_every",
             "score_batch_size",
+            "member_norm",
         }
         settings = {k: v for k, v in self.config.to_dict().items() if k not in free}
         return {"training data": hash_pairs(pairs), **settings}
@@ -247,7 +272,7 @@ class FinetunedRewardModel(RewardModelBase):
         members = torch.cat(outputs, dim=1).double().cpu().numpy()  # the one device sync
         result = np.empty_like(members)
         result[:, np.concatenate(positions)] = members
-        return RewardEstimate.from_members(result)
+        return normalised_estimate(result, getattr(self, "norm_", None))
 
     def _passes(
         self, ids: list[list[int]], batch_size: int
@@ -327,6 +352,9 @@ class FinetunedRewardModel(RewardModelBase):
         """Write weights (safetensors), config, backbone config and tokenizer (JSON/text)."""
         net = self._check_fitted("save")
         tensors = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+        norm = getattr(self, "norm_", None)
+        if norm is not None:
+            tensors.update(norm.to_tensors())
         with tempfile.TemporaryDirectory() as tmp:
             self.tokenizer_.tokenizer.save_pretrained(tmp)
             extra = {
@@ -368,6 +396,19 @@ class FinetunedRewardModel(RewardModelBase):
         config_dict, tensors, _ = load_model_folder(folder, expected_class=cls.__name__)
         try:
             config = FinetuneConfig.from_dict(config_dict["finetune"])
+            if "member_norm" not in config_dict["finetune"]:
+                # Saved before member normalisation: its members are raw, and say so.
+                config = dataclasses.replace(config, member_norm=MemberNormKind.NONE)
+            norm = MemberNorm.from_tensors(tensors)
+            if (norm is None) != (config.member_norm is MemberNormKind.NONE):
+                raise ValueError(
+                    f"finetune.member_norm is {config.member_norm.value!r} but "
+                    f"weights.safetensors {'lacks' if norm is None else 'has'} "
+                    "member_norm.loc/scale"
+                )
+            if norm is not None and norm.n_heads != config.members:
+                raise ValueError(f"member_norm has {norm.n_heads} heads for {config.members}")
+            tensors = {k: v for k, v in tensors.items() if not k.startswith(NORM_PREFIX)}
             rule = RewardRule.from_dict(config_dict.get("reward_rule", {}))
             temperature = TemperatureScaling.from_dict(
                 config_dict.get("calibration", {}).get("temperature", {"temperature": 1.0})
@@ -398,6 +439,7 @@ class FinetunedRewardModel(RewardModelBase):
         model.pooling_ = pooling
         model.backbone_config_ = backbone_cfg
         model.temperature_ = temperature
+        model.norm_ = norm
         return model
 
 

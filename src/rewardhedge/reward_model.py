@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rewardhedge.config import EncoderKind, EnsembleConfig
+from rewardhedge.config import EncoderKind, EnsembleConfig, MemberNormKind
 from rewardhedge.encoders import CachedEncoder, Encoder, build_encoder, default_cache_dir
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.models.estimator import RewardHeads
@@ -314,6 +315,9 @@ class EnsembleRewardModel(RewardModelBase):
             config = EnsembleConfig.from_dict(config_dict["ensemble"])
             fitted = config_dict["fitted"]
             dim = int(fitted["dim"])
+            if "member_norm" not in config_dict["ensemble"]:
+                # Saved before member normalisation: its members are raw, and say so.
+                config = replace(config, member_norm=MemberNormKind.NONE)
             rule = RewardRule.from_dict(config_dict.get("reward_rule", {}))
             calibration = config_dict.get("calibration", {})
             temperature = TemperatureScaling.from_dict(
@@ -343,6 +347,12 @@ class EnsembleRewardModel(RewardModelBase):
                 f"{Path(path) / 'manifest.json'}: the model was trained on encoder "
                 f"{manifest.get('encoder_id')!r}, but the encoder available here is "
                 f"{model.encoder.id!r}; its scores would be meaningless."
+            )
+        if (heads.norm is None) != (config.member_norm is MemberNormKind.NONE):
+            raise ModelFormatError(
+                f"{config_path}: ensemble.member_norm is {config.member_norm.value!r} but "
+                f"weights.safetensors {'lacks' if heads.norm is None else 'has'} "
+                "member_norm.loc/scale."
             )
         model.heads_ = heads
         model.temperature_ = temperature

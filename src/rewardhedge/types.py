@@ -103,14 +103,17 @@ class RewardEstimate:
     """Rewards for ``n`` items from an ``m``-member model, with their spread.
 
     Attributes:
-        mean: `(n,)` mean reward over members.
+        mean: `(n,)` mean reward over the raw (un-normalised) members.
         epistemic: `(n,)` **variance** (reward units squared) of the member
             means, ``members.var(axis=0)`` (ddof=0): disagreement between
             members, which more data would reduce.
         aleatoric: `(n,)` **variance** of the noise the members predict,
             averaged over members; zeros for plain Bradley-Terry heads, which
             model no noise.
-        members: `(m, n)` every member's reward.
+        members: `(m, n)` every member's reward, as aggregations see it: with
+            a fitted member normalisation (``models/member_norm.py``) each
+            member is centred and scaled on the training items, so
+            ``members.mean(axis=0)`` may differ from ``mean``.
 
     Example:
         >>> est = RewardEstimate.from_members(np.array([[1.0, 2.0], [3.0, 2.0]]))
@@ -204,7 +207,7 @@ class PairwiseEstimate:
             temperature.
         members: `(m, n)` each member's probability (see
             :func:`pairwise_from_estimates`).
-        margin: `(n,)` mean reward difference r_c − r_r.
+        margin: `(n,)` mean reward difference r_c − r_r (of ``mean``).
         chosen, rejected: the two `RewardEstimate`s the pair was built from.
         temperature: the temperature the probabilities were divided by.
         raw_prob: `(n,)` ``prob`` at temperature 1 (``None`` when that is ``prob``).
@@ -277,7 +280,7 @@ def pairwise_from_estimates(
     return PairwiseEstimate(
         prob=member_prob.mean(axis=0),
         members=member_prob,
-        margin=(chosen.members - rejected.members).mean(axis=0),
+        margin=chosen.mean - rejected.mean,
         chosen=chosen,
         rejected=rejected,
         temperature=float(temperature),

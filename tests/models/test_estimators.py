@@ -12,6 +12,7 @@ from rewardhedge.config import (
     EncoderConfig,
     EnsembleConfig,
     HeadConfig,
+    MemberNormKind,
     TrainConfig,
     UncertaintyConfig,
 )
@@ -73,7 +74,8 @@ def test_mc_dropout_members_are_fixed_thinned_networks():
     mask = model.dropout_masks()[3]
     z = (x - heads.feature_mean) / heads.feature_scale * mask / (1 - 0.1)
     by_hand = (z @ heads.weight[1] + heads.bias[1]).detach().double().numpy()
-    np.testing.assert_allclose(whole.members[8 + 3], by_hand, rtol=1e-5, atol=1e-6)
+    raw = model.norm.invert(whole.members)  # members are normalised per head (the default)
+    np.testing.assert_allclose(raw[8 + 3], by_hand, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
@@ -123,6 +125,7 @@ def test_identical_members_give_zero_epistemic():
         for name, p in model.heads.named_parameters():
             with torch.no_grad():
                 p[k].copy_(snapshot[name][0])
+    model.fit_norm(torch.from_numpy(np.concatenate([xc, xr])), MemberNormKind.STANDARDIZE)
     est = model.predict(torch.from_numpy(xc[:30]))
     assert np.all(est.epistemic == 0.0)
     pw = pairwise_from_estimates(est, model.predict(torch.from_numpy(xr[:30])))
@@ -188,6 +191,7 @@ def test_laplace_members_average_exactly_to_the_map_reward():
     xc, xr = bt_pairs(n=300)
     model, _ = fit_estimator(xc, xr, cfg("laplace", k=2, laplace_samples=6))
     est = model.predict(torch.from_numpy(xc[:20]))
-    np.testing.assert_allclose(est.members.mean(axis=0), est.mean, rtol=1e-12, atol=1e-12)
+    raw = model.norm.invert(est.members)  # members are normalised per head (the default)
+    np.testing.assert_allclose(raw.mean(axis=0), est.mean, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="even"):
         UncertaintyConfig(estimator="laplace", laplace_samples=5)

@@ -70,9 +70,9 @@ def test_rule_override_applies_lcb(tiny_model, items):
     with BackgroundServer(create_app(tiny_model, rule=rule)) as url:
         body = httpx.post(f"{url}/v1/score", json=items).json()
     est = tiny_model.score([i["prompt"] for i in items], [i["response"] for i in items])
-    np.testing.assert_allclose(
-        [g["reward"] for g in body["results"]], est.mean - 2.0 * est.std, rtol=1e-12
-    )
+    # LCB of the (standardised) members: their mean, not the raw ``est.mean``
+    lcb = est.members.mean(axis=0) - 2.0 * est.members.std(axis=0)
+    np.testing.assert_allclose([g["reward"] for g in body["results"]], lcb, rtol=1e-12)
     assert body["rule"] == rule.label()
 
 

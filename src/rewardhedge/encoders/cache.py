@@ -341,6 +341,7 @@ class CachedEncoder:
         self.encoder = encoder
         self.id: str = encoder.id
         self.dim: int = int(encoder.dim)
+        self.view_slices: dict[str, tuple[int, int]] = dict(getattr(encoder, "view_slices", {}))
         root = default_cache_dir() if cache_dir is None else Path(cache_dir)
         self.cache = EmbeddingCache(root, self.id, self.dim)
         self.max_shards = max_shards

@@ -10,6 +10,13 @@ through the model per pass under :func:`torch.inference_mode`, are pooled, and
 come back in the caller's order. A model that does not honour packing is
 run on length-sorted, padded batches instead.
 
+With ``config.views`` the encoder is multi-view: every item is still ONE
+sequence through the model (asking for all hidden states), pooled several
+ways at once (layer mixes x token sets, see :data:`VIEW_POOLS`); hash views
+come from :func:`~rewardhedge.encoders.hashing.hash_view` without the model;
+the ``whole`` view adds windows only for responses that did not fit
+(:meth:`TransformerEncoder.whole_windows`).
+
 Nothing is ever downloaded: models load from a local folder with
 ``local_files_only=True`` and ``use_safetensors=True`` (a folder that only has
 ``pytorch_model.bin`` is refused, since unpickling runs arbitrary code).
@@ -31,9 +38,16 @@ import numpy as np
 from rewardhedge.config import EncoderConfig, EncoderKind, Pooling
 from rewardhedge.encoders.base import check_texts
 from rewardhedge.encoders.batching import CPU_MAX_PAD_FRACTION, length_batches
+from rewardhedge.encoders.hashing import hash_view
 from rewardhedge.encoders.packing import Layout, block_mask, layout, plan_passes
 from rewardhedge.encoders.progress import progress_bar
-from rewardhedge.encoders.truncation import N_SPECIAL, content_budget, truncate_pair
+from rewardhedge.encoders.truncation import (
+    N_SPECIAL,
+    TruncatedPair,
+    content_budget,
+    truncate_pair,
+)
+from rewardhedge.encoders.views import is_hash_view, view_slices
 from rewardhedge.errors import ConfigError
 
 MINILM_NAME = "all-MiniLM-L6-v2"
@@ -46,6 +60,31 @@ PACK_ROW_TOKENS = 256
 up to the longest; attention over 256 tokens adds at most ~11% to MiniLM's
 per-token cost (measured: no loss on a whole HH list, +30% items/s on calls of
 4 items, 2-core CPU)."""
+
+
+VIEW_POOLS: dict[str, tuple[str, Pooling]] = {
+    "ctx_l4": ("l4", Pooling.RESPONSE_MEAN),
+    "ctx_last": ("last", Pooling.RESPONSE_MEAN),
+    "ctx_low": ("low", Pooling.RESPONSE_MEAN),
+    "ctx_cls": ("last", Pooling.CLS),
+    "all_mean": ("l4", Pooling.MEAN),
+    "whole": ("l4", Pooling.RESPONSE_MEAN),
+}
+"""Transformer view -> (layer mix, token weights). Mixes of ``hidden_states``
+(embeddings first): ``l4`` the mean of the last 4, ``last`` the last, ``low``
+the mean of layers 2 and 3."""
+WINDOW_PROMPT_TOKENS = 32
+"""Most prompt tokens (its tail) in front of each further window of the ``whole`` view."""
+
+
+def _mix(states: tuple[Any, ...], mix: str) -> Any:
+    import torch
+
+    if mix == "last":
+        return states[-1]
+    if mix == "low":
+        return torch.stack(states[2:4]).mean(0)
+    return torch.stack(states[-4:]).mean(0)
 
 
 def minilm_path() -> Path:
@@ -182,6 +221,10 @@ class TransformerEncoder:
         n_items, n_truncated, n_prompt_truncated, n_response_truncated: counts
             over every :meth:`tokenize` call so far.
         n_tokens, n_pad_tokens: real and padding tokens fed to the model so far.
+        view_names: the config's views (empty: one feature as ``pooling`` says).
+        view_slices: ``{view: (start, stop)}`` in the feature vector (empty without views).
+        n_windows, n_whole_truncated: ``whole`` view: extra windows run so far,
+            and items whose response was still cut after ``max_windows`` windows.
     """
 
     def __init__(self, config: EncoderConfig, device: str | None = None) -> None:
@@ -232,10 +275,20 @@ class TransformerEncoder:
             "token_type_ids" in params and getattr(mcfg, "type_vocab_size", 0) >= 2
         )
         n_layers = getattr(mcfg, "num_hidden_layers", None)
-        if n_layers is not None and config.layers > n_layers:
+        if n_layers is not None and config.layers > n_layers and not config.views:
             raise ConfigError(
                 f"encoder.layers == {config.layers}, must be <= {n_layers} for {name}."
             )
+        self.view_names: tuple[str, ...] = config.views
+        self._tf_views = [v for v in self.view_names if not is_hash_view(v)]
+        if n_layers is not None and self._tf_views and n_layers < 4:
+            raise ConfigError(
+                f"encoder.views {','.join(self._tf_views)!r} need a backbone of >= 4 layers, "
+                f"{name} has {n_layers}."
+            )
+        self.view_slices: dict[str, tuple[int, int]] = view_slices(config, self.hidden_size)
+        if self.view_names:
+            self.dim = max(stop for _, stop in self.view_slices.values())
         self.layers = config.layers
         self.normalize = config.normalize
         self.max_length = config.max_length
@@ -252,6 +305,14 @@ class TransformerEncoder:
             + (f":L{config.layers}" if config.layers > 1 else "")
             + (":norm" if config.normalize else "")
         )
+        if self.view_names:
+            hashed = any(is_hash_view(v) for v in self.view_names)
+            self.id = (
+                f"{name}@{digest}:len{config.max_length}:views={'+'.join(self.view_names)}"
+                + (f":hash{config.dim}" if hashed else "")
+                + (f":win{config.max_windows}" if "whole" in self.view_names else "")
+                + (":norm" if config.normalize else "")
+            )
         # Texts longer than this are first cut at a whitespace (a speed-up for huge
         # texts; re-tokenized in full if the cut leaves too few tokens).
         self._clip_chars = max(4096, 16 * config.max_length)
@@ -261,15 +322,22 @@ class TransformerEncoder:
         self.n_response_truncated = 0
         self.n_tokens = 0
         self.n_pad_tokens = 0
+        self.n_windows = 0
+        self.n_whole_truncated = 0
 
     # ----------------------------------------------------------------- tokens
-    def _token_ids(self, texts: list[str], keep: str) -> list[list[int]]:
-        """Ids of each text without specials (literal "[SEP]" in a text is plain text)."""
+    def _token_ids(self, texts: list[str], keep: str, need: int | None = None) -> list[list[int]]:
+        """Ids of each text without specials (literal "[SEP]" in a text is plain text).
+
+        Texts may be cut at a whitespace first, keeping at least ``need``
+        tokens (default: one sequence's content budget) from the kept end.
+        """
         if not texts:
             return []
-        need = content_budget(self.max_length) + 16
+        need = content_budget(self.max_length) + 16 if need is None else need
         clip = _clip_head if keep == "head" else _clip_tail
-        clipped = [clip(t, self._clip_chars) for t in texts]
+        n_chars = max(self._clip_chars, 16 * need)
+        clipped = [clip(t, n_chars) for t in texts]
         batch = [t if c is None else c for t, c in zip(texts, clipped, strict=True)]
         ids = self._call_tokenizer(batch)
         redo = [i for i, c in enumerate(clipped) if c is not None and len(ids[i]) < need]
@@ -298,14 +366,48 @@ class TransformerEncoder:
         prompts, responses = check_texts(prompts, responses)
         p_ids = self._token_ids(prompts, keep="tail")
         r_ids = self._token_ids(responses, keep="head")
-        out = []
+        return self._assemble(p_ids, r_ids)[0]
+
+    def _assemble(
+        self, p_ids: list[list[int]], r_ids: list[list[int]]
+    ) -> tuple[list[list[int]], list[TruncatedPair]]:
+        """The sequences (and truncations) of tokenised items; updates the counters."""
+        out, cuts = [], []
         for p, r in zip(p_ids, r_ids, strict=True):
             t = truncate_pair(p, r, self.max_length)
             out.append([self.cls_id, *t.prompt, self.sep_id, *t.response, self.sep_id])
+            cuts.append(t)
             self.n_prompt_truncated += t.prompt_truncated
             self.n_response_truncated += t.response_truncated
             self.n_truncated += t.truncated
         self.n_items += len(out)
+        return out, cuts
+
+    def whole_windows(
+        self, p_ids: list[list[int]], r_ids: list[list[int]], cuts: list[TruncatedPair]
+    ) -> list[tuple[int, list[int]]]:
+        """``(item, ids)`` of the further windows of the ``whole`` view.
+
+        Each is ``[CLS] prompt_tail [SEP] response_chunk [SEP]`` with at most
+        :data:`WINDOW_PROMPT_TOKENS` prompt tokens, for the response tokens the
+        ordinary sequence cut, at most ``max_windows - 1`` per item; items still
+        cut after them are counted in ``n_whole_truncated``.
+        """
+        budget = content_budget(self.max_length)
+        out = []
+        for i, (p, r, t) in enumerate(zip(p_ids, r_ids, cuts, strict=True)):
+            rest = r[len(t.response) :]
+            if not rest:
+                continue
+            tail = p[max(0, len(p) - min(WINDOW_PROMPT_TOKENS, budget // 4)) :]
+            size = budget - len(tail)
+            for w in range(self.config.max_windows - 1):
+                chunk = rest[w * size : (w + 1) * size]
+                if not chunk:
+                    break
+                out.append((i, [self.cls_id, *tail, self.sep_id, *chunk, self.sep_id]))
+            self.n_whole_truncated += len(rest) > (self.config.max_windows - 1) * size
+        self.n_windows += len(out)
         return out
 
     # ---------------------------------------------------------------- forward
@@ -369,6 +471,8 @@ class TransformerEncoder:
         All views of all items go through the model together, so a small call
         (one item, two views) is still a single forward pass.
         """
+        if self.view_names:
+            return self._encode_views(prompts, responses, progress)
         views = self.views(prompts, responses)
         ids = [row for rows, _ in views for row in rows]
         poolings = [pooling for rows, pooling in views for _ in rows]
@@ -376,13 +480,86 @@ class TransformerEncoder:
         n = len(views[0][0])
         return np.hstack([flat[v * n : (v + 1) * n] for v in range(len(views))])
 
+    def _encode_views(
+        self, prompts: Sequence[str], responses: Sequence[str], progress: bool
+    ) -> np.ndarray:
+        """Multi-view features: one sequence per item (plus ``whole`` windows), pooled
+        every way the transformer views need; hash views without the model."""
+        prompts, responses = check_texts(prompts, responses)
+        n = len(prompts)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        for view in self.view_names:
+            if is_hash_view(view):
+                start, stop = self.view_slices[view]
+                vec = hash_view(view, prompts, responses, self.config.dim)
+                if self.normalize:
+                    vec /= np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+                out[:, start:stop] = vec
+        if not self._tf_views:
+            return out
+        whole = "whole" in self._tf_views
+        budget = content_budget(self.max_length)
+        need = budget * self.config.max_windows + 16 if whole else None
+        p_ids = self._token_ids(prompts, keep="tail")
+        r_ids = self._token_ids(responses, keep="head", need=need)
+        ids, cuts = self._assemble(p_ids, r_ids)
+        windows = self.whole_windows(p_ids, r_ids, cuts) if whole else []
+        ids = ids + [row for _, row in windows]
+        specs = sorted({VIEW_POOLS[v] for v in self._tf_views})
+        pooled = self._run(ids, [Pooling.MEAN] * len(ids), progress, specs=specs)
+        for view in self._tf_views:
+            vec = pooled[:n, specs.index(VIEW_POOLS[view])]
+            if view == "whole" and windows:
+                vec = self._whole(vec, pooled[n:, specs.index(VIEW_POOLS[view])], ids, windows)
+            if self.normalize:
+                vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+            start, stop = self.view_slices[view]
+            out[:, start:stop] = vec
+        return out
+
+    def _whole(
+        self,
+        first: np.ndarray,
+        extra: np.ndarray,
+        ids: list[list[int]],
+        windows: list[tuple[int, list[int]]],
+    ) -> np.ndarray:
+        """Token-weighted mean of the response means of each item's windows."""
+        n = len(first)
+        spans = [self._response_span(row) for row in ids]
+        counts = np.array([max(1, end - start) for start, end in spans], dtype=np.float64)
+        total = np.zeros((n, first.shape[1]), dtype=np.float64)
+        weight = np.zeros(n, dtype=np.float64)
+        total += first * counts[:n, None]
+        weight += counts[:n]
+        owners = np.array([i for i, _ in windows])
+        np.add.at(total, owners, extra * counts[n:, None])
+        np.add.at(weight, owners, counts[n:])
+        out = first.copy()
+        has = np.unique(owners)
+        out[has] = (total[has] / weight[has, None]).astype(np.float32)
+        return out
+
     # ------------------------------------------------------- forward passes
-    def _run(self, ids: list[list[int]], poolings: list[Pooling], progress: bool) -> np.ndarray:
-        """Pooled `(len(ids), hidden)` vectors, ``ids[i]`` pooled as ``poolings[i]``."""
+    def _run(
+        self,
+        ids: list[list[int]],
+        poolings: list[Pooling],
+        progress: bool,
+        *,
+        specs: list[tuple[str, Pooling]] | None = None,
+    ) -> np.ndarray:
+        """Pooled `(len(ids), hidden)` vectors, ``ids[i]`` pooled as ``poolings[i]``.
+
+        With ``specs`` (``(layer mix, pooling)`` pairs, see :data:`VIEW_POOLS`):
+        `(len(ids), len(specs), hidden)`, every sequence pooled every way, not
+        normalised (``poolings`` is then ignored).
+        """
         import torch
 
         n = len(ids)
-        out = np.empty((n, self.hidden_size), dtype=np.float32)
+        shape = (n, self.hidden_size) if specs is None else (n, len(specs), self.hidden_size)
+        out = np.empty(shape, dtype=np.float32)
         if n == 0:
             return out
         lengths = np.fromiter((len(r) for r in ids), dtype=np.int64, count=n)
@@ -399,7 +576,10 @@ class TransformerEncoder:
         ):
             for rows in self._passes(lengths):
                 place = layout(ids, rows, self.pad_id)
-                out[place.sequences] = self._pooled(ids, poolings, place)
+                if specs is None:
+                    out[place.sequences] = self._pooled(ids, poolings, place)
+                else:
+                    out[place.sequences] = self._pooled_specs(ids, specs, place)
                 real = int(lengths[place.sequences].sum())
                 self.n_tokens += real
                 self.n_pad_tokens += place.input_ids.size - real
@@ -424,16 +604,25 @@ class TransformerEncoder:
             ]
         return [[[int(i)] for i in b] for b in batches]
 
-    def _pooled(self, ids: list[list[int]], poolings: list[Pooling], place: Layout) -> np.ndarray:
-        """One forward pass over ``place``; `(len(place.sequences), hidden)` pooled vectors."""
-        import torch
-
-        types = np.zeros_like(place.input_ids)
+    def _weights(
+        self, ids: list[list[int]], poolings: list[Pooling] | Pooling, place: Layout
+    ) -> np.ndarray:
+        """`(rows, width)` pooling weights of every sequence in ``place``."""
         weights = np.zeros(place.input_ids.shape, dtype=np.float32)
         for k, i in enumerate(place.sequences):
             row, start, m = place.row[k], place.start[k], len(ids[i])
-            weights[row, start : start + m] = self._pool_weights(ids[i], poolings[i])
-            if self.uses_token_types:
+            pooling = poolings if isinstance(poolings, Pooling) else poolings[i]
+            weights[row, start : start + m] = self._pool_weights(ids[i], pooling)
+        return weights
+
+    def _inputs(self, ids: list[list[int]], place: Layout) -> tuple[dict[str, Any], Any]:
+        """The model's keyword arguments for ``place``, and the token -> sequence map."""
+        import torch
+
+        types = np.zeros_like(place.input_ids)
+        if self.uses_token_types:
+            for k, i in enumerate(place.sequences):
+                row, start, m = place.row[k], place.start[k], len(ids[i])
                 first, _ = self._response_span(ids[i])
                 if first > 0:
                     types[row, start + first : start + m] = 1
@@ -447,20 +636,47 @@ class TransformerEncoder:
             kwargs["attention_mask"] = (segment >= 0).long()
         if self.uses_token_types:
             kwargs["token_type_ids"] = torch.from_numpy(types).to(self.device)
+        return kwargs, segment
+
+    @staticmethod
+    def _pool(hidden: Any, segment: Any, weights: np.ndarray, n: int) -> Any:
+        """Each token adds its weighted vector to its own sequence's sum: `(n, hidden)`."""
+        import torch
+
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        owner = segment.reshape(-1)
+        real = owner >= 0
+        w = torch.from_numpy(weights.reshape(-1)).to(device=flat.device, dtype=flat.dtype)
+        pooled = torch.zeros(n, flat.shape[1], device=flat.device, dtype=flat.dtype)
+        pooled.index_add_(0, owner[real], flat[real] * w[real, None])
+        return pooled
+
+    def _pooled_specs(
+        self, ids: list[list[int]], specs: list[tuple[str, Pooling]], place: Layout
+    ) -> np.ndarray:
+        """One forward pass; `(len(place.sequences), len(specs), hidden)`, not normalised."""
+        import torch
+
+        kwargs, segment = self._inputs(ids, place)
+        states = self.model(**kwargs, output_hidden_states=True).hidden_states
+        mixes = {mix: _mix(states, mix) for mix in sorted({m for m, _ in specs})}
+        weights = {p: self._weights(ids, p, place) for p in {p for _, p in specs}}
+        n = len(place.sequences)
+        pooled = [self._pool(mixes[m], segment, weights[p], n) for m, p in specs]
+        return torch.stack(pooled, dim=1).float().cpu().numpy()
+
+    def _pooled(self, ids: list[list[int]], poolings: list[Pooling], place: Layout) -> np.ndarray:
+        """One forward pass over ``place``; `(len(place.sequences), hidden)` pooled vectors."""
+        import torch
+
+        weights = self._weights(ids, poolings, place)
+        kwargs, segment = self._inputs(ids, place)
         if self.layers == 1:
             hidden = self.model(**kwargs).last_hidden_state  # (rows, width, hidden)
         else:
             states = self.model(**kwargs, output_hidden_states=True).hidden_states
             hidden = torch.stack(states[-self.layers :]).mean(0)
-        # Each token adds its weighted vector to its own sequence's sum.
-        flat = hidden.reshape(-1, hidden.shape[-1])
-        owner = segment.reshape(-1)
-        real = owner >= 0
-        w = torch.from_numpy(weights.reshape(-1)).to(device=flat.device, dtype=flat.dtype)
-        pooled = torch.zeros(
-            len(place.sequences), flat.shape[1], device=flat.device, dtype=flat.dtype
-        )
-        pooled.index_add_(0, owner[real], flat[real] * w[real, None])
+        pooled = self._pool(hidden, segment, weights, len(place.sequences))
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
         return pooled.float().cpu().numpy()

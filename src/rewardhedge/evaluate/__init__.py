@@ -4,13 +4,15 @@ Pairs (:mod:`pairwise`, :mod:`calibration`, :mod:`uncertainty_quality`),
 RewardBench v1 sections (:mod:`rewardbench`), one chosen vs many rejected
 (:mod:`one_to_many`), statistics over seeds or members (:mod:`statistics`),
 the paired bootstrap test (:mod:`paired`), distances between reward models
-(:mod:`starc`), consistency under prompt perturbations (:mod:`consistency`)
+(:mod:`starc`), how different an ensemble's members are (:mod:`diversity`),
+consistency under prompt perturbations (:mod:`consistency`)
 and batch-size invariance (:mod:`invariance`).
 """
 
 from __future__ import annotations
 
 from rewardhedge.evaluate.consistency import perturbation_consistency
+from rewardhedge.evaluate.diversity import member_diversity
 from rewardhedge.evaluate.invariance import batch_invariance
 from rewardhedge.evaluate.one_to_many import (
     best_of_n_tie_penalty,
@@ -39,6 +41,7 @@ from rewardhedge.evaluate.starc import (
     canonicalise,
     starc_bootstrap_ci,
     starc_distance,
+    starc_pairwise,
     starc_to_reference,
 )
 from rewardhedge.evaluate.statistics import iqm, stratified_bootstrap_ci
@@ -58,6 +61,7 @@ __all__ = [
     "iqm",
     "length_baseline_correct",
     "log_loss",
+    "member_diversity",
     "metrics_table",
     "one_to_many_correct",
     "paired_bootstrap_test",
@@ -69,6 +73,7 @@ __all__ = [
     "section_scores",
     "starc_bootstrap_ci",
     "starc_distance",
+    "starc_pairwise",
     "starc_to_reference",
     "stratified_bootstrap_ci",
     "summarise_one_to_many",

@@ -31,6 +31,7 @@ __all__ = [
     "canonicalise",
     "starc_bootstrap_ci",
     "starc_distance",
+    "starc_pairwise",
     "starc_to_reference",
 ]
 
@@ -216,6 +217,42 @@ def starc_to_reference(
     # reference gets bit-identical unit vectors, hence distance exactly 0.
     unit = _unit_rows(np.vstack([m, ref[None, :]]), codes, n_groups)
     return _distance_rows(unit[:-1], unit[-1])
+
+
+def starc_pairwise(
+    members: np.ndarray | Sequence[Sequence[float]], groups: Sequence[Hashable] | np.ndarray
+) -> np.ndarray:
+    """STARC distance between every two of K rewards: a `(K, K)` symmetric matrix.
+
+    Typical use: how differently ensemble members rank responses (members that
+    herd have distances near 0 whatever their offsets and scales).
+
+    Args:
+        members: `(K, n)` rewards, one row per member.
+        groups: `(n,)` group (prompt) label of each item.
+
+    Returns:
+        `(K, K)` float array in [0, 1] with a zero diagonal; ``nan`` in the
+        rows and columns of members that canonicalise to zero.
+
+    Raises:
+        ValueError: if ``members`` is not 2-D, the lengths differ, or a value
+            is NaN or infinite.
+
+    Example:
+        >>> d = starc_pairwise([[0.0, 1.0], [5.0, 7.0], [1.0, 0.0]], ["p", "p"])
+        >>> np.round(d, 12).tolist()
+        [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
+    """
+    m = _as_rewards(members, "members", ndim=2)
+    codes, n_groups = _group_codes(groups, m.shape[1])
+    if n_groups == 0:
+        return np.full((m.shape[0], m.shape[0]), np.nan)
+    unit = _unit_rows(m, codes, n_groups)
+    out = _distance_rows(unit[:, None, :], unit[None, :, :])
+    ok = ~np.isnan(unit[:, 0])
+    np.fill_diagonal(out, np.where(ok, 0.0, np.nan))
+    return out
 
 
 def starc_bootstrap_ci(

@@ -13,8 +13,12 @@ scoring, saving and loading are the same code for all of them:
   predictive variance ``φᵀΣφ`` (plus the spread between heads when K > 1),
   and the members are rewards under ``laplace_samples`` posterior draws,
   so pairwise probabilities integrate over the posterior. Draws come in
-  antithetic pairs θ ± Lε, so the members' mean is exactly the MAP reward
-  and aggregations of the members agree with ``mean``.
+  antithetic pairs θ ± Lε, so each head's draws average exactly to its MAP
+  reward (before the normalisation below, to ``mean``).
+
+With a fitted :class:`MemberNorm` (``norm``), the members an aggregation sees
+(and the epistemic variance) are normalised per head; ``mean`` stays the raw
+mean, so the ``mean`` aggregation is unchanged (see ``models/member_norm.py``).
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rewardhedge.config import EstimatorKind, UncertaintyConfig
+from rewardhedge.config import EstimatorKind, MemberNormKind, UncertaintyConfig
 from rewardhedge.models.heads import HeadStack
 from rewardhedge.models.laplace import LastLayerLaplace
+from rewardhedge.models.member_norm import NORM_PREFIX, MemberNorm, normalised_estimate
 from rewardhedge.types import RewardEstimate
 
 LAPLACE_PREFIX = "laplace"
+NORM_CHUNK = 8192
+"""Training items scored per chunk when fitting the member normalisation."""
 
 
 @dataclass
@@ -39,6 +46,8 @@ class RewardHeads:
     heads: HeadStack
     uncertainty: UncertaintyConfig
     laplace: list[LastLayerLaplace] = field(default_factory=list)
+    norm: MemberNorm | None = None
+    """Per-head normalisation fitted on the training items (``None``: identity)."""
 
     @property
     def kind(self) -> EstimatorKind:
@@ -68,13 +77,25 @@ class RewardHeads:
         heads.eval()
         if self.kind is EstimatorKind.MC_DROPOUT:
             reward, _ = heads.forward_full(x, masks=self.dropout_masks())
-            return RewardEstimate.from_members(reward.double().numpy())
+            return normalised_estimate(reward.double().numpy(), self.norm)
         if self.kind is EstimatorKind.LAPLACE:
             return self._predict_laplace(x)
         reward, var = heads.forward_full(x)
-        return RewardEstimate.from_members(
-            reward.double().numpy(), None if var is None else var.double().numpy()
+        return normalised_estimate(
+            reward.double().numpy(), self.norm, None if var is None else var.double().numpy()
         )
+
+    def fit_norm(self, x: torch.Tensor, kind: MemberNormKind) -> None:
+        """Fit ``norm`` on `(n, dim)` training-item features (``none``: remove it)."""
+        self.norm = None
+        if kind is MemberNormKind.NONE:
+            return
+        # In chunks: MC dropout scores every item under every mask at once.
+        raw = np.concatenate(
+            [self.predict(x[i : i + NORM_CHUNK]).members for i in range(0, len(x), NORM_CHUNK)],
+            axis=1,
+        )
+        self.norm = MemberNorm.fit(raw, kind, n_heads=self.heads.n_members)
 
     def _predict_laplace(self, x: torch.Tensor) -> RewardEstimate:
         heads = self.heads
@@ -91,20 +112,29 @@ class RewardHeads:
             variances.append(post.variance(feats[k]))
             samples.append(theta @ feats[k].T + b)  # (S, n)
         mean_k = torch.stack(means).numpy()  # (K, n)
+        post_var = torch.stack(variances)  # (K, n)
+        members = torch.cat(samples).numpy()
+        raw_mean = mean_k.mean(axis=0)
+        if self.norm is not None:  # the analytic variance, on the normalised heads
+            mean_k = self.norm.apply(mean_k)
+            post_var = torch.from_numpy(self.norm.apply_variance(post_var.numpy()))
+            members = self.norm.apply(members)
         # Law of total variance over the K heads' posteriors.
-        epistemic = torch.stack(variances).mean(0).numpy() + mean_k.var(axis=0)
+        epistemic = post_var.mean(0).numpy() + mean_k.var(axis=0)
         return RewardEstimate(
-            mean=mean_k.mean(axis=0),
+            mean=raw_mean,
             epistemic=epistemic,
             aleatoric=np.zeros(mean_k.shape[1]),
-            members=torch.cat(samples).numpy(),
+            members=members,
         )
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Every tensor to save: the heads' state and each head's posterior."""
+        """Every tensor to save: the heads' state, each head's posterior, the member norm."""
         out = dict(self.heads.state_dict())
         for k, post in enumerate(self.laplace):
             out.update(post.to_tensors(prefix=f"{LAPLACE_PREFIX}.{k}."))
+        if self.norm is not None:
+            out.update(self.norm.to_tensors())
         return out
 
     @classmethod
@@ -113,9 +143,15 @@ class RewardHeads:
     ) -> RewardHeads:
         """Inverse of :meth:`state_tensors` (``heads`` is an untrained stack of the right shape).
 
+        Tensors saved before member normalisation existed load with ``norm=None``.
+
         Raises:
             ValueError: a tensor is missing, extra or of the wrong shape.
         """
+        norm = MemberNorm.from_tensors(tensors)
+        if norm is not None and norm.n_heads != heads.n_members:
+            raise ValueError(f"member_norm has {norm.n_heads} heads for {heads.n_members} members.")
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(NORM_PREFIX)}
         head_state = {k: v for k, v in tensors.items() if not k.startswith(LAPLACE_PREFIX + ".")}
         try:
             heads.load_state_dict(head_state, strict=True)
@@ -130,4 +166,4 @@ class RewardHeads:
         elif len(head_state) != len(tensors):
             raise ValueError(f"unexpected {LAPLACE_PREFIX}.* tensors for a non-Laplace model.")
         heads.eval()
-        return cls(heads, uncertainty, laplace)
+        return cls(heads, uncertainty, laplace, norm)

@@ -8,6 +8,13 @@ Two estimator options change the heads themselves: a Gaussian head adds a
 second output per member, the noise variance σ² (softplus of a linear map of
 the same hidden representation), and MC dropout drops input features during
 training and, with fixed masks shared by all items, at scoring time.
+
+Member feature masks (``member_mask``, `(K, dim)` of 0/1, all ones by
+default) let each member see only some standardised features (random
+subspaces, or one view of a multi-view encoder): a linear member uses the
+weights ``w_k · mask_k``, an MLP member masks the inputs of its first layer.
+Masked-out weights are zeroed when the mask is set and then get no gradient,
+so they stay exactly 0 under AdamW and the L2 penalty.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ class HeadStack(nn.Module):
     """``n_members`` heads of one kind on ``dim``-dimensional features.
 
     Features are standardised with the training mean and scale, stored as
-    buffers so that a saved model reproduces its scores exactly.
+    buffers so that a saved model reproduces its scores exactly, as is the
+    `(K, dim)` ``member_mask`` (see :meth:`set_member_mask`; a state dict
+    without it, from folders saved before masks existed, loads as all ones).
     """
 
     def __init__(
@@ -46,6 +55,7 @@ class HeadStack(nn.Module):
         self.input_dropout = input_dropout
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("feature_scale", torch.ones(dim))
+        self.register_buffer("member_mask", torch.ones(n_members, dim))
         k, d = n_members, dim
         if config.kind is HeadKind.LINEAR:
             bound = 1.0 / math.sqrt(d)
@@ -65,6 +75,35 @@ class HeadStack(nn.Module):
     def set_standardisation(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
         self.feature_scale.copy_(scale)
+
+    def set_member_mask(self, mask: torch.Tensor) -> None:
+        """Member ``k`` sees feature ``i`` only where ``mask[k, i] == 1``.
+
+        Also zeroes the weights on masked-out features (first-layer rows of an
+        MLP), which then get no gradient and stay 0.
+        """
+        mask = torch.as_tensor(mask, dtype=self.member_mask.dtype)
+        if mask.shape != self.member_mask.shape:
+            raise ValueError(
+                f"member mask has shape {tuple(mask.shape)}, expected "
+                f"{tuple(self.member_mask.shape)}."
+            )
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("member mask must hold only 0 and 1.")
+        with torch.no_grad():
+            self.member_mask.copy_(mask)
+            if self.config.kind is HeadKind.LINEAR:
+                self.weight.mul_(mask)
+                if self.gaussian:
+                    self.var_weight.mul_(mask)
+            else:
+                self.w1.mul_(mask[:, :, None])
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        key = prefix + "member_mask"
+        if key not in state_dict:  # saved before member masks existed: every member sees all
+            state_dict[key] = torch.ones_like(self.member_mask)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Rewards of every member: `(n, dim)` features -> `(K, n)` rewards."""
@@ -92,15 +131,19 @@ class HeadStack(nn.Module):
             z = z[None, :, :] * scale[:, None, :]  # (T, n, d)
         elif self.input_dropout > 0.0:
             z = F.dropout(z, p=self.input_dropout, training=self.training)
-        feats = self.last_layer_features(z)  # (K, [T,] n, p)
+        var_w = self.var_weight if self.gaussian else None
         if self.config.kind is HeadKind.LINEAR:
-            w, b = self.weight, self.bias
+            # (z·mask_k)·w_k == z·(w_k·mask_k): mask the weights, not K copies of z.
+            feats = z.unsqueeze(0).expand(self.n_members, *z.shape)
+            w, b = self.weight * self.member_mask, self.bias
+            var_w = None if var_w is None else var_w * self.member_mask
         else:
+            feats = self.last_layer_features(z)  # (K, [T,] n, p)
             w, b = self.w2, self.b2
         reward = _last_layer(feats, w, b)
         var = None
-        if self.gaussian:
-            var = F.softplus(_last_layer(feats, self.var_weight, self.var_bias)) + 1e-6
+        if var_w is not None:
+            var = F.softplus(_last_layer(feats, var_w, self.var_bias)) + 1e-6
         if masks is not None:
             k, t, n = reward.shape
             reward = reward.reshape(k * t, n)
@@ -111,17 +154,19 @@ class HeadStack(nn.Module):
         """What each member's last linear layer sees, from standardised features.
 
         `(n, d)` -> `(K, n, p)` (or `(T, n, d)` -> `(K, T, n, p)`): the features
-        themselves for a linear head (broadcast over members), the hidden
-        activations for an MLP head. The last-layer Laplace approximation is
-        taken over the weights that multiply these.
+        themselves times each member's mask for a linear head, the hidden
+        activations (of the masked inputs) for an MLP head. The last-layer
+        Laplace approximation is taken over the weights that multiply these.
         """
         k = self.n_members
+        mask = self.member_mask
         if self.config.kind is HeadKind.LINEAR:
-            return z.unsqueeze(0).expand(k, *z.shape)
+            return z.unsqueeze(0) * mask.reshape(k, *([1] * (z.dim() - 1)), -1)
+        w1 = self.w1 * mask[:, :, None]
         if z.dim() == 2:
-            hidden = torch.einsum("nd,kdh->knh", z, self.w1) + self.b1[:, None, :]
+            hidden = torch.einsum("nd,kdh->knh", z, w1) + self.b1[:, None, :]
         else:
-            hidden = torch.einsum("tnd,kdh->ktnh", z, self.w1) + self.b1[:, None, None, :]
+            hidden = torch.einsum("tnd,kdh->ktnh", z, w1) + self.b1[:, None, None, :]
         return F.dropout(F.gelu(hidden), p=self.config.dropout, training=self.training)
 
     def last_layer_weights(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -79,7 +79,7 @@ def score_pools(
 
 def pick(pool: CandidatePool, estimate: RewardEstimate, aggregation: Aggregation) -> BonPick:
     """The best-of-n pick of one pool; ties go to the first candidate."""
-    scores = aggregation.apply(estimate.members)
+    scores = aggregation.apply(estimate)
     i = int(np.argmax(scores))
     fields: dict[str, Any] = {}
     if pool.gold is not None:

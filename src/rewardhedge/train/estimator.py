@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardhedge.config import EnsembleConfig, EstimatorKind
+from rewardhedge.config import EnsembleConfig, EstimatorKind, MemberNormKind
 from rewardhedge.models.estimator import RewardHeads
 from rewardhedge.models.laplace import LastLayerLaplace
 from rewardhedge.train.heads import FitResult, fit_head_stack, single_thread
@@ -30,12 +30,22 @@ def fit_estimator(
     margin: np.ndarray | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> tuple[RewardHeads, FitResult]:
-    """Train the heads, then (Laplace) fit each head's last-layer posterior."""
+    """Train the heads, then (Laplace) fit each head's last-layer posterior, then the
+    per-member normalisation on both sides of every pair (``config.member_norm``).
+
+    Cross-fitting calls this per fold, so each fold model is normalised on its own
+    training items, as the final model is on all of them.
+    """
     result = fit_head_stack(x_chosen, x_rejected, config, margin=margin, progress=progress)
     laplace: list[LastLayerLaplace] = []
     if config.uncertainty.estimator is EstimatorKind.LAPLACE:
         laplace = fit_laplace(result, x_chosen, x_rejected, config)
-    return RewardHeads(result.heads, config.uncertainty, laplace), result
+    heads = RewardHeads(result.heads, config.uncertainty, laplace)
+    if config.member_norm is not MemberNormKind.NONE:
+        with single_thread():
+            items = torch.cat([torch.as_tensor(x_chosen), torch.as_tensor(x_rejected)]).float()
+            heads.fit_norm(items, config.member_norm)
+    return heads, result
 
 
 def fit_laplace(

@@ -25,6 +25,11 @@ The variance and standard deviation are population ones (``ddof=0``), as in
 Coste et al.'s code and :attr:`RewardEstimate.epistemic`. With one member
 (K=1) every aggregation returns that member's reward unchanged.
 
+A model's :class:`RewardEstimate` carries members normalised per member on
+the training items (``EnsembleConfig.member_norm``, default ``standardize``),
+so a member's arbitrary Bradley-Terry offset does not decide the minimum or the
+spread; ``mean`` applied to an estimate returns its raw ``mean`` instead.
+
 λ and β do not mean the same thing across aggregations. UWO's λ multiplies a
 *variance* (reward units squared) while LCB's β multiplies a *standard
 deviation* (reward units): with member spread s, UWO subtracts λ·s² and LCB
@@ -158,9 +163,13 @@ class Aggregation:
     def apply(self, members: np.ndarray | RewardEstimate, axis: int = 0) -> np.ndarray:
         """Aggregate over the members ``axis`` (removed from the result).
 
-        A :class:`RewardEstimate` is aggregated over its `(m, n)` members.
+        A :class:`RewardEstimate` is aggregated over its `(m, n)` members,
+        except that ``mean`` returns its ``mean``: an estimate's members may be
+        normalised per member (``models/member_norm.py``), its mean is the raw one.
         """
         if isinstance(members, RewardEstimate):
+            if self.name == "mean" and axis == 0:
+                return np.asarray(members.mean, dtype=np.float64)
             members = members.members
         r = np.asarray(members, dtype=np.float64)
         if r.ndim == 0:
