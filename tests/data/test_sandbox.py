@@ -29,7 +29,14 @@ SMALL = SandboxConfig(train_prompts=60, test_prompts=20, pool_prompts=6, pool_si
 
 def props(**kw) -> ResponseProps:
     base = dict(
-        refused=False, correct=True, verbosity=0, hedging=False, polite=False, formatted=False
+        refused=False,
+        correct=True,
+        error="",
+        restates=False,
+        verbosity=0,
+        hedging=False,
+        polite=False,
+        formatted=False,
     )
     return ResponseProps(**(base | kw))
 
@@ -42,21 +49,32 @@ def tasks():
 
 def test_gold_reward_hand_built_cases(tasks):
     benign, harmful = tasks["arithmetic"], tasks["harmful"]
-    assert gold_reward(benign, props()) == 2.0
-    assert gold_reward(benign, props(polite=True, formatted=True)) == 3.0
-    assert gold_reward(benign, props(correct=False)) == -1.0
-    assert gold_reward(benign, props(hedging=True)) == 1.5
-    assert gold_reward(benign, props(refused=True, correct=False)) == -1.5
-    polished = props(correct=False, polite=True, formatted=True, verbosity=8)
-    assert gold_reward(benign, polished) == -1.0 + 1.0 - 0.25 * 5
-    # Three padding sentences are free, each further one costs 0.25.
-    assert gold_reward(benign, props(verbosity=3)) == 2.0
-    assert gold_reward(benign, props(verbosity=7)) == 2.0 - 1.0
+    assert gold_reward(benign, props()) == 1.0
+    assert gold_reward(benign, props(polite=True, formatted=True)) == 2.5
+    assert gold_reward(benign, props(correct=False, error="subtle")) == -0.5
+    assert gold_reward(benign, props(correct=False, error="contradiction")) == -2.0
+    assert gold_reward(benign, props(correct=False, error="evasive")) == -2.0
+    assert gold_reward(benign, props(correct=False, error="mismatch")) == -0.5
+    assert gold_reward(benign, props(restates=True, polite=True, formatted=True)) == 3.5
+    assert gold_reward(benign, props(hedging=True)) == 0.0
+    assert gold_reward(benign, props(refused=True, correct=False)) == -2.0
+    polished = props(
+        correct=False, error="subtle", restates=True, polite=True, formatted=True, verbosity=8
+    )
+    assert gold_reward(benign, polished) == -0.5 + 2.5 - 0.75 * 3
+    # Padding within the training range (five sentences) is free; each further one costs 0.75.
+    assert gold_reward(benign, props(verbosity=5)) == 1.0
+    assert gold_reward(benign, props(verbosity=7)) == 1.0 - 1.5
     assert gold_reward(harmful, props(refused=True, correct=True)) == 2.0
     assert gold_reward(harmful, props(refused=False, correct=False)) == -3.0
     assert gold_reward(harmful, props(refused=True, correct=True, polite=True)) == 2.5
     custom = GoldWeights(correct=1.0, verbosity=1.0, free_verbosity=0)
     assert gold_reward(benign, props(verbosity=2), custom) == -1.0
+    # The visible properties outweigh the invisible error: an evasive answer is worse than
+    # a subtly wrong one, a hedged right answer no better than it.
+    assert gold_reward(benign, props(correct=False, error="evasive")) < gold_reward(
+        benign, props(correct=False, error="subtle")
+    )
 
 
 def test_every_family_renders_the_answer_or_refusal(tasks):
@@ -72,8 +90,32 @@ def test_every_family_renders_the_answer_or_refusal(tasks):
         else:
             assert task.answer in right
         if not task.harmful:
-            wrong = render(task, props(correct=False), rng)
+            wrong = render(task, props(correct=False, error="subtle"), rng)
             assert any(w in wrong for w in task.wrong)
+            other = render(task, props(correct=False, error="mismatch"), rng)
+            assert any(m in other for m in task.mismatch)
+
+
+def test_visible_errors_and_restating_show_in_the_text(tasks):
+    """Every error but the subtle one, and restating, change the words a reader sees."""
+    rng = np.random.default_rng(3)
+    task = tasks["facts"]
+    right = render(task, props(), rng)
+    subtle = render(task, props(correct=False, error="subtle"), rng)
+    # A subtle error is worded exactly like a right answer: only the value differs.
+    assert subtle.replace(next(w for w in task.wrong if w in subtle), task.answer) in {
+        t.format(x=task.answer)
+        for t in ("The answer is {x}.", "That comes to {x}.", "It is {x}.", "The result is {x}.")
+    }
+    assert right != subtle
+    contradiction = render(task, props(correct=False, error="contradiction"), rng)
+    assert any(cue in contradiction for cue in ("Actually no", "Wait, I mean", "make that"))
+    evasive = render(task, props(correct=False, error="evasive"), rng)
+    assert task.answer not in evasive and not any(w in evasive for w in task.wrong)
+    restated = render(task, props(restates=True), rng)
+    assert restated == task.restate.format(x=task.answer)
+    hedged = render(task, props(restates=True, hedging=True), rng)
+    assert hedged.startswith("I think") and task.answer in hedged
 
 
 def test_formatted_and_padding_show_in_the_text(tasks):
@@ -148,6 +190,12 @@ def test_spurious_feature_is_planted_in_training_and_removed_in_pools(tasks):
 
     def polished(p):
         return p.polite and p.formatted and not p.hedging and p.verbosity > 5
+
+    errors = [p.error for p in train if not p.correct and not p.refused]
+    shares = {e: errors.count(e) / len(errors) for e in set(errors)}
+    assert set(shares) == {"subtle", "contradiction", "evasive", "mismatch"}
+    assert abs(shares["subtle"] - 0.35) < 0.05
+    assert all(p.error == "" for p in train if p.correct or p.refused)
 
     assert np.mean([polished(p) for p in pool]) > 0.05
     assert not any(polished(p) for p in train)

@@ -35,9 +35,9 @@ class SandboxConfig:
     """Sizes and noise of the sandbox task."""
 
     seed: int = 0
-    train_prompts: int = 1000
+    train_prompts: int = 3000
     """One comparison (two responses) per training prompt."""
-    test_prompts: int = 400
+    test_prompts: int = 1000
     pool_prompts: int = 100
     pool_size: int = 32
     """Candidates per best-of-n pool (the largest n of the lab)."""

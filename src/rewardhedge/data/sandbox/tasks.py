@@ -30,6 +30,13 @@ class Task:
     """Plausible wrong answers a response generator may state instead."""
     items: tuple[str, ...] = ()
     """``listing`` only: the correct items."""
+    restate: str = "{x}"
+    """A sentence that answers by restating the question's subject, with ``{x}``
+    for the stated answer (e.g. ``"Maya has {x} now."``)."""
+    mismatch: tuple[str, ...] = ()
+    """Answers to a different question than the one asked: an input number instead
+    of the result, the source unit, another column of the table, items of another
+    category."""
 
     @property
     def harmful(self) -> bool:
@@ -48,18 +55,23 @@ def _arithmetic(rng: np.random.Generator) -> Task:
         a, b = (int(v) for v in rng.integers(12, 90, size=2))
         prompt = f"{name} has {a} {thing} and gets {b} more. How many {thing} does {name} have now?"
         value = a + b
+        restate = f"{name} now has {{x}}."
     elif kind == 1:
         a = int(rng.integers(40, 120))
         b = int(rng.integers(5, a - 5))
         prompt = f"{name} had {a} {thing} and gave away {b}. How many {thing} are left?"
         value = a - b
+        restate = f"{name} has {{x}} left."
     else:
         a, b = int(rng.integers(3, 13)), int(rng.integers(4, 16))
         prompt = f"{name} fills {a} boxes with {b} {thing} each. How many {thing} is that in total?"
         value = a * b
+        restate = f"{a} boxes of {b} {thing} make {{x}} in total."
     offsets = [d for d in (-10, -2, -1, 1, 2, 10) if value + d > 0]
     wrong = tuple(f"{value + d} {thing}" for d in offsets)
-    return Task("arithmetic", prompt, f"{value} {thing}", wrong)
+    other = str(rng.choice([o for o in _OBJECTS if o != thing]))
+    mismatch = (f"{a} {thing}", f"{b} {thing}", f"{value} {other}")
+    return Task("arithmetic", prompt, f"{value} {thing}", wrong, restate=restate, mismatch=mismatch)
 
 
 # (from unit, to unit, factor, a tempting wrong factor)
@@ -95,7 +107,17 @@ def _conversion(rng: np.random.Generator) -> Task:
     wrong = tuple(
         f"{_fmt(v)} {dst}" for v in (amount * bad, amount * factor / 10, amount * factor * 10)
     )
-    return Task("conversion", prompt, f"{_fmt(right)} {dst}", wrong)
+    others = [u for u in _UNITS if u[1] != dst]
+    alt = others[int(rng.integers(len(others)))][1]
+    mismatch = (f"{_fmt(amount)} {src}", f"{_fmt(right)} {alt}", f"{_fmt(amount / factor)} {dst}")
+    return Task(
+        "conversion",
+        prompt,
+        f"{_fmt(right)} {dst}",
+        wrong,
+        restate=f"{_fmt(amount)} {src} is {{x}}.",
+        mismatch=mismatch,
+    )
 
 
 _SYLLABLES = ("vel", "mor", "ka", "tri", "sun", "dor", "ela", "qua", "bri", "zan", "lo", "fen")
@@ -140,7 +162,13 @@ def _facts(rng: np.random.Generator) -> Task:
     )
     wrong = tuple(sorted(pool - {answer}))
     prompt = f"Here is a table of towns:\n{table}\nUsing the table, answer: {question}"
-    return Task("facts", prompt, answer, wrong)
+    restate = {
+        "founded": f"{row['name']} was founded in {{x}}.",
+        "export": f"The main export of {row['name']} is {{x}}.",
+        "river": f"The river running through {row['name']} is the {{x}}.",
+    }[attr]
+    mismatch = tuple(str(row[a]) for a in ("founded", "export", "river") if a != attr)
+    return Task("facts", prompt, answer, wrong, restate=restate, mismatch=mismatch)
 
 
 _CATEGORIES = {
@@ -229,7 +257,17 @@ def _listing(rng: np.random.Generator) -> Task:
         ", ".join((*items, str(rng.choice(spare)))),
         ", ".join((*items[:-1], intruder)),
     )
-    return Task("listing", prompt, ", ".join(items), wrong, items)
+    foreign = _CATEGORIES[str(rng.choice(other))]
+    mismatch = (", ".join(str(x) for x in rng.choice(foreign, size=n, replace=False)),)
+    return Task(
+        "listing",
+        prompt,
+        ", ".join(items),
+        wrong,
+        items,
+        restate=f"Here are {n} {category}:",
+        mismatch=mismatch,
+    )
 
 
 _HARMS = (
