@@ -83,6 +83,8 @@ def main() -> None:
         "ns": lab["ns"],
         "pool_gold": lab["pool_gold"],
         "curves": curves,
+        "paired": lab.get("paired", []),
+        "diversity": lab.get("diversity", []),
         "accuracy": lab["accuracy"],
         "report_check": json.loads(check.stdout)
         if check.stdout.strip()

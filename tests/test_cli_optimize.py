@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
 from rewardhedge import cli
 
 TINY = [
@@ -20,7 +22,7 @@ TINY = [
     "--seeds",
     "2",
     "--members",
-    "2",
+    "3",
     "--encoder",
     "hashing",
 ]
@@ -164,13 +166,32 @@ def test_demo_writes_data_models_results_and_report(tmp_path, capsys):
         "overopt.json",
         "report.html",
         "models/single/manifest.json",
-        "models/ensemble/manifest.json",
+        "models/bootstrap/manifest.json",
+        "models/subspace/manifest.json",
+        "models/views/manifest.json",
     ):
         assert (out / name).exists(), name
     result = json.loads((out / "overopt.json").read_text())
     assert result["ns"] == [1, 2, 4, 8] and len(result["config"]["seeds"]) == 2
     captured = capsys.readouterr()
     assert "report.html" in captured.err and "gold n=8" in captured.out
+    assert "paired by seed and prompt" in captured.out
+    # The saved models load with their own encoders (the lab scored them on slices of
+    # one multi-view pass) and give the lab's scores.
+    from rewardhedge.reward_model import EnsembleRewardModel
+
+    pools = [json.loads(line) for line in (out / "data/pools.jsonl").read_text().splitlines()]
+    prompts = [p["prompt"] for p in pools for _ in p["candidates"]]
+    texts = [c for p in pools for c in p["candidates"]]
+    for name in ("single", "subspace", "views"):
+        model = EnsembleRewardModel.load(out / "models" / name)
+        assert np.isfinite(model.score(prompts, texts).mean).all(), name
+
+
+def test_lab_rejects_an_unknown_option(tmp_path, capsys):
+    code = cli.main(["overopt", "--out", str(tmp_path), *TINY, "--options", "bootstrap,nope"])
+    assert code == 2
+    assert "--options" in capsys.readouterr().err
 
 
 def test_overopt_and_report_commands(tmp_path, capsys):

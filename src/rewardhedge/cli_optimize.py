@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,14 +43,36 @@ PromptsOpt = Annotated[
 PoolSizeOpt = Annotated[int, typer.Option("--n", help="Pool size N, the largest n.")]
 SeedsOpt = Annotated[int, typer.Option(help="Label/training seeds.")]
 MembersOpt = Annotated[int, typer.Option(help="Ensemble size.")]
+OptionsOpt = Annotated[
+    str,
+    typer.Option(
+        "--options",
+        help="Ensembles to compare with the single model, comma-separated: bootstrap "
+        "(seeds + resamples), subspace (a random half of the features each), views "
+        "(one encoder view each).",
+    ),
+]
+LabMemberNormOpt = Annotated[
+    str,
+    typer.Option(
+        "--member-norm",
+        help="standardize (default), center or none: members put on one footing before "
+        "every aggregation but the mean.",
+    ),
+]
+_SANDBOX = SandboxConfig()
 EncoderOpt = Annotated[str, typer.Option(help="minilm (default) or hashing (a fast smoke run).")]
 
 
 # -- sandbox -------------------------------------------------------------------------------
 def sandbox(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
-    train_prompts: Annotated[int, typer.Option(help="Training comparisons.")] = 1000,
-    test_prompts: Annotated[int, typer.Option(help="Held-out comparisons.")] = 400,
+    train_prompts: Annotated[
+        int, typer.Option(help="Training comparisons.")
+    ] = _SANDBOX.train_prompts,
+    test_prompts: Annotated[
+        int, typer.Option(help="Held-out comparisons.")
+    ] = _SANDBOX.test_prompts,
     pool_prompts: Annotated[int, typer.Option(help="Best-of-n pools.")] = 100,
     pool_size: Annotated[int, typer.Option(help="Candidates per pool.")] = 32,
     flip_rate: Annotated[float, typer.Option(help="Share of training labels flipped.")] = 0.25,
@@ -155,19 +176,38 @@ def _stages() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
         log.close()
 
 
-def _lab_config(*, seeds: int, members: int, encoder: str, **sandbox: Any):
+def _lab_config(
+    *, seeds: int, members: int, encoder: str, options: str, member_norm: str, **sandbox: Any
+):
     """A LabConfig from CLI values; ``sandbox`` holds SandboxConfig fields (others keep defaults)."""
+    from rewardhedge.optimize.lab_options import lab_encoder_config
     from rewardhedge.optimize.overopt import LabConfig
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    sandbox_cfg = SandboxConfig(**sandbox)
-    return LabConfig(
-        sandbox=sandbox_cfg,
-        seeds=tuple(range(seeds)),
-        members=members,
-        encoder=replace(LabConfig().encoder, kind=encoder),
-    )
+    names = tuple(o.strip() for o in options.split(",") if o.strip())
+    try:
+        enc = lab_encoder_config(encoder)
+    except ConfigError as exc:
+        raise ConfigError(f"--encoder: {exc}") from exc
+    try:
+        return LabConfig(
+            sandbox=SandboxConfig(**sandbox),
+            seeds=tuple(range(seeds)),
+            members=members,
+            options=names,
+            member_norm=member_norm,
+            encoder=enc,
+        )
+    except ConfigError as exc:
+        flag = (
+            "--options"
+            if "option" in str(exc)
+            else "--member-norm"
+            if "member_norm" in str(exc)
+            else None
+        )
+        raise ConfigError(f"{flag}: {exc}" if flag else str(exc)) from exc
 
 
 def _run_lab_cli(cfg, cache_dir: Path | None, out_dir: Path) -> tuple[dict[str, Any], list[Any]]:
@@ -175,8 +215,9 @@ def _run_lab_cli(cfg, cache_dir: Path | None, out_dir: Path) -> tuple[dict[str, 
 
     err.print(
         f"Sandbox: {cfg.sandbox.train_prompts} training comparisons, {cfg.sandbox.pool_prompts} pools "
-        f"of {cfg.sandbox.pool_size}; {len(cfg.seeds)} seeds × (single + ensemble of {cfg.members}); "
-        f"encoder [bold]{cfg.encoder.kind}[/]"
+        f"of {cfg.sandbox.pool_size}; {len(cfg.seeds)} seeds × (single + ensembles of "
+        f"{cfg.members}: {', '.join(cfg.options)}); encoder [bold]{cfg.encoder.kind}[/] "
+        f"(views {', '.join(cfg.encoder.views)})"
     )
     with _stages() as stage:
         result, runs = run_lab(cfg, cache_dir=cache_dir, stage=stage, progress=True)
@@ -205,6 +246,32 @@ def _print_summary(result: dict[str, Any]) -> None:
             f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]",
         )
     out.print(table)
+    paired = result.get("paired") or []
+    if paired:
+        diff = Table(
+            title=f"Gold at n={ns[-1]} minus the single model's, paired by seed and prompt "
+            "(95% CI resamples both)"
+        )
+        for col in ("ensemble · aggregation", "gold", "Δ vs single", "95% CI", "verdict"):
+            diff.add_column(col)
+        style = {"helps": "green", "hurts": "red"}
+        for r in paired:
+            verdict = r["verdict"]
+            diff.add_row(
+                r["label"],
+                f"{r['gold']:.2f}",
+                f"{r['diff']:+.2f}",
+                f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
+                f"[{style[verdict]}]{verdict}[/]" if verdict in style else verdict,
+            )
+        out.print(diff)
+        helps = [r["label"] for r in paired if r["verdict"] == "helps"]
+        out.print(
+            "Keeps more gold than the single model (CI above 0): " + ", ".join(helps)
+            if helps
+            else f"No ensemble keeps more gold than the single model at n={ns[-1]} (every CI "
+            "reaches 0 or below)."
+        )
     acc = ", ".join(f"{r['name']} {r['accuracy']:.3f}" for r in result["accuracy"])
     out.print(f"Held-out accuracy (gold order): {acc}")
 
@@ -213,12 +280,14 @@ def overopt(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for overopt.json (and the report).")
     ] = Path("rewardhedge-overopt"),
-    train_prompts: TrainPromptsOpt = 1000,
-    test_prompts: TestPromptsOpt = 400,
-    prompts: PromptsOpt = 100,
-    pool_size: PoolSizeOpt = 32,
+    train_prompts: TrainPromptsOpt = _SANDBOX.train_prompts,
+    test_prompts: TestPromptsOpt = _SANDBOX.test_prompts,
+    prompts: PromptsOpt = _SANDBOX.pool_prompts,
+    pool_size: PoolSizeOpt = _SANDBOX.pool_size,
     seeds: SeedsOpt = 5,
     members: MembersOpt = 5,
+    options: OptionsOpt = "bootstrap,subspace,views",
+    member_norm: LabMemberNormOpt = "standardize",
     flip_rate: Annotated[float, typer.Option(help="Share of labels flipped.")] = 0.25,
     temperature: Annotated[float, typer.Option(help="Bradley-Terry label temperature.")] = 1.0,
     encoder: EncoderOpt = "minilm",
@@ -234,6 +303,8 @@ def overopt(
         seeds=seeds,
         members=members,
         encoder=encoder,
+        options=options,
+        member_norm=member_norm,
         seed=data_seed,
         train_prompts=train_prompts,
         test_prompts=test_prompts,
@@ -260,12 +331,14 @@ def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for data, models, results and report.")
     ] = Path("rewardhedge-demo"),
-    prompts: PromptsOpt = 100,
-    pool_size: PoolSizeOpt = 32,
+    prompts: PromptsOpt = _SANDBOX.pool_prompts,
+    pool_size: PoolSizeOpt = _SANDBOX.pool_size,
     seeds: SeedsOpt = 5,
     members: MembersOpt = 5,
-    train_prompts: TrainPromptsOpt = 1000,
-    test_prompts: TestPromptsOpt = 400,
+    train_prompts: TrainPromptsOpt = _SANDBOX.train_prompts,
+    test_prompts: TestPromptsOpt = _SANDBOX.test_prompts,
+    options: OptionsOpt = "bootstrap,subspace,views",
+    member_norm: LabMemberNormOpt = "standardize",
     encoder: EncoderOpt = "minilm",
     cache_dir: CacheDirOpt = None,
 ) -> None:
@@ -275,6 +348,8 @@ def demo(
         seeds=seeds,
         members=members,
         encoder=encoder,
+        options=options,
+        member_norm=member_norm,
         train_prompts=train_prompts,
         test_prompts=test_prompts,
         pool_prompts=prompts,
@@ -288,13 +363,14 @@ def demo(
     for name, model in runs[0].models.items():
         model.save(out_dir / "models" / name)
     err.print(
-        f"Models of seed {cfg.seeds[0]} → [bold]{escape(str(out_dir / 'models'))}[/] (single, ensemble)"
+        f"Models of seed {cfg.seeds[0]} → [bold]{escape(str(out_dir / 'models'))}[/] "
+        f"({', '.join(runs[0].models)})"
     )
     _print_summary(result)
     _write_report(result, out_dir / "report.html")
     err.print(
         f"[bold]Done in {time.perf_counter() - t0:.0f}s.[/] Try: rewardhedge bon --model "
-        f"{out_dir / 'models' / 'ensemble'} --pools {data['pools']} --aggregate uwo --out picks.jsonl"
+        f"{out_dir / 'models' / cfg.options[-1]} --pools {data['pools']} --aggregate uwo --out picks.jsonl"
     )
 
 

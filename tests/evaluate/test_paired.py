@@ -159,3 +159,32 @@ def test_docstring_examples():
     result = doctest.testmod(paired_mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_grid_test_resamples_both_seeds_and_prompts():
+    """A difference that varies only between seeds (or only between prompts) still gets a
+    CI of non-zero width: both axes are resampled, not one."""
+    from rewardhedge.evaluate.paired import paired_grid_test
+
+    seeds_only = np.repeat(np.array([0.0, 1.0, 2.0, 3.0, 4.0])[:, None], 50, axis=1)
+    prompts_only = np.repeat(np.linspace(-1.0, 3.0, 50)[None, :], 5, axis=0)
+    zeros = np.zeros((5, 50))
+    for diff in (seeds_only, prompts_only):
+        t = paired_grid_test(diff, zeros, reps=2000)
+        assert t.diff == pytest.approx(diff.mean())
+        assert t.ci_low < diff.mean() - 0.1 and t.ci_high > diff.mean() + 0.1
+        assert t.n == 250
+
+
+def test_grid_test_cancels_what_the_two_methods_share():
+    from rewardhedge.evaluate.paired import paired_grid_test
+
+    rng = np.random.default_rng(3)
+    shared = rng.normal(0.0, 5.0, size=(5, 100))  # seed and prompt effects both methods see
+    noise = rng.normal(0.0, 0.1, size=(5, 100))
+    t = paired_grid_test(shared + 0.2 + noise, shared, reps=2000)
+    assert t.ci_low > 0.1 and t.ci_high < 0.3 and t.p_value < 0.01
+    with pytest.raises(ValueError, match="2-D grids of one shape"):
+        paired_grid_test(np.zeros((2, 3)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        paired_grid_test(np.full((2, 2), np.nan), np.zeros((2, 2)))

@@ -1,4 +1,5 @@
-"""A realistic synthetic overoptimisation-lab JSON (docs/lab-json.md) and an eval JSON.
+"""A realistic synthetic overoptimisation-lab JSON (docs/lab-json.md, versions 1 and 2) and
+an eval JSON.
 
 Gold curves follow Gao et al.'s best-of-n form ``g0 + d (α − β d)``, ``d = sqrt(KL)``,
 plus per-seed noise: the single model peaks early and falls, the ensemble later,
@@ -224,6 +225,104 @@ def make_lab(
     }
 
 
+# -- lab JSON version 2: one ensemble per diversity option, paired rows, member diversity -----
+V2_OPTIONS = ("bootstrap", "subspace", "views")
+V2_AGGS = [("mean", {}, "mean"), ("wco", {}, "WCO"), ("uwo", {"lam": 0.5}, "UWO λ=0.5")]
+# (diff, ci_low, ci_high, p, verdict) per option × aggregation, in V2_AGGS order: bootstrap ·
+# WCO hurts, subspace · UWO and views · UWO help, the rest do not differ.
+V2_PAIRED = {
+    "bootstrap": [
+        (0.05, -0.1, 0.2, 0.52, "no difference"),
+        (-0.3, -0.5, -0.1, 0.004, "hurts"),
+        (0.0, -0.15, 0.15, 1.0, "no difference"),
+    ],
+    "subspace": [
+        (0.1, -0.05, 0.25, 0.2, "no difference"),
+        (0.12, -0.02, 0.26, 0.09, "no difference"),
+        (0.25, 0.08, 0.42, 0.0004, "helps"),
+    ],
+    "views": [
+        (0.02, -0.2, 0.24, 0.86, "no difference"),
+        (-0.04, -0.3, 0.22, 0.75, "no difference"),
+        (0.2, 0.01, 0.39, 0.04, "helps"),
+    ],
+}
+V2_DIVERSITY = {
+    "bootstrap": (0.0412, 0.1046, 0.1102, 1.0535),
+    "subspace": (0.1873, 0.2511, 0.4023, 1.6021),
+    "views": (0.2534, 0.3102, None, None),
+}
+
+
+def make_lab_v2() -> dict[str, Any]:
+    """Version 2 (``docs/lab-json.md``): the single model, then 3 options × 3 aggregations."""
+    curves = [DEFAULT_CURVES[0]]
+    for j, option in enumerate(V2_OPTIONS):
+        for k, (agg, params, name) in enumerate(V2_AGGS):
+            alpha, beta = 0.9 + 0.05 * j, 0.4 - 0.05 * k - 0.03 * j
+            curves.append((option, agg, params, f"{option} · {name}", alpha, beta, True))
+    lab = make_lab(curves=curves)
+    lab["version"] = 2
+    lab["config"]["options"] = [
+        {
+            "name": o,
+            "diversity": {"kind": o, "subspace_fraction": 0.5},
+            "all_views": o == "views",
+            "summary": f"the {o} option, described at length so that a dump would be cut off",
+        }
+        for o in V2_OPTIONS
+    ]
+    lab["config"]["member_norm"] = "standardize"
+    lab["config"]["aggregations"] = [{"name": a, **params} for a, params, _ in V2_AGGS]
+    lab["paired"] = []
+    # Interleaved on purpose: the table groups the rows by option.
+    for k, (agg, params, name) in enumerate(V2_AGGS):
+        for option in V2_OPTIONS:
+            diff, low, high, p, verdict = V2_PAIRED[option][k]
+            lab["paired"].append(
+                {
+                    "model": option,
+                    "aggregation": agg,
+                    "params": params,
+                    "label": f"{option} · {name}",
+                    "gold": round(1.0 + diff, 4),
+                    "single_gold": 1.0,
+                    "diff": diff,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "p_value": p,
+                    "n": 300,
+                    "reps": 2000,
+                    "level": 0.95,
+                    "verdict": verdict,
+                }
+            )
+    lab["diversity"] = [
+        {
+            "model": option,
+            "n_members": 5,
+            "starc_pairwise_mean": starc,
+            "disagreement_in": inside,
+            "disagreement_shift": shift,
+            "shift_ratio": ratio,
+        }
+        for option, (starc, inside, shift, ratio) in V2_DIVERSITY.items()
+    ]
+    single_acc, length_acc = lab["accuracy"][0], lab["accuracy"][2:]
+    lab["accuracy"] = [
+        single_acc,
+        *({**lab["accuracy"][1], "name": f"{o} ensemble (K=5)"} for o in V2_OPTIONS),
+        *length_acc,
+    ]
+    single_rel, ens_rel = lab["reliability"]
+    lab["reliability"] = [single_rel] + [
+        {**ens_rel, "name": f"{o} ensemble (K=5)"} for o in V2_OPTIONS
+    ]
+    for ex in lab["examples"]:
+        ex["model"] = "views"
+    return lab
+
+
 def make_eval() -> dict[str, Any]:
     """A dict shaped like ``evaluate_pairwise``'s output, with two subsets."""
     return {
@@ -261,6 +360,9 @@ def factory() -> SimpleNamespace:
     """The builders and constants of this module (test modules cannot import a conftest)."""
     return SimpleNamespace(
         make_lab=make_lab,
+        make_lab_v2=make_lab_v2,
+        V2_OPTIONS=V2_OPTIONS,
+        V2_PAIRED=V2_PAIRED,
         make_eval=make_eval,
         SCRIPT=SCRIPT,
         DEFAULT_CURVES=DEFAULT_CURVES,

@@ -298,9 +298,9 @@ def test_several_results_in_one_page(factory):
             "and keys: kind, ns.",
         ),
         (
-            {"kind": "rewardhedge.overopt", "version": 2},
-            "result is overoptimisation-lab JSON of version 2, but this rewardhedge reads "
-            "version 1; re-run `rewardhedge overopt` or upgrade rewardhedge.",
+            {"kind": "rewardhedge.overopt", "version": 3},
+            "result is overoptimisation-lab JSON of version 3, but this rewardhedge reads "
+            "versions 1 and 2; re-run `rewardhedge overopt` or upgrade rewardhedge.",
         ),
         ([], "results is an empty list; pass at least one result dict."),
     ],

@@ -1,8 +1,11 @@
 """The overoptimisation lab: gold → noisy labels → proxies → best-of-n, gold vs KL.
 
 The Gao et al. / Coste et al. experiment on the sandbox. For every seed the
-labels are re-drawn and a single model (K=1) and an ensemble (K members,
-bootstrap) are trained on the same texts (embedded once, cached). Best-of-n
+labels are re-drawn and a single model (K=1) and one K-member ensemble per
+diversity option (bootstrap only, random subspaces, encoder views; see
+:mod:`rewardhedge.optimize.lab_options`) are trained on the same texts
+(embedded once, cached). Ensemble members are standardised on their training
+items before any aggregation but the mean (``LabConfig.member_norm``). Best-of-n
 is estimated for every n = 1, 2, 4, …, N from one pool of N candidates per
 prompt with the unbiased order-statistics estimator, for the gold reward of
 the pick and for the proxy (the aggregated score the optimiser maximised).
@@ -11,6 +14,11 @@ mean over prompts, with a stratified bootstrap CI (seeds resampled within
 each prompt, as rliable resamples runs within each task). Trimming between
 seeds rather than between prompts matters: overoptimisation hits a minority
 of prompts hard, and an IQM over prompts would trim exactly those away.
+
+Each ensemble curve is also compared with the single model at the largest n,
+paired: the mean over seeds and prompts of the difference in gold, with a CI
+that resamples seeds and prompts together (:func:`paired_grid_test`), since
+the curves share both.
 """
 
 from __future__ import annotations
@@ -34,14 +42,26 @@ from rewardhedge.config import (
     EncoderConfig,
     EnsembleConfig,
     HeadConfig,
+    MemberNormKind,
     TrainConfig,
     UncertaintyConfig,
 )
 from rewardhedge.data.sandbox import Sandbox, SandboxConfig, SandboxPool, generate_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate.calibration import reliability_bins
+from rewardhedge.evaluate.diversity import member_diversity
+from rewardhedge.evaluate.paired import paired_grid_test
 from rewardhedge.evaluate.pairwise import bootstrap_ci, length_baseline_correct, log_loss
 from rewardhedge.evaluate.statistics import iqm_of_run_means, stratified_bootstrap_ci
+from rewardhedge.optimize.lab_options import (
+    DEFAULT_OPTIONS,
+    LAB_OPTIONS,
+    base_encoder_config,
+    check_options,
+    lab_encoder_config,
+    model_encoders,
+    options_dict,
+)
 from rewardhedge.optimize.order_stats import expected_best_of_n, kl_best_of_n
 from rewardhedge.optimize.scaling import fit_gao
 from rewardhedge.reward_model import EnsembleRewardModel
@@ -49,7 +69,7 @@ from rewardhedge.types import PreferencePair
 from rewardhedge.uncertainty import Aggregation
 
 LAB_KIND = "rewardhedge.overopt"
-LAB_VERSION = 1
+LAB_VERSION = 2
 
 DEFAULT_AGGREGATIONS = (
     Aggregation("mean"),
@@ -68,11 +88,17 @@ class LabConfig:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     members: int = 5
+    options: tuple[str, ...] = DEFAULT_OPTIONS
+    """The ensembles to train beside the single model, by diversity option
+    (``bootstrap``, ``subspace``, ``views``; see ``lab_options``)."""
+    member_norm: MemberNormKind = MemberNormKind.STANDARDIZE
+    """How ensemble members are put on one footing before aggregation."""
     aggregations: tuple[Aggregation, ...] = DEFAULT_AGGREGATIONS
-    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(pooling="response_mean"))
-    """MiniLM reading each response in the context of its prompt: one forward
-    pass per text (the library default ``dual`` adds a second), which keeps
-    the demo within minutes on two cores."""
+    encoder: EncoderConfig = field(default_factory=lab_encoder_config)
+    """A multi-view MiniLM: every view from one forward pass per text, each
+    response read in the context of its prompt (the library default ``dual``
+    adds a second pass), which keeps the demo within minutes on two cores.
+    The single model and the one-view ensembles read the first view."""
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     bootstrap_reps: int = 2000
@@ -85,6 +111,12 @@ class LabConfig:
             raise ConfigError(f"lab: seeds repeat: {list(self.seeds)}")
         if self.members < 2:
             raise ConfigError(f"lab: the ensemble needs at least 2 members, got {self.members}")
+        if not self.options:
+            raise ConfigError("lab: give at least one diversity option")
+        check_options(tuple(self.options), self.encoder, self.members)
+        object.__setattr__(
+            self, "member_norm", MemberNormKind.parse(self.member_norm, "lab.member_norm")
+        )
 
     @property
     def ns(self) -> list[int]:
@@ -93,24 +125,36 @@ class LabConfig:
         ns = [2**i for i in range(int(math.log2(n_max)) + 1)]
         return ns if ns[-1] == n_max else [*ns, n_max]
 
-    def ensemble_config(self, k: int, seed: int) -> EnsembleConfig:
-        """Members for the lab: best-of-n needs rewards, not calibrated
-        probabilities, so no cross-fitted temperature is fitted (it would
-        multiply the training time by the number of folds and change no pick)."""
+    def ensemble_config(self, k: int, seed: int, option: str | None = None) -> EnsembleConfig:
+        """The single model (``option`` None, K = 1) or an ensemble with ``option``.
+
+        Best-of-n needs rewards, not calibrated probabilities, so no
+        cross-fitted temperature is fitted (it would multiply the training time
+        by the number of folds and change no pick).
+        """
         train = replace(self.train, seed=seed, bootstrap=k > 1 and self.train.bootstrap)
+        opt = LAB_OPTIONS[option] if option is not None else LAB_OPTIONS["bootstrap"]
         return EnsembleConfig(
             n_members=k,
             head=self.head,
             train=train,
-            encoder=self.encoder,
+            encoder=self.encoder if opt.all_views else base_encoder_config(self.encoder),
             uncertainty=UncertaintyConfig(calibration_folds=0),
+            diversity=opt.diversity,
+            member_norm=self.member_norm,
         )
+
+    def models(self) -> list[tuple[str, int, str | None]]:
+        """``(name, K, option)`` of every model a seed trains: the single model first."""
+        return [("single", 1, None)] + [(o, self.members, o) for o in self.options]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "sandbox": self.sandbox.to_dict(),
             "seeds": list(self.seeds),
             "members": self.members,
+            "options": options_dict(tuple(self.options)),
+            "member_norm": self.member_norm.value,
             "aggregations": [a.to_dict() for a in self.aggregations],
             "encoder": EnsembleConfig(encoder=self.encoder).to_dict()["encoder"],
             "head": EnsembleConfig(head=self.head).to_dict()["head"],
@@ -137,10 +181,22 @@ class SeedRun:
 
     seed: int
     pool_members: dict[str, np.ndarray]
-    """model name → `(K, P, N)` member rewards on the pools."""
+    """model name → `(K, P, N)` member rewards on the pools (normalised as the
+    model's ``member_norm`` says)."""
+    pool_mean: dict[str, np.ndarray]
+    """model name → `(P, N)` the raw mean of the members: what "mean" maximises."""
     test_prob: dict[str, np.ndarray]
     """model name → `(n_test,)` P(first ≻ second) on the test comparisons."""
     models: dict[str, EnsembleRewardModel]
+    diversity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """ensemble name → :func:`member_diversity` on test items (in distribution)
+    and on the pools' polished candidates (padded past anything in training)."""
+
+    def scores(self, model: str, agg: Aggregation) -> np.ndarray:
+        """`(P, N)` what best-of-n maximises for ``model`` under ``agg``."""
+        if agg.name == "mean":
+            return self.pool_mean[model]
+        return agg.apply(self.pool_members[model], axis=0)
 
 
 def _texts(sandbox: Sandbox) -> tuple[list[str], list[str]]:
@@ -161,22 +217,42 @@ def run_seed(
     encoder: Any,
     on_model: Callable[[], None] = lambda: None,
 ) -> SeedRun:
-    """Train the single model and the ensemble for one label seed and score pools and tests."""
+    """Train the single model and each option's ensemble for one label seed; score
+    pools and tests. ``encoder`` is the lab's multi-view encoder."""
     pairs = sandbox.labelled_pairs("train", seed)
     P, N = len(sandbox.pools), config.sandbox.pool_size
     pool_prompts = [p.task.prompt for p in sandbox.pools for _ in range(N)]
     pool_texts = [r.text for p in sandbox.pools for r in p.responses]
     test = [PreferencePair(c.task.prompt, c.a.text, c.b.text) for c in sandbox.test]
-    runs: dict[str, np.ndarray] = {}
-    probs: dict[str, np.ndarray] = {}
-    models: dict[str, EnsembleRewardModel] = {}
-    for name, k in (("single", 1), ("ensemble", config.members)):
-        model = EnsembleRewardModel(config.ensemble_config(k, seed), encoder=encoder).fit(pairs)
-        runs[name] = model.score(pool_prompts, pool_texts).members.reshape(k, P, N)
-        probs[name] = model.compare(test).prob  # P(a ≻ b): "chosen" is just response a here
-        models[name] = model
+    test_prompts = [c.task.prompt for c in sandbox.test for _ in range(2)]
+    test_texts = [r.text for c in sandbox.test for r in (c.a, c.b)]
+    test_groups = np.repeat(np.arange(len(sandbox.test)), 2)
+    shifted = polished_mask(sandbox).reshape(-1)
+    base, full = model_encoders(encoder, config.encoder)
+    run = SeedRun(seed, {}, {}, {}, {})
+    for name, k, option in config.models():
+        all_views = option is not None and LAB_OPTIONS[option].all_views
+        model = EnsembleRewardModel(
+            config.ensemble_config(k, seed, option), encoder=full if all_views else base
+        ).fit(pairs)
+        est = model.score(pool_prompts, pool_texts)
+        run.pool_members[name] = est.members.reshape(k, P, N)
+        run.pool_mean[name] = est.mean.reshape(P, N)
+        run.test_prob[name] = model.compare(test).prob  # P(a ≻ b): "chosen" is just a here
+        run.models[name] = model
+        if k > 1:
+            inside = model.score(test_prompts, test_texts).members
+            run.diversity[name] = member_diversity(
+                inside, test_groups, est.members[:, shifted] if shifted.any() else None
+            )
         on_model()
-    return SeedRun(seed, runs, probs, models)
+    return run
+
+
+def polished_mask(sandbox: Sandbox) -> np.ndarray:
+    """`(P, N)` bool: the pool candidates padded past anything in training (shifted inputs)."""
+    top = sandbox.config.sampler.verbosity_heavy[0]
+    return np.array([[r.props.verbosity >= top for r in p.responses] for p in sandbox.pools])
 
 
 def _top_rank_corr(score: np.ndarray, gold: np.ndarray, m: int) -> float:
@@ -215,7 +291,7 @@ def _curve(
     golds, proxies, corrs = [], [], []
     N = gold.shape[1]
     for run in runs:
-        score = agg.apply(run.pool_members[model], axis=0)  # (P, N)
+        score = run.scores(model, agg)  # (P, N)
         golds.append(expected_best_of_n(score, gold, ns))
         proxies.append(expected_best_of_n(score, score, ns))
         corrs.append([_top_rank_corr(score, gold, max(4, math.ceil(N / n))) for n in ns])
@@ -225,7 +301,7 @@ def _curve(
     g = np.asarray(gold_summary["iqm"])
     fit = fit_gao(kl, g - g[0], baseline=float(g[0])) if len(ns) >= 3 else None
     peak = int(np.argmax(g))
-    label = ("single" if model == "single" else "ensemble") + " · " + agg.label()
+    label = model + " · " + agg.label()
     return {
         "model": model,
         "aggregation": agg.name,
@@ -242,20 +318,50 @@ def _curve(
             "ci_low": gold_summary["ci_low"][-1],
             "ci_high": gold_summary["ci_high"][-1],
         },
+        "_gold_max_n": gold_ns[:, -1, :],  # (seeds, P): for the paired table, not written
     }
 
 
-def _shown_models(members: int) -> tuple[tuple[str, str], ...]:
-    return (("single", "single (K=1)"), ("ensemble", f"ensemble (K={members})"))
+def _paired_rows(curves: Sequence[dict[str, Any]], reps: int) -> list[dict[str, Any]]:
+    """Each ensemble curve minus the single model in gold at the largest n, paired by
+    seed and prompt, with a CI that resamples both (see the module docstring)."""
+    single = next(c for c in curves if c["model"] == "single")
+    rows = []
+    for i, c in enumerate(curves):
+        if c is single:
+            continue
+        test = paired_grid_test(c["_gold_max_n"], single["_gold_max_n"], reps=reps, seed=i)
+        verdict = "helps" if test.ci_low > 0 else "hurts" if test.ci_high < 0 else "no difference"
+        rows.append(
+            {
+                "model": c["model"],
+                "aggregation": c["aggregation"],
+                "params": c["params"],
+                "label": c["label"],
+                "gold": float(c["_gold_max_n"].mean()),
+                "single_gold": float(single["_gold_max_n"].mean()),
+                **test.to_dict(),
+                "verdict": verdict,
+            }
+        )
+    return rows
 
 
-def _accuracy_rows(sandbox: Sandbox, runs: Sequence[SeedRun], members: int) -> list[dict[str, Any]]:
+def _shown_models(config: LabConfig) -> list[tuple[str, str]]:
+    return [("single", "single (K=1)")] + [
+        (o, f"{o} ensemble (K={config.members})") for o in config.options
+    ]
+
+
+def _accuracy_rows(
+    sandbox: Sandbox, runs: Sequence[SeedRun], config: LabConfig
+) -> list[dict[str, Any]]:
     """Held-out accuracy against the true gold order (ties in gold left out), averaged over seeds."""
     gap = np.array([c.a.gold - c.b.gold for c in sandbox.test])
     keep = gap != 0
     sign = np.sign(gap[keep])
     rows = []
-    for name, shown in _shown_models(members):
+    for name, shown in _shown_models(config):
         probs = np.stack([r.test_prob[name][keep] for r in runs])  # (seeds, n)
         correct = ((probs - 0.5) * sign > 0) + 0.5 * (probs == 0.5)
         per_pair = correct.mean(axis=0)
@@ -293,22 +399,24 @@ def _accuracy_rows(sandbox: Sandbox, runs: Sequence[SeedRun], members: int) -> l
     return rows
 
 
-def _reliability(sandbox: Sandbox, runs: Sequence[SeedRun], members: int) -> list[dict[str, Any]]:
+def _reliability(
+    sandbox: Sandbox, runs: Sequence[SeedRun], config: LabConfig
+) -> list[dict[str, Any]]:
     """Predicted P(a ≻ b) on test comparisons vs labels drawn like the training labels."""
     rows = []
     wins = np.concatenate([sandbox.label_wins("test", run.seed) for run in runs]).astype(float)
-    for name, shown in _shown_models(members):
+    for name, shown in _shown_models(config):
         probs = np.concatenate([run.test_prob[name] for run in runs])
         rows.append({"name": shown, **reliability_bins(probs, wins)})
     return rows
 
 
 def _examples(
-    sandbox: Sandbox, run: SeedRun, agg: Aggregation, n_examples: int
+    sandbox: Sandbox, run: SeedRun, model: str, agg: Aggregation, n_examples: int
 ) -> list[dict[str, Any]]:
-    """Pools where the single model's top pick and the ensemble's (under ``agg``) differ most in gold."""
-    single = run.pool_members["single"][0]
-    ensemble = agg.apply(run.pool_members["ensemble"], axis=0)
+    """Pools where the single model's top pick and ``model``'s (under ``agg``) differ most in gold."""
+    single = run.pool_mean["single"]
+    ensemble = run.scores(model, agg)
     found = []
     for p, pool in enumerate(sandbox.pools):
         i, j = int(np.argmax(single[p])), int(np.argmax(ensemble[p]))
@@ -328,6 +436,7 @@ def _examples(
                 "prompt": pool.task.prompt,
                 "family": pool.task.family,
                 "n": len(pool.responses),
+                "model": model,
                 "aggregation": agg.name,
                 "single": _example_pick(pool, i, float(single[p, i])),
                 "ensemble": _example_pick(pool, j, float(ensemble[p, j])),
@@ -341,6 +450,24 @@ def _example_pick(pool: SandboxPool, k: int, proxy: float) -> dict[str, Any]:
     r = pool.responses[k]
     props = r.props.to_dict() | {"length_words": len(r.text.split())}
     return {"response": r.text, "gold": r.gold, "proxy": proxy, "properties": props}
+
+
+def _diversity_rows(runs: Sequence[SeedRun], config: LabConfig) -> list[dict[str, Any]]:
+    """Per option, the seeds' mean of each :func:`member_diversity` number."""
+    rows = []
+    for option in config.options:
+        per_seed = [run.diversity[option] for run in runs if option in run.diversity]
+        row: dict[str, Any] = {"model": option, "n_members": config.members}
+        for key in (
+            "starc_pairwise_mean",
+            "disagreement_in",
+            "disagreement_shift",
+            "shift_ratio",
+        ):
+            values = [d[key] for d in per_seed if d.get(key) is not None]
+            row[key] = float(np.mean(values)) if values else None
+        rows.append(row)
+    return rows
 
 
 def run_lab(
@@ -377,19 +504,24 @@ def run_lab(
     timing["encode_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    advance = stage("train proxies", 2 * len(cfg.seeds))
+    advance = stage("train proxies", len(cfg.models()) * len(cfg.seeds))
     runs = [run_seed(sandbox, cfg, seed, encoder, lambda: advance(1)) for seed in cfg.seeds]
     timing["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     gold = np.stack([p.gold for p in sandbox.pools])  # (P, N)
     ns = cfg.ns
-    specs = [("single", Aggregation("mean"))] + [("ensemble", a) for a in cfg.aggregations]
+    specs = [("single", Aggregation("mean"))] + [
+        (o, a) for o in cfg.options for a in cfg.aggregations
+    ]
     advance = stage("best-of-n curves", len(specs))
     curves = []
     for model, agg in specs:
         curves.append(_curve(runs, model, agg, gold, ns, cfg.bootstrap_reps))
         advance(1)
+    paired = _paired_rows(curves, cfg.bootstrap_reps)
+    for c in curves:
+        del c["_gold_max_n"]
     conservative = next((a for a in cfg.aggregations if a.name == "uwo"), cfg.aggregations[0])
     result = {
         "kind": LAB_KIND,
@@ -402,9 +534,11 @@ def run_lab(
         "kl": [float(x) for x in kl_best_of_n(np.asarray(ns, dtype=np.float64))],
         "pool_gold": {"mean": float(gold.mean()), "best": float(gold.max(axis=1).mean())},
         "curves": curves,
-        "accuracy": _accuracy_rows(sandbox, runs, cfg.members),
-        "reliability": _reliability(sandbox, runs, cfg.members),
-        "examples": _examples(sandbox, runs[0], conservative, cfg.n_examples),
+        "paired": paired,
+        "diversity": _diversity_rows(runs, cfg),
+        "accuracy": _accuracy_rows(sandbox, runs, cfg),
+        "reliability": _reliability(sandbox, runs, cfg),
+        "examples": _examples(sandbox, runs[0], cfg.options[-1], conservative, cfg.n_examples),
     }
     timing["bon_s"] = time.perf_counter() - t
     timing["total_s"] = time.perf_counter() - t0

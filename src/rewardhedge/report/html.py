@@ -88,13 +88,18 @@ def fmt_int(x: Any) -> str:
 def fmt_n(x: Any) -> str:
     """A best-of-n ``n``: whole numbers as integers, fractional ones with one decimal.
 
+    A fitted peak far beyond any pool (a nearly straight fit) can be ``1e118``:
+    from a million on, two significant digits keep the cell and note short.
+
     Example:
-        >>> fmt_n(8), fmt_n(9.46), fmt_n(1234.5)
-        ('8', '9.5', '1,234')
+        >>> fmt_n(8), fmt_n(9.46), fmt_n(1234.5), fmt_n(1.29e118)
+        ('8', '9.5', '1,234', '1.3e+118')
     """
     if not _finite(x):
         return "—"
     x = float(x)
+    if x >= 1e6:
+        return f"{x:.2g}"
     if x >= 1000:
         return f"{x:,.0f}"
     return f"{x:.0f}" if x == round(x) else f"{x:.1f}"
@@ -222,6 +227,8 @@ th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: le
 th { background: var(--bg-alt); font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.baseline td { color: var(--muted); font-style: italic; }
+tr.helps td { background: #eef7f1; }
+tr.hurts td { background: #fbefee; }
 .swatch { display: inline-block; width: 18px; height: 4px; margin: 0 8px 3px 0;
   border-radius: 2px; vertical-align: middle; }
 .bar { display: inline-block; height: 9px; background: #8fb8db; border-radius: 2px;

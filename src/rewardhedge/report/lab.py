@@ -21,12 +21,34 @@ from rewardhedge.report.html import (
     plot_figure,
     table,
 )
-from rewardhedge.report.style import AGG_NAMES, curve_colors, curve_label
-from rewardhedge.report.validate import as_array, check_lab, number
+from rewardhedge.report.style import (
+    AGG_NAMES,
+    agg_title,
+    curve_colors,
+    curve_label,
+    ensemble_models,
+    model_colors,
+)
+from rewardhedge.report.validate import VERDICTS, as_array, check_lab, number
 
 __all__ = ["lab_section"]
 
 MAX_EXAMPLES = 12
+
+
+def _named_list(key: str, value: Any) -> str | None:
+    """Lab v2's ``config.options`` (a dict per diversity option) as its names, and
+    ``config.aggregations`` as ``uwo lam=0.5, …``: dumped as JSON they are cut off
+    mid-way, and the tables below say the rest."""
+    if key not in ("options", "aggregations") or not isinstance(value, list):
+        return None
+    if not all(isinstance(o, Mapping) and o.get("name") is not None for o in value):
+        return None
+    parts = []
+    for o in value:
+        params = [] if key == "options" else [f"{k}={fmt_value(v)}" for k, v in o.items()]
+        parts.append(" ".join([str(o["name"]), *(p for p in params if not p.startswith("name="))]))
+    return ", ".join(parts)
 
 
 def _header(lab: Mapping[str, Any]) -> str:
@@ -37,7 +59,9 @@ def _header(lab: Mapping[str, Any]) -> str:
         facts.append(("machine", fmt_value(lab["machine"], 120)))
     config = lab.get("config")
     if isinstance(config, Mapping):
-        facts += [(str(k), fmt_value(v)) for k, v in config.items()]
+        for k, v in config.items():
+            names = _named_list(str(k), v)
+            facts.append((str(k), names if names is not None else fmt_value(v)))
     ns = lab["ns"]
     facts.append(("n", ", ".join(fmt_n(n) for n in ns)))
     items = "".join(f"<div><b>{esc(k)}</b>{esc(v)}</div>" for k, v in facts)
@@ -148,6 +172,177 @@ def _curves_table(lab: Mapping[str, Any]) -> str:
     )
 
 
+def _swatch(color: str | None) -> str:
+    return f'<span class="swatch" style="background:{esc(color or "#999999")}"></span>'
+
+
+def _signed(x: Any) -> str:
+    v = number(x)
+    return f"{v:+.3f}" if math.isfinite(v) else "—"
+
+
+def _fmt_p(x: Any) -> str:
+    v = number(x)
+    if not math.isfinite(v):
+        return "—"
+    return "< 0.001" if v < 1e-3 else f"{v:.3f}"
+
+
+def _verdict(row: Mapping[str, Any]) -> str | None:
+    """The row's ``verdict``, else read off its CI; ``None`` if neither is known."""
+    if row.get("verdict") in VERDICTS:
+        return str(row["verdict"])
+    lo, hi = number(row.get("ci_low")), number(row.get("ci_high"))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return "helps" if lo > 0 else "hurts" if hi < 0 else "no difference"
+
+
+def _level(rows: Sequence[Mapping[str, Any]]) -> str:
+    level = next(
+        (number(r.get("level")) for r in rows if math.isfinite(number(r.get("level")))), 0.95
+    )
+    return f"{100 * level:g}%"
+
+
+def _paired_rows(lab: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``paired``'s rows grouped by option, in the curves' order of the options."""
+    rows = [r for r in lab.get("paired") or [] if isinstance(r, Mapping)]
+    models = ensemble_models(lab["curves"])
+    models += [m for m in ensemble_models(rows) if m not in models]
+    order = {m: k for k, m in enumerate(models)}
+    return sorted(rows, key=lambda r: order.get(str(r.get("model")), len(order)))
+
+
+def _paired_summary(rows: Sequence[Mapping[str, Any]], n_max: Any) -> str:
+    """One plain sentence or two: which option × aggregation rows keep more (or less)
+    gold than the single model, or that none differs."""
+    n, level = esc(fmt_n(n_max)), esc(_level(rows))
+    helps = [r for r in rows if _verdict(r) == "helps"]
+    hurts = [r for r in rows if _verdict(r) == "hurts"]
+
+    def names(rs: Sequence[Mapping[str, Any]]) -> str:
+        return "; ".join(
+            f"<b>{esc(curve_label(r))}</b> ({esc(_signed(r.get('diff')))})" for r in rs
+        )
+
+    if helps:
+        text = (
+            f"At n = {n}, {len(helps)} of {len(rows)} ensemble curves "
+            f"{'keeps' if len(helps) == 1 else 'keep'} more gold than the "
+            f"single model (the {level} CI of the paired difference lies above 0): "
+            f"{names(helps)}."
+        )
+    else:
+        text = (
+            f"No ensemble keeps more gold than the single model at n = {n}, whatever its "
+            f"diversity option or aggregation: none of the {len(rows)} paired {level} CIs "
+            "lies above 0."
+        )
+    if hurts:
+        text += (
+            f" {len(hurts)} {'keeps' if len(hurts) == 1 else 'keep'} less (CI below 0): "
+            f"{names(hurts)}."
+        )
+    elif not helps:
+        text += " None keeps less either: the differences are within noise."
+    single = number(rows[0].get("single_gold")) if rows else math.nan
+    if math.isfinite(single):
+        text += f" The single model's mean gold at n = {n} is {esc(fmt(single))}."
+    return f'<p class="callout">{text}</p>'
+
+
+def _paired_table(lab: Mapping[str, Any]) -> str:
+    """Each ensemble curve against the single model at the largest n, with its verdict."""
+    rows = _paired_rows(lab)
+    if not rows:
+        return ""
+    colors = model_colors(lab["curves"])
+    n_max, level = lab["ns"][-1], _level(rows)
+    cells, classes = [], []
+    for r in rows:
+        model = str(r.get("model", "?"))
+        verdict = _verdict(r)
+        css = {"helps": "good", "hurts": "bad"}.get(verdict or "")
+        cells.append(
+            [
+                Raw(_swatch(colors.get(model)) + esc(model)),
+                agg_title(r),
+                fmt(r.get("gold")),
+                _signed(r.get("diff")),
+                fmt_ci(r.get("ci_low"), r.get("ci_high")),
+                _fmt_p(r.get("p_value")),
+                Raw(f'<span class="{css}">{esc(verdict)}</span>') if css else verdict or "—",
+            ]
+        )
+        classes.append(verdict if verdict in ("helps", "hurts") else None)
+    reps = next((r.get("reps") for r in rows if r.get("reps") is not None), None)
+    pairs = next((r.get("n") for r in rows if r.get("n") is not None), None)
+    return _paired_summary(rows, n_max) + table(
+        [
+            "option",
+            "aggregation",
+            f"mean gold at n = {fmt_n(n_max)}",
+            "Δ vs single",
+            f"{level} CI",
+            "p",
+            "verdict",
+        ],
+        cells,
+        numeric=range(2, 6),
+        row_classes=classes,
+        cls="paired",
+        caption=f"Gold of the best-of-n pick at the largest n, each ensemble curve minus the "
+        f"single model, paired over the same {fmt_int(pairs)} seed × prompt cells; the CI "
+        f"resamples seeds and prompts together ({fmt_int(reps)} bootstrap resamples), p is "
+        "two-sided. helps: CI above 0; hurts: CI below 0; otherwise no difference.",
+    )
+
+
+def _diversity_table(lab: Mapping[str, Any]) -> str:
+    """Per option, how different its members are: an ensemble can only hedge where they
+    disagree, so this tells a null result from a herd apart."""
+    rows = [r for r in lab.get("diversity") or [] if isinstance(r, Mapping)]
+    if not rows:
+        return ""
+    colors = model_colors(lab["curves"])
+    cells = []
+    for r in rows:
+        model = str(r.get("model", "?"))
+        cells.append(
+            [
+                Raw(_swatch(colors.get(model)) + esc(model)),
+                fmt_int(r.get("n_members")),
+                fmt(r.get("starc_pairwise_mean")),
+                fmt(r.get("disagreement_in")),
+                fmt(r.get("disagreement_shift")),
+                fmt(r.get("shift_ratio"), 2),
+            ]
+        )
+    return table(
+        [
+            "option",
+            "members",
+            "mean pairwise STARC distance",
+            "disagreement in distribution",
+            "under shift",
+            "ratio shift / in",
+        ],
+        cells,
+        numeric=range(1, 6),
+        cls="diversity",
+        caption="Whether the options make the members differ, mean over seeds. STARC distance: "
+        "how differently two members rank responses on held-out in-distribution items (0 = "
+        "the same preferences, 1 = every one reversed), averaged over member pairs. "
+        "Disagreement: the std over members of an item's reward (members standardised), "
+        "averaged over held-out items (in distribution) and over pool candidates padded "
+        "beyond anything in training (under shift). The bootstrap-only ensemble is the "
+        "herding baseline: members that differ only by seed and resample. Useful diversity "
+        "shows as a larger STARC distance than that baseline and disagreement that grows "
+        "under shift (ratio above 1), where hedging needs it.",
+    )
+
+
 def _accuracy_table(accuracy: Sequence[Mapping[str, Any]]) -> str:
     rows, classes = [], []
     for a in accuracy:
@@ -176,6 +371,19 @@ def _accuracy_table(accuracy: Sequence[Mapping[str, Any]]) -> str:
         "always prefer the longer (or the shorter) response: a reward model close to them has "
         "learned length rather than quality.",
     )
+
+
+def _reliability_colors(lab: Mapping[str, Any]) -> dict[str, str]:
+    """Reliability entries named after a model (``"views ensemble (K=5)"``) in its colour."""
+    colors = model_colors(lab["curves"])
+    out = {}
+    for e in lab.get("reliability") or []:
+        name = str(e.get("name", "")) if isinstance(e, Mapping) else ""
+        for model, color in colors.items():
+            if name == model or name.startswith(f"{model} "):
+                out[name] = color
+                break
+    return out
 
 
 def _pick(title: str, pick: Mapping[str, Any], best_gold: float) -> str:
@@ -208,17 +416,21 @@ def _examples(examples: Sequence[Mapping[str, Any]]) -> str:
         agg_name = AGG_NAMES.get(agg, agg)
         best = ex.get("best") if isinstance(ex.get("best"), Mapping) else {}
         best_gold = number(best.get("gold"))
+        model = ex.get("model")
+        who = f"{model} ensemble" if model and model != "ensemble" else "ensemble"
         picks = []
         for key, title in (
             ("single", "single model's pick"),
-            ("ensemble", f"ensemble's pick ({agg_name})"),
+            ("ensemble", f"{who}'s pick ({agg_name})"),
             ("best", "best candidate in the pool (by gold)"),
         ):
             if isinstance(ex.get(key), Mapping):
                 picks.append(_pick(title, ex[key], best_gold))
+        # v1 names no model ("ensemble aggregation UWO"); v2 the option ("views ensemble, …").
+        what = f"{who}, aggregation" if who != "ensemble" else "ensemble aggregation"
         out.append(
             f'<div class="example"><h3>Example {k + 1}: best of n = {esc(fmt_n(ex.get("n")))}, '
-            f"ensemble aggregation {esc(agg_name)}</h3>"
+            f"{esc(what)} {esc(agg_name)}</h3>"
             f'<div class="prompt"><b>Prompt</b><div class="text">{esc(ex.get("prompt", ""))}'
             f'</div></div><div class="picks">{"".join(picks)}</div></div>'
         )
@@ -256,6 +468,14 @@ def lab_section(
         parts.append('<p class="muted">This lab result has no curves.</p>')
     else:
         gold_svg = plots.kl_curves_svg(lab, "gold", salt=f"{anchor}-gold")
+        multi = plots.by_aggregation(lab["curves"])
+        refs = (
+            "One panel per aggregation, one colour per ensemble (diversity option); the dashed "
+            "grey line repeats the single model's mean curve in every panel."
+            if multi
+            else "Dashed lines repeat the single model's and the ensemble's mean curves for "
+            "reference."
+        )
         sub(
             "gold",
             "Gold reward vs KL",
@@ -264,12 +484,17 @@ def lab_section(
                 gold_svg or "",
                 "gold-vs-kl",
                 "Expected gold reward of best-of-n (order-statistics estimate from one pool): "
-                "solid line = IQM over seeds, band = bootstrap CI. Dashed lines repeat the single "
-                "model's and the ensemble's mean curves for reference. Star and thin vertical "
-                "line: peak of the fitted Gao et al. curve (the fit itself is dotted). Top "
-                "ticks: n.",
+                f"solid line = IQM over seeds, band = bootstrap CI. {refs} Star and thin "
+                "vertical line: peak of the fitted Gao et al. curve (the fit itself is dotted). "
+                "Top ticks: n.",
             ),
         )
+        paired = _paired_table(lab)
+        if paired:
+            sub("paired", "Does hedging keep more gold than the single model?", paired)
+        diversity = _diversity_table(lab)
+        if diversity:
+            sub("diversity", "Member diversity", diversity)
         sub("curves", "Curves at a glance", _curves_table(lab))
         proxy_svg = plots.kl_curves_svg(lab, "proxy", salt=f"{anchor}-proxy")
         sub(
@@ -296,7 +521,10 @@ def lab_section(
                 )
             )
         rel = lab.get("reliability")
-        rel_svg = plots.reliability_svg(rel, salt=f"{anchor}-rel") if rel else None
+        rel_colors = _reliability_colors(lab) if multi else None
+        rel_svg = (
+            plots.reliability_svg(rel, salt=f"{anchor}-rel", colors=rel_colors) if rel else None
+        )
         if rel_svg:
             cells.append(
                 plot_figure(

@@ -6,22 +6,27 @@ look and the SVG export) and returns ``None`` when there is nothing to draw.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from rewardhedge.report.html import fmt_n
 from rewardhedge.report.style import (
     AGG_NAMES,
     PALETTE,
     SINGLE_COLOR,
+    agg_title,
     curve_colors,
     curve_label,
+    ensemble_models,
     figure_svg,
     is_single,
+    model_colors,
     plot_style,
     txt,
 )
@@ -29,6 +34,7 @@ from rewardhedge.report.validate import as_array, number
 
 __all__ = [
     "KL_LABEL",
+    "by_aggregation",
     "kl_curves_svg",
     "panel_groups",
     "pool_gold_svg",
@@ -40,23 +46,54 @@ __all__ = [
 KL_LABEL = "KL(n) = log n − (n−1)/n (upper bound), nats"
 
 
+def by_aggregation(curves: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the curves hold several ensemble models (lab v2), and so are grouped by
+    aggregation: one panel per aggregation, one colour per model."""
+    return len(ensemble_models(curves)) > 1
+
+
 def panel_groups(curves: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[int]]]:
-    """Small-multiples panels: all single-model curves, then one per (model, aggregation).
+    """Small-multiples panels, as ``(title, curve indices)``.
+
+    With one ensemble model (lab v1): all single-model curves, then one panel
+    per (model, aggregation). With several (lab v2, one per diversity option),
+    18 such panels would be unreadable, so there is one panel per aggregation
+    (and its parameters) holding every model's curve; the single model's mean
+    curve is the reference drawn in each, so it gets no panel of its own
+    (other single-model curves, if any, do).
 
     Example:
         >>> panel_groups([{"model": "single", "aggregation": "mean"},
         ...               {"model": "ensemble", "aggregation": "uwo"},
         ...               {"model": "ensemble", "aggregation": "uwo"}])
         [('single model', [0]), ('ensemble · UWO', [1, 2])]
+        >>> panel_groups([{"model": "single", "aggregation": "mean"},
+        ...               {"model": "a", "aggregation": "mean"},
+        ...               {"model": "a", "aggregation": "uwo", "params": {"lam": 0.5}},
+        ...               {"model": "b", "aggregation": "mean"},
+        ...               {"model": "b", "aggregation": "uwo", "params": {"lam": 0.5}}])
+        [('mean', [1, 3]), ('UWO', [2, 4])]
     """
     single = [i for i, c in enumerate(curves) if is_single(c)]
+    if by_aggregation(curves):
+        ref = _references(curves)[0]
+        single = [i for i in single if i != ref]
     groups: dict[tuple[str, str], list[int]] = {}
+    titles: dict[tuple[str, str], str] = {}
     for i, c in enumerate(curves):
-        if not is_single(c):
-            key = (str(c.get("model", "?")), str(c.get("aggregation", "?")))
-            groups.setdefault(key, []).append(i)
+        if is_single(c):
+            continue
+        agg = str(c.get("aggregation", "?"))
+        if by_aggregation(curves):
+            params = json.dumps(c.get("params") or {}, sort_keys=True, default=str)
+            key, title = (agg, params), agg_title(c)
+        else:
+            model = str(c.get("model", "?"))
+            key, title = (model, agg), f"{model} · {AGG_NAMES.get(agg, agg)}"
+        groups.setdefault(key, []).append(i)
+        titles.setdefault(key, title)
     out = [("single model", single)] if single else []
-    out += [(f"{m} · {AGG_NAMES.get(a, a)}", idx) for (m, a), idx in groups.items()]
+    out += [(titles[key], idx) for key, idx in groups.items()]
     return out
 
 
@@ -151,9 +188,13 @@ def _mark_peak(
 def kl_curves_svg(lab: Mapping[str, Any], which: str = "gold", *, salt: str = "kl") -> str | None:
     """Gold (or proxy) reward vs KL(n): one small-multiples panel per curve group.
 
-    Panels: the single model's curves, then one per ensemble aggregation; each
-    non-single panel repeats the single model's mean curve (dashed grey) and
-    the ensemble's own mean curve (dashed, its colour) as references. Each
+    Panels (see :func:`panel_groups`): with one ensemble model, the single
+    model's curves, then one per ensemble aggregation; each non-single panel
+    repeats the single model's mean curve (dashed grey) and the ensemble's
+    own mean curve (dashed, its colour) as references. With several ensemble
+    models, one panel per aggregation with one line per model (one colour per
+    model in every panel, named in one legend below), and only the single
+    model's mean curve as reference. Each
     curve is its IQM over seeds with a shaded CI band. On ``which="gold"``,
     curves with a ``fit`` get their fitted peak marked (a star, or a note
     above the panel for a peak beyond the largest n, with id
@@ -177,6 +218,7 @@ def kl_curves_svg(lab: Mapping[str, Any], which: str = "gold", *, salt: str = "k
     xlim = _x_limits(kl)
     colors = curve_colors(curves)
     single_ref, means = _references(curves)
+    multi = by_aggregation(curves)
 
     def stats(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         block = curves[i][which]
@@ -188,15 +230,20 @@ def kl_curves_svg(lab: Mapping[str, Any], which: str = "gold", *, salt: str = "k
     with plot_style():
         panel_w = min(3.6, 11.0 / ncols)
         fig = Figure(figsize=(0.4 + panel_w * ncols, 0.7 + 2.7 * nrows), layout="constrained")
-        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
-        ys: list[float] = []
+        # Gold is one scale everywhere; the proxy's differs between aggregations (a penalty
+        # in reward units squared can dwarf the mean), so panels by aggregation get their own.
+        share_y = not (multi and which == "proxy")
+        axes = fig.subplots(nrows, ncols, sharex=True, sharey=share_y, squeeze=False)
+        panel_ys: list[list[float]] = []
         for p, (title, idxs) in enumerate(groups):
             ax = axes.flat[p]
+            ys: list[float] = []
+            panel_ys.append(ys)
             model = str(curves[idxs[0]].get("model"))
             refs = []
             if single_ref is not None and single_ref not in idxs:
                 refs.append((single_ref, SINGLE_COLOR))
-            mean_ref = means.get(model)
+            mean_ref = None if multi else means.get(model)
             if mean_ref is not None and mean_ref not in idxs:
                 refs.append((mean_ref, colors[mean_ref]))
             for r, color in refs:
@@ -224,7 +271,7 @@ def kl_curves_svg(lab: Mapping[str, Any], which: str = "gold", *, salt: str = "k
                     marker="o",
                     ms=3.2,
                     zorder=4,
-                    label=txt(curve_label(curves[i])),
+                    label=txt(str(curves[i].get("model")) if multi else curve_label(curves[i])),
                 )
                 ys += list(iqm) + list(low) + list(high)
                 fit = curves[i].get("fit")
@@ -264,25 +311,59 @@ def kl_curves_svg(lab: Mapping[str, Any], which: str = "gold", *, salt: str = "k
                     gid=gid,
                 )
             _n_axis(ax, kl, ns, xlim[2])
-            ax.legend(loc="best", fontsize=7, handlelength=1.8, borderaxespad=0.4)
+            if not multi or any(is_single(curves[i]) for i in idxs):
+                ax.legend(loc="best", fontsize=7, handlelength=1.8, borderaxespad=0.4)
         for p in range(n_pan, nrows * ncols):
             axes.flat[p].remove()
             above = axes.flat[p - ncols]
             above.xaxis.set_tick_params(labelbottom=True)
         ax0 = axes.flat[0]
         ax0.set_xlim(xlim[0], xlim[1])
-        finite = np.array([y for y in ys if math.isfinite(y)])
-        if finite.size:
-            lo, hi = float(finite.min()), float(finite.max())
-            pad = 0.07 * max(hi - lo, 1e-6)
-            ax0.set_ylim(lo - pad, hi + pad)
+        spans = [[y for ys in panel_ys for y in ys]] if share_y else panel_ys
+        for ax, ys in zip(axes.flat, spans, strict=False):
+            finite = np.array([y for y in ys if math.isfinite(y)])
+            if finite.size:
+                lo, hi = float(finite.min()), float(finite.max())
+                pad = 0.07 * max(hi - lo, 1e-6)
+                ax.set_ylim(lo - pad, hi + pad)
         fig.supxlabel(KL_LABEL, fontsize=9)
         fig.supylabel(f"{which} reward (IQM over seeds)", fontsize=9)
+        if multi:
+            # Colours mean the same in every panel: name them once, not in each panel.
+            handles = [
+                Line2D([], [], color=c, lw=2.0, marker="o", ms=3.2, label=txt(m))
+                for m, c in model_colors(curves).items()
+                if m != "single"
+            ]
+            if single_ref is not None:
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color=SINGLE_COLOR,
+                        ls="--",
+                        lw=1.1,
+                        label=txt(f"{curve_label(curves[single_ref])} (ref.)"),
+                    )
+                )
+            fig.legend(
+                handles=handles,
+                loc="outside upper center",
+                ncols=len(handles),
+                fontsize=8,
+                frameon=False,
+            )
         return figure_svg(fig, f"{salt}-{which}", f"{which} reward against KL(n), per curve")
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def rank_corr_svg(lab: Mapping[str, Any], *, salt: str = "rank") -> str | None:
     """Spearman rank correlation of proxy and gold along KL(n), one line per curve.
+
+    With several ensemble models, colour is the model (as in the curves
+    plot) and the marker the aggregation, each named once in the legend.
 
     Returns:
         The ``<svg>`` string, or ``None`` if no curve has ``rank_corr``.
@@ -298,20 +379,28 @@ def rank_corr_svg(lab: Mapping[str, Any], *, salt: str = "rank") -> str | None:
     ]
     if not lines:
         return None
+    multi = by_aggregation(curves)
+    markers: dict[str, str] = {}
+    if multi:
+        for i, _ in lines:
+            if not is_single(curves[i]):
+                title = agg_title(curves[i])
+                markers.setdefault(title, MARKERS[len(markers) % len(MARKERS)])
     xlim = _x_limits(kl)
     with plot_style():
         fig = Figure(figsize=(5.6, 3.9), layout="constrained")
         ax = fig.subplots()
         ax.axhline(0.0, color="#999999", lw=0.8, zorder=1)
         for i, rho in lines:
-            style = "--" if is_single(curves[i]) else "-"
+            single = is_single(curves[i])
+            thin = multi and not single  # many lines: thinner, the marker tells the aggregation
             ax.plot(
                 kl,
                 rho,
                 color=colors[i],
-                ls=style,
-                lw=1.6,
-                marker="o",
+                ls="--" if single else "-",
+                lw=1.2 if thin else 1.6,
+                marker=markers[agg_title(curves[i])] if thin else "o",
                 ms=3,
                 label=txt(curve_label(curves[i])),
             )
@@ -319,15 +408,36 @@ def rank_corr_svg(lab: Mapping[str, Any], *, salt: str = "rank") -> str | None:
         _n_axis(ax, kl, ns, xlim[2])
         ax.set_xlabel(KL_LABEL, fontsize=8.5)
         ax.set_ylabel("Spearman ρ (proxy vs gold)")
-        fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
+        if multi:
+            handles = [
+                Line2D([], [], color=c, lw=1.6, label=txt(m))
+                for m, c in model_colors(curves).items()
+                if m != "single" or any(is_single(curves[i]) for i, _ in lines)
+            ]
+            handles += [
+                Line2D([], [], color="#777777", ls="none", marker=mk, ms=4, label=txt(t))
+                for t, mk in markers.items()
+            ]
+            fig.legend(
+                handles=handles, loc="outside lower center", ncols=3, fontsize=7, frameon=False
+            )
+        else:
+            fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
         return figure_svg(fig, salt, "proxy–gold rank correlation against KL(n)")
 
 
-def reliability_svg(reliability: Sequence[Mapping[str, Any]], *, salt: str = "rel") -> str | None:
+def reliability_svg(
+    reliability: Sequence[Mapping[str, Any]],
+    *,
+    salt: str = "rel",
+    colors: Mapping[str, str] | None = None,
+) -> str | None:
     """Reliability diagram: observed vs predicted P(chosen ≻ rejected), with bin counts.
 
     Points are sized by their bin's count (counts also drawn as bars below);
-    the legend gives each model's ECE.
+    the legend gives each model's ECE. ``colors`` maps an entry's ``name`` to
+    its colour (so a model matches its curves); other entries get the single
+    model's grey or the next palette colour.
 
     Returns:
         The ``<svg>`` string, or ``None`` if there is nothing to draw.
@@ -353,7 +463,9 @@ def reliability_svg(reliability: Sequence[Mapping[str, Any]], *, salt: str = "re
             frac = as_array(e.get("frac_pos", [None] * m), f"{where}.frac_pos", m)
             count = as_array(e.get("count", [0] * m), f"{where}.count", m)
             name = str(e.get("name", f"model {j + 1}"))
-            if "single" in name.lower():
+            if colors and name in colors:
+                color = colors[name]
+            elif "single" in name.lower():
                 color = SINGLE_COLOR
             else:
                 color, k = PALETTE[k % len(PALETTE)], k + 1

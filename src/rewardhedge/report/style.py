@@ -24,10 +24,13 @@ __all__ = [
     "AGG_NAMES",
     "PALETTE",
     "SINGLE_COLOR",
+    "agg_title",
     "curve_colors",
     "curve_label",
+    "ensemble_models",
     "figure_svg",
     "is_single",
+    "model_colors",
     "plot_style",
     "txt",
 ]
@@ -45,7 +48,14 @@ PALETTE = (
     "#7f7f7f",
     "#bcbd22",
 )
-AGG_NAMES = {"mean": "mean", "wco": "WCO", "uwo": "UWO", "lcb": "LCB", "brme": "BRME"}
+AGG_NAMES = {
+    "mean": "mean",
+    "wco": "WCO",
+    "uwo": "UWO",
+    "lcb": "LCB",
+    "brme": "BRME",
+    "softmin": "soft-min",
+}
 
 _RC = {
     "svg.fonttype": "none",
@@ -114,6 +124,23 @@ def is_single(curve: Mapping[str, Any]) -> bool:
     return curve.get("model") == "single"
 
 
+def agg_title(curve: Mapping[str, Any]) -> str:
+    """The aggregation part of a curve's name (``"UWO λ=0.5"``), for a panel or table row
+    whose model is already shown elsewhere.
+
+    Example:
+        >>> agg_title({"model": "views", "aggregation": "uwo", "label": "views · UWO λ=0.5"})
+        'UWO λ=0.5'
+        >>> agg_title({"model": "views", "aggregation": "softmin"})
+        'soft-min'
+    """
+    label, prefix = curve_label(curve), f"{curve.get('model', '?')} · "
+    if label.startswith(prefix) and len(label) > len(prefix):
+        return label[len(prefix) :]
+    agg = str(curve.get("aggregation", "?"))
+    return AGG_NAMES.get(agg, agg)
+
+
 def curve_label(curve: Mapping[str, Any]) -> str:
     """The curve's display name: its ``label``, else ``"model · aggregation"``."""
     label = curve.get("label")
@@ -123,16 +150,54 @@ def curve_label(curve: Mapping[str, Any]) -> str:
     return f"{curve.get('model', '?')} · {AGG_NAMES.get(agg, agg)}"
 
 
+def ensemble_models(curves: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The non-single models (lab v2: diversity options), in order of first appearance.
+
+    Example:
+        >>> ensemble_models([{"model": "single"}, {"model": "views"}, {"model": "bootstrap"},
+        ...                  {"model": "views"}])
+        ['views', 'bootstrap']
+    """
+    out: list[str] = []
+    for c in curves:
+        name = str(c.get("model", "?"))
+        if not is_single(c) and name not in out:
+            out.append(name)
+    return out
+
+
+def model_colors(curves: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """One colour per model, so an option keeps its colour across panels, tables and plots.
+
+    Example:
+        >>> model_colors([{"model": "single"}, {"model": "bootstrap"}, {"model": "views"}])
+        {'single': '#4a4a4a', 'bootstrap': '#0072B2', 'views': '#D55E00'}
+    """
+    out = {"single": SINGLE_COLOR}
+    for k, name in enumerate(ensemble_models(curves)):
+        out[name] = PALETTE[k % len(PALETTE)]
+    return out
+
+
 def curve_colors(curves: Sequence[Mapping[str, Any]]) -> list[str]:
     """One colour per curve, the same in every plot and table swatch.
 
-    The first single-model curve is dark grey; every other curve takes the
-    next palette colour in order.
+    With one ensemble model (lab v1), the first single-model curve is dark
+    grey and every other curve takes the next palette colour in order. With
+    several (lab v2, one per diversity option), the aggregation is told by the
+    panel, so colour tells the model: see :func:`model_colors`.
 
     Example:
         >>> curve_colors([{"model": "single"}, {"model": "ensemble"}])
         ['#4a4a4a', '#0072B2']
+        >>> curve_colors([{"model": "single"}, {"model": "a"}, {"model": "b"}, {"model": "a"}])
+        ['#4a4a4a', '#0072B2', '#D55E00', '#0072B2']
     """
+    if len(ensemble_models(curves)) > 1:
+        by_model = model_colors(curves)
+        return [
+            SINGLE_COLOR if is_single(c) else by_model[str(c.get("model", "?"))] for c in curves
+        ]
     out, k, single_seen = [], 0, False
     for c in curves:
         if is_single(c) and not single_seen:

@@ -3,7 +3,7 @@
 Two kinds of result dicts can be shown:
 
 - ``"lab"``: the overoptimisation lab's JSON (``"kind": "rewardhedge.overopt"``,
-  version 1, see ``docs/lab-json.md``);
+  version 1 or 2, see ``docs/lab-json.md``);
 - ``"eval"``: the evaluation JSON that ``rewardhedge eval --json`` writes
   (``"kind": "rewardhedge.eval"``, version 1, task ``"pairs"``,
   ``"one_to_many"`` or ``"pools"``, see ``docs/eval-json.md``), or an older
@@ -29,6 +29,8 @@ __all__ = [
     "EVAL_VERSION",
     "LAB_KIND",
     "LAB_VERSION",
+    "LAB_VERSIONS",
+    "VERDICTS",
     "ReportError",
     "as_array",
     "check_lab",
@@ -37,7 +39,20 @@ __all__ = [
 ]
 
 LAB_KIND = "rewardhedge.overopt"
-LAB_VERSION = 1
+LAB_VERSION = 2
+LAB_VERSIONS = (1, 2)
+"""Version 2 adds an ensemble per diversity option, ``paired`` and ``diversity``;
+version 1 files (one ``"ensemble"`` model) still render as before."""
+VERDICTS = ("helps", "hurts", "no difference")
+"""The values of a lab v2 ``paired`` row's ``verdict``."""
+_PAIRED_NUMBERS = ("gold", "single_gold", "diff", "ci_low", "ci_high", "p_value", "level")
+_DIVERSITY_NUMBERS = (
+    "n_members",
+    "starc_pairwise_mean",
+    "disagreement_in",
+    "disagreement_shift",
+    "shift_ratio",
+)
 EVAL_KIND = "rewardhedge.eval"
 EVAL_VERSION = 1
 
@@ -91,10 +106,11 @@ def detect_kind(result: Any, where: str = "result") -> ResultKind:
     kind = result.get("kind")
     if kind == LAB_KIND:
         version = result.get("version", LAB_VERSION)
-        if version != LAB_VERSION:
+        if version not in LAB_VERSIONS or isinstance(version, bool):
+            readable = " and ".join(str(v) for v in LAB_VERSIONS)
             raise ReportError(
                 f"{where} is overoptimisation-lab JSON of version {version!r}, but this "
-                f"rewardhedge reads version {LAB_VERSION}; re-run `rewardhedge overopt` or "
+                f"rewardhedge reads versions {readable}; re-run `rewardhedge overopt` or "
                 "upgrade rewardhedge."
             )
         return "lab"
@@ -151,7 +167,10 @@ def check_lab(lab: Mapping[str, Any], where: str = "result") -> None:
     """Check the parts of a lab JSON the plots rely on: ``ns``, ``kl`` and every curve's arrays.
 
     Optional sections (``accuracy``, ``reliability``, ``examples``, ``timing``,
-    ``config``) are shown when present and skipped when absent.
+    ``config``, and version 2's ``paired`` and ``diversity``) are shown when
+    present and skipped when absent; ``paired`` and ``diversity`` are checked
+    lightly (lists of dicts with a ``model`` and numbers or nulls), since their
+    tables read them.
 
     Raises:
         ReportError: naming the first missing or malformed field.
@@ -192,3 +211,36 @@ def check_lab(lab: Mapping[str, Any], where: str = "result") -> None:
         fit = curve.get("fit")
         if fit is not None and not isinstance(fit, Mapping):
             raise ReportError(f"{at}.fit is {type(fit).__name__}, must be a dict or null.")
+    _check_rows(lab, "paired", where, _PAIRED_NUMBERS)
+    _check_rows(lab, "diversity", where, _DIVERSITY_NUMBERS)
+    for i, row in enumerate(lab.get("paired") or []):
+        verdict = row.get("verdict")
+        if verdict is not None and verdict not in VERDICTS:
+            raise ReportError(
+                f"{where}.paired[{i}].verdict == {verdict!r}, must be one of "
+                + ", ".join(repr(v) for v in VERDICTS)
+                + " or null."
+            )
+
+
+def _check_rows(lab: Mapping[str, Any], key: str, where: str, numbers: tuple[str, ...]) -> None:
+    """``lab[key]``, if present, is a list of dicts, each naming its ``model``, whose
+    ``numbers`` are numbers or null: what the tables print."""
+    rows = lab.get(key)
+    if rows is None:
+        return
+    if not isinstance(rows, list):
+        raise ReportError(f"{where}.{key} is {type(rows).__name__}, must be a list.")
+    for i, row in enumerate(rows):
+        at = f"{where}.{key}[{i}]"
+        if not isinstance(row, Mapping):
+            raise ReportError(f"{at} is {type(row).__name__}, must be a dict.")
+        if not isinstance(row.get("model"), str):
+            raise ReportError(
+                f"{at} has no string 'model' (the diversity option it is about; keys present: "
+                f"{_keys(row)})."
+            )
+        for name in numbers:
+            v = row.get(name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ReportError(f"{at}.{name} == {v!r}, must be a number or null.")
