@@ -37,8 +37,11 @@ SETTINGS: dict[str, list[str]] = {
     "multihead4": ["--ensemble", "multihead", "--members", "4", "--lora"],
     "lora4": ["--ensemble", "lora", "--members", "4"],
     "full1": ["--ensemble", "single", "--full"],
+    "lora1_lr1e-3_2ep": ["--ensemble", "single", "--lora", "--lr", "1e-3", "--epochs", "2"],
+    "full1_lr5e-5": ["--ensemble", "single", "--full", "--lr", "5e-5"],
 }
-"""Name → the flags that make the setting (LoRA r=8 unless --full)."""
+"""Name → the flags that make the setting (LoRA r=8 unless --full; default lr: 1e-4 LoRA,
+1e-5 full). Flags given here come after the common ones, so they win."""
 
 
 def write_pairs(pairs, path: Path) -> None:
@@ -46,6 +49,12 @@ def write_pairs(pairs, path: Path) -> None:
         for p in pairs:
             f.write(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}))
             f.write("\n")
+
+
+def flag_value(flags: list[str], flag: str, default: str) -> str:
+    """The value of the last ``flag`` in ``flags``, else ``default``."""
+    values = [flags[i + 1] for i, f in enumerate(flags[:-1]) if f == flag]
+    return values[-1] if values else default
 
 
 def log_gaps(log: str) -> float:
@@ -75,7 +84,7 @@ def main() -> None:
         for name in args.settings.split(","):
             out, log = tmp / name, tmp / f"{name}.log"
             cmd = [
-                sys.executable, "-m", "rewardhedge", "finetune",
+                sys.executable, "-m", "rewardhedge", "finetune", "--backbone", "minilm",
                 "--data", str(tmp / "train.jsonl"), "--eval-data", str(tmp / "test.jsonl"),
                 "--out", str(out), "--max-length", args.max_length,
                 "--batch-size", args.batch_size, "--epochs", args.epochs,
@@ -91,8 +100,9 @@ def main() -> None:
             metrics = json.loads((out / "eval.json").read_text())
             rows[name] = {
                 "flags": SETTINGS[name],
+                "common": {k: getattr(args, k) for k in ("epochs", "max_length", "batch_size")},
                 "wall_s": wall,
-                "pairs_per_s_overall": len(train) * float(args.epochs) / wall,
+                "epochs": float(flag_value(SETTINGS[name], "--epochs", args.epochs)),
                 "accuracy": metrics["pairwise_accuracy"],
                 "accuracy_ci": [metrics["accuracy_ci_low"], metrics["accuracy_ci_high"]],
                 "max_log_gap_s": log_gaps(text),
@@ -118,7 +128,10 @@ def main() -> None:
         "settings": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "finetune_cpu.json").write_text(json.dumps(out, indent=2) + "\n")
+    path = RESULTS / "finetune_cpu.json"
+    if path.exists():  # settings run separately accumulate; a setting run again is replaced
+        out["settings"] = json.loads(path.read_text()).get("settings", {}) | rows
+    path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 

@@ -28,6 +28,7 @@ from rewardhedge.cli_options import (
     FieldOpt,
     FormatOpt,
     LamOpt,
+    MemberNormOpt,
     NoCacheOpt,
     ReferenceOpt,
     RejectsOpt,
@@ -252,13 +253,7 @@ def train(
         int | None,
         typer.Option(help="Cross-fitting folds for the temperature (5; 0 = no calibration)."),
     ] = None,
-    member_norm: Annotated[
-        str | None,
-        typer.Option(
-            help="Per-member normalisation on the training items before every aggregation "
-            "but the mean: standardize (default), center or none."
-        ),
-    ] = None,
+    member_norm: MemberNormOpt = None,
     diversity: Annotated[
         str | None,
         typer.Option(

@@ -25,6 +25,7 @@ from rewardhedge.cli_options import (
     FieldOpt,
     FormatOpt,
     LamOpt,
+    MemberNormOpt,
     ReferenceOpt,
     RejectsOpt,
     SkipOpt,
@@ -100,7 +101,13 @@ class StepBar:
 
 
 def finetune(
-    backbone: Annotated[str, typer.Option(help="Local Hugging Face model folder (safetensors).")],
+    backbone: Annotated[
+        str,
+        typer.Option(
+            help="Local Hugging Face model folder (safetensors), or `minilm` for the "
+            "all-MiniLM-L6-v2 that ships with rewardhedge."
+        ),
+    ],
     data: Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")],
     out: Annotated[Path, typer.Option(help="Model folder to write.")],
     eval_data: Annotated[
@@ -175,13 +182,7 @@ def finetune(
         bool, typer.Option("--resume/--no-resume", help="Continue from the newest checkpoint.")
     ] = True,
     seed: Annotated[int | None, typer.Option()] = None,
-    member_norm: Annotated[
-        str | None,
-        typer.Option(
-            help="Per-member normalisation on the training items before every aggregation "
-            "but the mean: standardize (default), center or none."
-        ),
-    ] = None,
+    member_norm: MemberNormOpt = None,
     aggregate: AggregateOpt = None,
     lam: LamOpt = None,
     beta: BetaOpt = None,
@@ -202,6 +203,10 @@ def finetune(
     names = {f.name for f in dataclasses.fields(FinetuneConfig)} | set(LORA_FLAGS) | {"members"}
     names.discard("backbone")
     given = {name: value for name, value in locals().items() if name in names}
+    if backbone == "minilm":
+        from rewardhedge.encoders.transformer import minilm_path
+
+        backbone = str(minilm_path())
     cfg = replace(_config(config, given), backbone=backbone)
     accelerator = Accelerator(
         mixed_precision=mixed_precision(cfg), gradient_accumulation_steps=cfg.grad_accum
@@ -226,6 +231,7 @@ def finetune(
             resume=resume,
             on_step=bar,
             accelerator=accelerator,
+            progress=main,
         )
         bar.close()
     if not main:
@@ -243,7 +249,7 @@ def finetune(
     model.save(out)
     err.print(f"Saved model to [bold]{out}[/] (temperature {model.temperature:.3f})")
     if test is not None:
-        metrics = model.evaluate(test, progress=False)
+        metrics = model.evaluate(test, progress=True)
         write_json_atomic(out / "eval.json", metrics)
         stdout.print(
             format_metrics(metrics, title=f"Evaluation on {eval_data}"),

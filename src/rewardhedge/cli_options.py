@@ -40,6 +40,13 @@ NoCacheOpt = Annotated[
     bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")
 ]
 
+MemberNormOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Per-member normalisation on the training items before every aggregation "
+        "but the mean: standardize (default), center or none."
+    ),
+]
 AggregateOpt = Annotated[
     str | None,
     typer.Option(

@@ -42,6 +42,7 @@ from rewardhedge.models.reward_transformer import (
     packed_inputs,
     uses_varlen_attention,
 )
+from rewardhedge.progress_log import LogProgress
 from rewardhedge.reward_api import RewardModelBase, check_pairs
 from rewardhedge.reward_model import TEMPERATURE_BOUNDS, hash_pairs
 from rewardhedge.train.finetune import StepCallback, finetune
@@ -134,9 +135,12 @@ class FinetunedRewardModel(RewardModelBase):
         resume: bool = True,
         on_step: StepCallback | None = None,
         accelerator: Any | None = None,
+        progress: bool = False,
     ) -> FinetunedRewardModel:
         """Fine-tune on ``pairs``; evaluate on ``eval_pairs`` every ``eval_every`` steps
-        and at the end, then fit the ``compare`` temperature on them. Returns ``self``."""
+        and at the end, then fit the ``compare`` temperature on them. Returns ``self``.
+        ``progress`` prints plain lines while the member normalisation and the temperature
+        score the training and evaluation items after the last step."""
         from transformers import AutoTokenizer
 
         pairs = check_pairs(pairs, "fit")
@@ -177,9 +181,9 @@ class FinetunedRewardModel(RewardModelBase):
             fingerprint=self._fingerprint(pairs),
         )
         self.network_.to(self.device).eval()
-        self._fit_norm(pairs)
+        self._fit_norm(pairs, progress)
         if eval_pairs is not None:  # after the norm: compare sees normalised members
-            est = self.compare(eval_pairs)
+            est = self.compare(eval_pairs, progress=progress)
             logits = member_logits(est.chosen, est.rejected)
             self.temperature_ = TemperatureScaling.fit(
                 logits, np.ones(logits.shape[1]), bounds=TEMPERATURE_BOUNDS
@@ -187,7 +191,7 @@ class FinetunedRewardModel(RewardModelBase):
         self.data_hash_ = hash_pairs(pairs)
         return self
 
-    def _fit_norm(self, pairs: list[PreferencePair]) -> None:
+    def _fit_norm(self, pairs: list[PreferencePair], progress: bool = False) -> None:
         """The member normalisation on both sides of (a sample of) the training pairs."""
         self.norm_ = None
         if self.config.member_norm is MemberNormKind.NONE:
@@ -196,7 +200,11 @@ class FinetunedRewardModel(RewardModelBase):
             rng = np.random.default_rng(self.config.seed)
             pairs = [pairs[i] for i in np.sort(rng.choice(len(pairs), NORM_MAX_PAIRS, False))]
         prompts = [p.prompt for p in pairs]
-        raw = self.score(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+        raw = self.score(
+            prompts + prompts,
+            [p.chosen for p in pairs] + [p.rejected for p in pairs],
+            progress=progress,
+        )
         # members are heads (K rows), or S dropout draws of one head
         self.norm_ = MemberNorm.fit(
             raw.members, self.config.member_norm, n_heads=self.config.members
@@ -238,12 +246,20 @@ class FinetunedRewardModel(RewardModelBase):
         self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
     ) -> RewardEstimate:
         """Rewards with their uncertainty; members are the K heads/adapters/copies, or
-        the ``mc_samples`` dropout draws of an ``mc_dropout`` model."""
-        return self.score_batched(prompts, responses, batch_size=self.config.score_batch_size)
+        the ``mc_samples`` dropout draws of an ``mc_dropout`` model. ``progress``
+        prints a plain line on stderr at the start, every 30 s and at the end."""
+        return self.score_batched(
+            prompts, responses, batch_size=self.config.score_batch_size, progress=progress
+        )
 
     @torch.no_grad()
     def score_batched(
-        self, prompts: Sequence[str], responses: Sequence[str], *, batch_size: int
+        self,
+        prompts: Sequence[str],
+        responses: Sequence[str],
+        *,
+        batch_size: int,
+        progress: bool = False,
     ) -> RewardEstimate:
         """``score`` with ``batch_size`` sequences per forward pass (longest first)."""
         net = self._check_fitted("score")
@@ -253,6 +269,9 @@ class FinetunedRewardModel(RewardModelBase):
         net.eval()
         outputs: list[torch.Tensor] = []
         positions: list[np.ndarray] = []
+        log = LogProgress(
+            "scoring", total=len(prompts), noun="item", unit="items", enabled=progress
+        )
         # One autocast region for the whole call: the bf16 copies of the weights are
         # cast once and reused by every batch, not re-cast per batch.
         with self._autocast():
@@ -267,6 +286,7 @@ class FinetunedRewardModel(RewardModelBase):
                     )
                     outputs.append(out)
                     positions.append(index + lo)
+                    log.advance(len(index))
         if not outputs:
             return RewardEstimate.from_members(np.zeros((self.n_members, 0)))
         members = torch.cat(outputs, dim=1).double().cpu().numpy()  # the one device sync

@@ -13,6 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
+from rewardhedge.uncertainty import Aggregation
+
 
 def _start(args, env_extra=None):
     env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", **(env_extra or {})}
@@ -52,7 +54,9 @@ def test_serve_command_scores_and_stops_on_sigterm(saved_model, tiny_model):
         items = [{"prompt": "q", "response": "the answer is correct"}]
         body = httpx.post(f"{url}/v1/score", json=items, timeout=30).json()
         est = tiny_model.score(["q"], ["the answer is correct"])
-        np.testing.assert_allclose(body["results"][0]["reward"], est.lower(1.0)[0], rtol=1e-9)
+        # LCB on the standardised members (their mean is not the raw mean).
+        expected = Aggregation("lcb", beta=1.0).apply(est)[0]
+        np.testing.assert_allclose(body["results"][0]["reward"], expected, rtol=1e-9)
         assert httpx.get(f"{url}/v1/model").json()["rule"]["aggregation"]["name"] == "lcb"
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -76,3 +80,30 @@ def test_serve_command_reads_token_from_environment(saved_model):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_serve_a_diverse_standardised_ensemble(pair_factory, tmp_path):
+    """A views ensemble with standardised members, served: the worst case the server
+    returns is the one the saved model computes in process."""
+    from rewardhedge.config import DiversityConfig, EncoderConfig, EnsembleConfig
+    from rewardhedge.reward_model import EnsembleRewardModel
+
+    cfg = EnsembleConfig(
+        n_members=3,
+        encoder=EncoderConfig(kind="hashing", dim=32, views=("hash", "hash_bigram", "hash_char")),
+        diversity=DiversityConfig(kind="views"),
+    )
+    model = EnsembleRewardModel(cfg, use_cache=False).fit(pair_factory(40))
+    folder = model.save(tmp_path / "rm")
+    proc, url = _start(["--model", str(folder), "--port", "0", "--aggregate", "wco"])
+    try:
+        items = [{"prompt": "q", "response": r} for r in ("the answer is correct", "wrong")]
+        body = httpx.post(f"{url}/v1/score", json=items, timeout=30).json()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    est = EnsembleRewardModel.load(folder).score(["q", "q"], [i["response"] for i in items])
+    expected = Aggregation("wco").apply(est)
+    np.testing.assert_allclose([r["reward"] for r in body["results"]], expected, rtol=1e-9)
+    assert not np.allclose(expected, est.mean)  # the members differ: wco is not the mean

@@ -70,3 +70,17 @@ def test_missing_backbone_is_one_clear_line(synthetic_pairs, tmp_path: Path, cap
                  "--out", str(tmp_path / "rm")])  # fmt: skip
     assert code == 2
     assert "is not a local folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_backbone_minilm_is_the_shipped_model(synthetic_pairs, single_thread, tmp_path: Path):
+    """`--backbone minilm` fine-tunes the all-MiniLM-L6-v2 that ships with the package."""
+    from rewardhedge.encoders.transformer import minilm_path
+
+    train = _write_pairs(tmp_path / "train.jsonl", synthetic_pairs(8))
+    out = tmp_path / "rm"
+    args = ["finetune", "--backbone", "minilm", "--data", str(train), "--out", str(out)]
+    assert main([*args, "--max-steps", "1", "--batch-size", "4", "--max-length", "32"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert str(minilm_path()) in json.dumps(config)
+    assert FinetunedRewardModel.load(out).score(["p"], ["r"]).mean.shape == (1,)

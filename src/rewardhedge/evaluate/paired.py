@@ -65,6 +65,30 @@ class PairedTest(NamedTuple):
         }
 
 
+def _check_reps_level(reps: int, level: float) -> int:
+    if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < 1:
+        raise ValueError(f"reps == {reps!r}, must be an integer >= 1.")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level == {level!r}, must be in (0, 1).")
+    return int(reps)
+
+
+def _from_replicates(boot: np.ndarray, diff: float, n: int, level: float) -> PairedTest:
+    """Percentile interval and the shifted-null p-value of the replicates ``boot``."""
+    extreme = int(np.count_nonzero(np.abs(boot - diff) >= abs(diff)))
+    alpha = (1.0 - level) / 2.0
+    low, high = np.percentile(boot, [100.0 * alpha, 100.0 * (1.0 - alpha)])
+    return PairedTest(
+        diff=diff,
+        ci_low=float(low),
+        ci_high=float(high),
+        p_value=(1 + extreme) / (boot.shape[0] + 1),
+        n=int(n),
+        reps=int(boot.shape[0]),
+        level=float(level),
+    )
+
+
 def paired_bootstrap_test(
     a: np.ndarray | Sequence[float],
     b: np.ndarray | Sequence[float],
@@ -113,11 +137,7 @@ def paired_bootstrap_test(
     n = x.shape[0]
     if n == 0:
         raise ValueError("a and b are empty; need at least one item.")
-    if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < 1:
-        raise ValueError(f"reps == {reps!r}, must be an integer >= 1.")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level == {level!r}, must be in (0, 1).")
-    reps = int(reps)
+    reps = _check_reps_level(reps, level)
     delta = x - y
     if not delta.any():
         return PairedTest(0.0, 0.0, 0.0, 1.0, n, reps, float(level))
@@ -131,18 +151,7 @@ def paired_bootstrap_test(
         k = min(chunk, reps - start)
         idx = rng.integers(0, n, size=(k, n))
         boot[start : start + k] = delta[idx].mean(axis=1)
-    extreme = int(np.count_nonzero(np.abs(boot - diff) >= abs(diff)))
-    alpha = (1.0 - level) / 2.0
-    low, high = np.percentile(boot, [100.0 * alpha, 100.0 * (1.0 - alpha)])
-    return PairedTest(
-        diff=diff,
-        ci_low=float(low),
-        ci_high=float(high),
-        p_value=(1 + extreme) / (reps + 1),
-        n=n,
-        reps=reps,
-        level=float(level),
-    )
+    return _from_replicates(boot, diff, n, level)
 
 
 def paired_grid_test(
@@ -190,11 +199,7 @@ def paired_grid_test(
         raise ValueError("a and b are empty; need at least one run and one item.")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("a and b must hold finite values only.")
-    if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < 1:
-        raise ValueError(f"reps == {reps!r}, must be an integer >= 1.")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level == {level!r}, must be in (0, 1).")
-    reps = int(reps)
+    reps = _check_reps_level(reps, level)
     delta = x - y
     runs, items = delta.shape
     if not delta.any():
@@ -208,15 +213,4 @@ def paired_grid_test(
         [np.bincount(i, minlength=items) for i in rng.integers(0, items, (reps, items))]
     )
     boot = np.einsum("rs,sp,rp->r", w_runs, delta, w_items) / (runs * items)
-    extreme = int(np.count_nonzero(np.abs(boot - diff) >= abs(diff)))
-    alpha = (1.0 - level) / 2.0
-    low, high = np.percentile(boot, [100.0 * alpha, 100.0 * (1.0 - alpha)])
-    return PairedTest(
-        diff=diff,
-        ci_low=float(low),
-        ci_high=float(high),
-        p_value=(1 + extreme) / (reps + 1),
-        n=int(delta.size),
-        reps=reps,
-        level=float(level),
-    )
+    return _from_replicates(boot, diff, int(delta.size), level)

@@ -19,6 +19,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from rewardhedge.report.html import esc
+from rewardhedge.uncertainty.aggregation import AGGREGATION_LABELS
 
 __all__ = [
     "AGG_NAMES",
@@ -48,14 +49,8 @@ PALETTE = (
     "#7f7f7f",
     "#bcbd22",
 )
-AGG_NAMES = {
-    "mean": "mean",
-    "wco": "WCO",
-    "uwo": "UWO",
-    "lcb": "LCB",
-    "brme": "BRME",
-    "softmin": "soft-min",
-}
+AGG_NAMES = dict(AGGREGATION_LABELS)
+"""Display name of each aggregation (the labels the aggregations give themselves)."""
 
 _RC = {
     "svg.fonttype": "none",

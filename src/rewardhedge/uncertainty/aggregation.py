@@ -67,7 +67,7 @@ _PARAM: dict[str, tuple[str, float] | None] = {
     "softmin": ("beta", 1.0),
 }
 
-_LABEL = {
+AGGREGATION_LABELS = {
     "mean": "mean",
     "wco": "WCO",
     "uwo": "UWO",
@@ -156,7 +156,7 @@ class Aggregation:
 
     def label(self) -> str:
         """A short human label, e.g. ``"UWO λ=0.5"`` or ``"WCO"``."""
-        parts = [_LABEL[self.name]]
+        parts = [AGGREGATION_LABELS[self.name]]
         parts += [f"{_SYMBOL[k]}={v:g}" for k, v in self.params().items()]
         return " ".join(parts)
 
