@@ -39,6 +39,8 @@ SETTINGS: dict[str, list[str]] = {
     "full1": ["--ensemble", "single", "--full"],
     "lora1_lr1e-3_2ep": ["--ensemble", "single", "--lora", "--lr", "1e-3", "--epochs", "2"],
     "full1_lr5e-5": ["--ensemble", "single", "--full", "--lr", "5e-5"],
+    "lora1_lr1e-3": ["--ensemble", "single", "--lora", "--lr", "1e-3"],
+    "lora1_lr1e-3_bf16": ["--ensemble", "single", "--lora", "--lr", "1e-3", "--precision", "bf16"],
 }
 """Name → the flags that make the setting (LoRA r=8 unless --full; default lr: 1e-4 LoRA,
 1e-5 full). Flags given here come after the common ones, so they win."""
