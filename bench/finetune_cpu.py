@@ -41,6 +41,16 @@ SETTINGS: dict[str, list[str]] = {
     "full1_lr5e-5": ["--ensemble", "single", "--full", "--lr", "5e-5"],
     "lora1_lr1e-3": ["--ensemble", "single", "--lora", "--lr", "1e-3"],
     "lora1_lr1e-3_bf16": ["--ensemble", "single", "--lora", "--lr", "1e-3", "--precision", "bf16"],
+    "lora4_lr1e-3_bf16": [
+        "--ensemble",
+        "lora",
+        "--members",
+        "4",
+        "--lr",
+        "1e-3",
+        "--precision",
+        "bf16",
+    ],
 }
 """Name → the flags that make the setting (LoRA r=8 unless --full; default lr: 1e-4 LoRA,
 1e-5 full). Flags given here come after the common ones, so they win."""
@@ -106,6 +116,9 @@ def main() -> None:
                 "wall_s": wall,
                 "epochs": float(flag_value(SETTINGS[name], "--epochs", args.epochs)),
                 "accuracy": metrics["pairwise_accuracy"],
+                "misorder_auroc": {
+                    u: v.get("misorder_auroc") for u, v in metrics.get("uncertainty", {}).items()
+                },
                 "accuracy_ci": [metrics["accuracy_ci_low"], metrics["accuracy_ci_high"]],
                 "max_log_gap_s": log_gaps(text),
                 "progress_lines": len(re.findall(r"step \d+/\d+", text)),

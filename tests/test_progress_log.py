@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rewardhedge.progress_log import (
@@ -63,16 +64,33 @@ def test_lines_come_first_every_interval_and_at_the_end() -> None:
         log.advance(1)
     log.close()
     lines = out.getvalue().splitlines()
-    # first (t=1), then t=31, 61, 91, then the end (t=100); close adds nothing more
+    # first (t=1), then as soon as the next update (1 s away) would come 30 s after the
+    # last line: t=30, 59, 88; then the end (t=100); close adds nothing more
     assert [line.split(":")[1].split("|")[0].strip() for line in lines] == [
         "1/100 (1%)",
-        "31/100 (31%)",
-        "61/100 (61%)",
-        "91/100 (91%)",
+        "30/100 (30%)",
+        "59/100 (59%)",
+        "88/100 (88%)",
         "100/100 (100%)",
     ]
-    assert lines[1] == "encode: 31/100 (31%) | 1.0 texts/s | elapsed 0:31 | ETA 1:09"
+    assert lines[1] == "encode: 30/100 (30%) | 1.0 texts/s | elapsed 0:30 | ETA 1:10"
     assert lines[-1] == "encode: 100/100 (100%) | 1.0 texts/s | elapsed 1:40 | done"
+
+
+def test_slow_steps_still_get_a_line_at_least_every_interval() -> None:
+    """Steps of 7 s: a line waits for no step that would end past the 30 s mark."""
+    clock, out = FakeClock(), io.StringIO()
+    stamps = []
+    log = LogProgress("ft", total=60, noun="step", every_s=30, stream=out, clock=clock)
+    for _ in range(60):
+        clock.now += 7.0
+        before = out.getvalue().count("\n")
+        log.advance(1)
+        if out.getvalue().count("\n") > before:
+            stamps.append(clock.now)
+    gaps = np.diff(stamps)
+    assert gaps.max() <= 30.0 and gaps.min() >= 21.0  # not every step either
+    assert stamps[0] == 7.0 and stamps[-1] == 420.0
 
 
 def test_restart_measures_the_pace_after_a_resume_and_close_ends_early_stops() -> None:

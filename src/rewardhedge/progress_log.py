@@ -120,6 +120,7 @@ class LogProgress:
         self.total = total
         self.fields: tuple[str, ...] = ()
         self._last_line: float | None = None
+        self._last_update: float | None = None
         self._finished = False
 
     def restart(self, done: float) -> None:
@@ -134,8 +135,13 @@ class LogProgress:
         if not self.enabled or self._finished:
             return
         now = self.clock()
+        # Look one update ahead: print now if waiting for the next update (as far off as
+        # this one was) would let more than every_s pass without a line, so slow steps
+        # still get a line at least every every_s seconds.
+        gap = 0.0 if self._last_update is None else now - self._last_update
+        self._last_update = now
         at_end = self.total is not None and done >= self.total
-        due = self._last_line is None or now - self._last_line >= self.every_s
+        due = self._last_line is None or now - self._last_line + gap >= self.every_s
         if at_end or due:
             self._emit(now, finished=at_end)
 
