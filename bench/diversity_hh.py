@@ -39,13 +39,12 @@ import torch
 
 from rewardhedge import __version__
 from rewardhedge.config import DiversityConfig, EncoderConfig, EnsembleConfig, TrainConfig
-from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.encoders.view_slice import ViewSlice
 from rewardhedge.evaluate.diversity import member_diversity
 from rewardhedge.reward_model import EnsembleRewardModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hh_data import DATA, load_hh, split
+from hh_data import hh_and_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -74,9 +73,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2000)
     args = ap.parse_args()
     torch.manual_seed(0)
-    pairs, load_report = load_hh()
-    train, test = split(pairs)
-    ood = generate_sandbox(SandboxConfig()).gold_pairs("test")
+    train, test, ood, data = hh_and_sandbox()
     print(f"HH: {len(train)} train / {len(test)} test pairs; OOD sandbox: {len(ood)} pairs")
     enc_cfg = EncoderConfig(views=ALL_VIEWS)
     encoder = EnsembleRewardModel(EnsembleConfig(encoder=enc_cfg), cache_dir=CACHE).encoder
@@ -133,14 +130,7 @@ def main() -> None:
         "benchmark": "diversity_hh",
         "library_version": __version__,
         "machine": f"{platform.machine()} {torch.get_num_threads()} torch threads",
-        "data": {
-            "in_distribution": str(DATA.relative_to(ROOT.parent)),
-            "n_train": len(train),
-            "n_test": len(test),
-            "n_skipped": load_report.n_rejected,
-            "out_of_distribution": "sandbox test pairs (SandboxConfig defaults), gold-ordered",
-            "n_ood": len(ood),
-        },
+        "data": data,
         "encoder": enc_cfg.views,
         "encode_s": encode_s,
         "options": rows,

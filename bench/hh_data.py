@@ -32,3 +32,22 @@ def split(pairs, seed=0, test_fraction=0.2):
     order = np.random.default_rng(seed).permutation(len(pairs))
     n_test = round(len(pairs) * test_fraction)
     return [pairs[i] for i in order[n_test:]], [pairs[i] for i in order[:n_test]]
+
+
+def hh_and_sandbox() -> tuple[list[PreferencePair], list[PreferencePair], list, dict]:
+    """(train, test, ood, data): the HH split, the sandbox's gold-ordered test pairs as the
+    out-of-distribution set, and the ``data`` block the benchmarks write about them."""
+    from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
+
+    pairs, report = load_hh()
+    train, test = split(pairs)
+    ood = generate_sandbox(SandboxConfig()).gold_pairs("test")
+    data = {
+        "in_distribution": str(DATA.relative_to(ROOT.parent)),
+        "n_train": len(train),
+        "n_test": len(test),
+        "n_skipped": report.n_rejected,
+        "out_of_distribution": "sandbox test pairs (SandboxConfig defaults), gold-ordered",
+        "n_ood": len(ood),
+    }
+    return train, test, ood, data

@@ -29,7 +29,7 @@ import numpy as np
 from rewardhedge.data.sandbox import generate_sandbox
 from rewardhedge.evaluate.pairwise import length_baseline_correct
 from rewardhedge.optimize.order_stats import expected_best_of_n
-from rewardhedge.optimize.overopt import LabConfig, _texts, _top_rank_corr
+from rewardhedge.optimize.overopt import LabConfig, _texts, _top_rank_corr, polished_mask
 from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.types import PreferencePair
 
@@ -74,11 +74,13 @@ def perceivable_share(sandbox) -> dict[str, float]:
 
 def polished_gap(sandbox) -> dict[str, float]:
     """Mean gold of the pools' polished (padded past training) candidates and of the rest."""
-    top = sandbox.config.sampler.verbosity_heavy[0]
-    golds = [(r.props.verbosity >= top, r.gold) for p in sandbox.pools for r in p.responses]
-    pol = [g for v, g in golds if v]
-    rest = [g for v, g in golds if not v]
-    return {"polished": float(np.mean(pol)), "rest": float(np.mean(rest)), "n_polished": len(pol)}
+    polished = polished_mask(sandbox)
+    gold = np.stack([p.gold for p in sandbox.pools])
+    return {
+        "polished": float(gold[polished].mean()),
+        "rest": float(gold[~polished].mean()),
+        "n_polished": int(polished.sum()),
+    }
 
 
 def _props(items) -> dict[str, np.ndarray]:

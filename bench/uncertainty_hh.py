@@ -30,11 +30,10 @@ import torch
 
 from rewardhedge import __version__
 from rewardhedge.config import EnsembleConfig, TrainConfig, UncertaintyConfig
-from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.reward_model import EnsembleRewardModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hh_data import DATA, load_hh, split
+from hh_data import hh_and_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -76,9 +75,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2000)
     args = ap.parse_args()
     torch.manual_seed(0)
-    pairs, load_report = load_hh()
-    train, test = split(pairs)
-    ood = generate_sandbox(SandboxConfig()).gold_pairs("test")
+    train, test, ood, data = hh_and_sandbox()
     print(f"HH: {len(train)} train / {len(test)} test pairs; OOD sandbox: {len(ood)} pairs")
 
     # Warm the embedding cache once so no estimator pays for encoding.
@@ -148,14 +145,7 @@ def main() -> None:
         "library_version": __version__,
         "machine": f"{platform.machine()} {torch.get_num_threads()} torch threads, "
         f"{platform.processor() or 'cpu'}",
-        "data": {
-            "in_distribution": str(DATA.relative_to(ROOT.parent)),
-            "n_train": len(train),
-            "n_test": len(test),
-            "n_skipped": load_report.n_rejected,
-            "out_of_distribution": "sandbox test pairs (SandboxConfig defaults)",
-            "n_ood": len(ood),
-        },
+        "data": data,
         "estimators": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

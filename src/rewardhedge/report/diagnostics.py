@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rewardhedge.report.benchmarks import Block, ci_cells, heading, pool_controls_rows
-from rewardhedge.report.html import esc, fmt, fmt_ci, fmt_int, fmt_seconds, table
+from rewardhedge.report.html import esc, fmt, fmt_ci, fmt_int, fmt_p, fmt_seconds, table
 from rewardhedge.report.validate import number
 
 __all__ = [
@@ -47,13 +47,6 @@ def _signed(x: Any, digits: int = 4) -> str:
 
 def _yes_no(x: Any) -> str:
     return "yes" if x is True else "no" if x is False else "—"
-
-
-def _p(x: Any) -> str:
-    v = number(x)
-    if not math.isfinite(v):
-        return "—"
-    return "< 0.0001" if v < 1e-4 else f"{v:.4f}"
 
 
 # -- controls --------------------------------------------------------------------------------
@@ -273,7 +266,7 @@ def comparison_block(metrics: Mapping[str, Any], anchor: str, level: str) -> Blo
             "difference (this − other)",
             _signed(cmp.get("diff")),
             fmt_ci(cmp.get("ci_low"), cmp.get("ci_high"), 4),
-            _p(cmp.get("p_value")),
+            fmt_p(cmp.get("p_value"), 4),
         ],
     ]
     if "starc_distance" in cmp:

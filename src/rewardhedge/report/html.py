@@ -21,6 +21,7 @@ __all__ = [
     "fmt_ci",
     "fmt_int",
     "fmt_n",
+    "fmt_p",
     "fmt_seconds",
     "fmt_value",
     "page",
@@ -59,6 +60,19 @@ def fmt(x: Any, digits: int = 3) -> str:
     if not _finite(x):
         return "—"
     return f"{float(x):.{digits}f}"
+
+
+def fmt_p(x: Any, digits: int = 3) -> str:
+    """A p-value with ``digits`` decimals, ``< 0.001`` (for 3) below the smallest shown.
+
+    Example:
+        >>> fmt_p(0.04213), fmt_p(0.00002), fmt_p(0.00002, 4), fmt_p(None)
+        ('0.042', '< 0.001', '< 0.0001', '—')
+    """
+    if not _finite(x):
+        return "—"
+    v = float(x)
+    return f"< {10.0**-digits:.{digits}f}" if v < 10.0**-digits else f"{v:.{digits}f}"
 
 
 def fmt_ci(low: Any, high: Any, digits: int = 3) -> str:

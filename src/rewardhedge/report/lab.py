@@ -16,6 +16,7 @@ from rewardhedge.report.html import (
     fmt_ci,
     fmt_int,
     fmt_n,
+    fmt_p,
     fmt_seconds,
     fmt_value,
     plot_figure,
@@ -181,13 +182,6 @@ def _signed(x: Any) -> str:
     return f"{v:+.3f}" if math.isfinite(v) else "—"
 
 
-def _fmt_p(x: Any) -> str:
-    v = number(x)
-    if not math.isfinite(v):
-        return "—"
-    return "< 0.001" if v < 1e-3 else f"{v:.3f}"
-
-
 def _verdict(row: Mapping[str, Any]) -> str | None:
     """The row's ``verdict``, else read off its CI; ``None`` if neither is known."""
     if row.get("verdict") in VERDICTS:
@@ -271,7 +265,7 @@ def _paired_table(lab: Mapping[str, Any]) -> str:
                 fmt(r.get("gold")),
                 _signed(r.get("diff")),
                 fmt_ci(r.get("ci_low"), r.get("ci_high")),
-                _fmt_p(r.get("p_value")),
+                fmt_p(r.get("p_value")),
                 Raw(f'<span class="{css}">{esc(verdict)}</span>') if css else verdict or "—",
             ]
         )
