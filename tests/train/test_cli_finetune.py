@@ -84,3 +84,13 @@ def test_backbone_minilm_is_the_shipped_model(synthetic_pairs, single_thread, tm
     config = json.loads((out / "config.json").read_text())
     assert str(minilm_path()) in json.dumps(config)
     assert FinetunedRewardModel.load(out).score(["p"], ["r"]).mean.shape == (1,)
+
+
+def test_bad_member_norm_is_one_clear_line(synthetic_pairs, tmp_path: Path, capsys) -> None:
+    train = _write_pairs(tmp_path / "train.jsonl", synthetic_pairs(8))
+    code = main(["finetune", "--backbone", "minilm", "--data", str(train),
+                 "--out", str(tmp_path / "rm"), "--member-norm", "zscore"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "member_norm" in err and "zscore" in err and "Traceback" not in err
+    assert not (tmp_path / "rm").exists()
