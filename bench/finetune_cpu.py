@@ -51,8 +51,20 @@ SETTINGS: dict[str, list[str]] = {
         "--precision",
         "bf16",
     ],
-}
-"""Name → the flags that make the setting (LoRA r=8 unless --full; default lr: 1e-4 LoRA,
+    "lora1_r4_lr1e-3": ["--ensemble", "single", "--lora", "--lora-r", "4", "--lora-alpha", "8",
+                        "--lr", "1e-3"],
+    "lora1_r64_lr1e-3": ["--ensemble", "single", "--lora", "--lora-r", "64", "--lora-alpha",
+                         "128", "--lr", "1e-3"],
+    "top2_lr1e-4_3ep": ["--ensemble", "single", "--full", "--train-top-layers", "2", "--lr",
+                        "1e-4", "--epochs", "3"],
+    "top1_lr1e-4_3ep": ["--ensemble", "single", "--full", "--train-top-layers", "1", "--lr",
+                        "1e-4", "--epochs", "3"],
+    "top2_multihead4_lr1e-4_3ep": ["--ensemble", "multihead", "--members", "4", "--full",
+                                   "--train-top-layers", "2", "--lr", "1e-4", "--epochs", "3"],
+    "top2_independent4_lr1e-4_3ep": ["--ensemble", "independent", "--members", "4", "--full",
+                                     "--train-top-layers", "2", "--lr", "1e-4", "--epochs", "3"],
+}  # fmt: skip
+"""Name → the flags that make the setting (LoRA r=16 unless --full; default lr: 1e-4 LoRA,
 1e-5 full). Flags given here come after the common ones, so they win."""
 
 

@@ -89,7 +89,8 @@ def test_slow_steps_still_get_a_line_at_least_every_interval() -> None:
         if out.getvalue().count("\n") > before:
             stamps.append(clock.now)
     gaps = np.diff(stamps)
-    assert gaps.max() <= 30.0 and gaps.min() >= 21.0  # not every step either
+    assert gaps.max() <= 30.0
+    assert gaps[:-1].min() >= 21.0  # not every step either (the last line is the end's)
     assert stamps[0] == 7.0 and stamps[-1] == 420.0
 
 

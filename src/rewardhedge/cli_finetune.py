@@ -43,6 +43,7 @@ from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate import format_metrics
 from rewardhedge.finetuned_model import FinetunedRewardModel
 from rewardhedge.train.finetune import mixed_precision
+from rewardhedge.train.top_layers import check_layer_count
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
 err = Console(stderr=True)
@@ -170,6 +171,13 @@ def finetune(
             help="Pack sequences end to end, position ids restarting (padding-free).",
         ),
     ] = None,
+    train_top_layers: Annotated[
+        int | None,
+        typer.Option(
+            help="Train only the top N layers (full weights) and the heads, on cached "
+            "outputs of the frozen layers below (BERT-style encoders; not with LoRA)."
+        ),
+    ] = None,
     eval_every: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Write a resumable checkpoint every N steps.")
@@ -208,6 +216,8 @@ def finetune(
 
         backbone = str(minilm_path())
     cfg = replace(_config(config, given), backbone=backbone)
+    if cfg.train_top_layers is not None:
+        check_layer_count(cfg.backbone, cfg.train_top_layers)
     accelerator = Accelerator(
         mixed_precision=mixed_precision(cfg), gradient_accumulation_steps=cfg.grad_accum
     )

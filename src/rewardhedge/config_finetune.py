@@ -144,6 +144,11 @@ class FinetuneConfig:
     variable-length flash attention when it is installed, block-causal masks
     otherwise). Checked on a probe before training; a backbone whose outputs
     change when packed (e.g. RoBERTa) is refused."""
+    train_top_layers: int | None = None
+    """Train only the top N transformer layers (full weights) and the heads; the layers
+    below stay frozen and their outputs are computed once per text and cached in
+    memory, so later epochs cost about N/L of a full pass (BERT-style encoders; not
+    with LoRA or packing). ``None``: every layer trains."""
     eval_every: int = 0
     """Evaluate on the eval pairs every N optimizer steps (0: only at the end)."""
     checkpoint_every: int = 0
@@ -199,6 +204,17 @@ class FinetuneConfig:
             raise ConfigError("finetune.attention is empty; use 'auto' or an attn_implementation.")
         if self.max_length < 8:
             raise ConfigError(f"finetune.max_length == {self.max_length!r}, must be >= 8.")
+        if self.train_top_layers is not None:
+            if self.train_top_layers < 1:
+                raise ConfigError(
+                    f"finetune.train_top_layers == {self.train_top_layers!r}, must be >= 1."
+                )
+            if self.lora_enabled or self.packing:
+                what = "packing" if self.packing else "LoRA"
+                raise ConfigError(
+                    f"finetune.train_top_layers == {self.train_top_layers} trains whole top "
+                    f"layers on cached states and does not combine with {what}; drop one."
+                )
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"finetune.max_steps == {self.max_steps!r}, must be >= 1.")
         _check_positive("finetune.epochs", self.epochs)

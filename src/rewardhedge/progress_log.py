@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 LOG_EVERY_ENV = "REWARDHEDGE_LOG_EVERY_S"
 DEFAULT_EVERY_S = 30.0
+LOOK_AHEAD = 1.5
+"""How many times the last update's gap the next one is assumed to take (see ``update``)."""
 
 
 def log_every_s() -> float:
@@ -135,13 +137,14 @@ class LogProgress:
         if not self.enabled or self._finished:
             return
         now = self.clock()
-        # Look one update ahead: print now if waiting for the next update (as far off as
-        # this one was) would let more than every_s pass without a line, so slow steps
-        # still get a line at least every every_s seconds.
+        # Look one update ahead: print now if waiting for the next update (taken as 1.5x
+        # as far off as this one was: step times vary) would let more than every_s pass
+        # without a line, so slow steps still get a line at least every every_s seconds
+        # (with plain 1x look-ahead, HH fine-tuning logs showed gaps of 31-32 s).
         gap = 0.0 if self._last_update is None else now - self._last_update
         self._last_update = now
         at_end = self.total is not None and done >= self.total
-        due = self._last_line is None or now - self._last_line + gap >= self.every_s
+        due = self._last_line is None or now - self._last_line + LOOK_AHEAD * gap >= self.every_s
         if at_end or due:
             self._emit(now, finished=at_end)
 

@@ -43,6 +43,7 @@ from rewardhedge.train.pair_data import (
     collate_packed,
     pair_batches,
 )
+from rewardhedge.train.top_layers import top_layers_only
 
 StepCallback = Callable[[int, int, dict[str, Any]], None]
 """``on_step(step, total_steps, info)``: info has loss (when read), pairs/s, tokens/s, lr."""
@@ -66,6 +67,8 @@ class FinetuneReport:
     """Logged steps (``loss``, ``lr``) and evaluations (``eval`` dicts)."""
     step_seconds: list[float] = field(default_factory=list)
     """Wall time of each optimizer step after the first (for the step-time spread)."""
+    lower_cache_bytes: int = 0
+    """Memory of the cached lower-layer outputs (``train_top_layers``; 0 otherwise)."""
 
     @property
     def pairs_per_second(self) -> float:
@@ -93,6 +96,7 @@ class FinetuneReport:
             "n_pairs": self.n_pairs,
             "n_truncated": self.n_truncated,
             "peak_memory_bytes": self.peak_memory_bytes,
+            "lower_cache_bytes": self.lower_cache_bytes,
             "history": self.history,
         }
 
@@ -206,6 +210,36 @@ def finetune(
     Returns:
         A :class:`FinetuneReport`; the model is left trained, in eval mode.
     """
+    kwargs = {
+        "pad_id": pad_id,
+        "checkpoint_dir": checkpoint_dir,
+        "resume": resume,
+        "evaluate": evaluate,
+        "on_step": on_step,
+        "accelerator": accelerator,
+        "fingerprint": fingerprint,
+    }
+    if config.train_top_layers is None:
+        return _finetune(model, data, config, **kwargs)
+    with top_layers_only(model, config.train_top_layers) as cache:
+        report = _finetune(model, data, config, **kwargs)
+        report.lower_cache_bytes = cache.n_bytes
+    return report
+
+
+def _finetune(
+    model: nn.Module,
+    data: EncodedPairs,
+    config: FinetuneConfig,
+    *,
+    pad_id: int,
+    checkpoint_dir: str | Path | None,
+    resume: bool,
+    evaluate: Callable[[nn.Module], dict[str, Any]] | None,
+    on_step: StepCallback | None,
+    accelerator: Any | None,
+    fingerprint: dict[str, Any] | None,
+) -> FinetuneReport:
     from accelerate import Accelerator
 
     if accelerator is None:
