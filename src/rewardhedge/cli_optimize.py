@@ -207,17 +207,57 @@ def _lab_config(
         raise
 
 
-def _run_lab_cli(cfg, cache_dir: Path | None, out_dir: Path) -> tuple[dict[str, Any], list[Any]]:
+def _pool_split(
+    train_fraction: float,
+    pairs_per_prompt: int,
+    label_scale: str,
+    seed: int,
+    flip_rate: float,
+    temperature: float,
+):
+    """The PoolSplit of ``overopt --pools``, each bad value named by its flag."""
+    from rewardhedge.optimize.lab_data import LabelModel, LabelScale, PoolSplit
+
+    scale = LabelScale.parse(label_scale, "--label-scale")
+    if not 0.0 <= flip_rate <= 0.5:
+        raise ConfigError(f"--flip-rate must be in [0, 0.5], got {flip_rate}")
+    if not temperature >= 0:
+        raise ConfigError(f"--label-temperature must be >= 0, got {temperature}")
+    if not 0.0 < train_fraction < 1.0:
+        raise ConfigError(f"--train-fraction must be in (0, 1), got {train_fraction}")
+    if pairs_per_prompt < 0:
+        raise ConfigError(f"--pairs-per-prompt must be >= 0 (0: all pairs), got {pairs_per_prompt}")
+    labels = LabelModel(temperature=temperature, flip_rate=flip_rate, scale=scale)
+    return PoolSplit(
+        train_fraction=train_fraction, pairs_per_prompt=pairs_per_prompt, seed=seed, labels=labels
+    )
+
+
+def _run_lab_cli(
+    cfg, cache_dir: Path | None, out_dir: Path, data: Any = None
+) -> tuple[dict[str, Any], list[Any]]:
     from rewardhedge.optimize.overopt import run_lab
 
-    err.print(
-        f"Sandbox: {cfg.sandbox.train_prompts} training comparisons, {cfg.sandbox.pool_prompts} pools "
-        f"of {cfg.sandbox.pool_size}; {len(cfg.seeds)} seeds × (single + ensembles of "
-        f"{cfg.members}: {', '.join(cfg.options)}); encoder [bold]{cfg.encoder.kind}[/] "
+    models = (
+        f"{len(cfg.seeds)} seeds × (single + ensembles of {cfg.members}: "
+        f"{', '.join(cfg.options)}); encoder [bold]{cfg.encoder.kind}[/] "
         f"(views {', '.join(cfg.encoder.views)})"
     )
+    if data is None:
+        err.print(
+            f"Sandbox: {cfg.sandbox.train_prompts} training comparisons, "
+            f"{cfg.sandbox.pool_prompts} pools of {cfg.sandbox.pool_size}; {models}"
+        )
+    else:
+        d = data.summary
+        err.print(
+            f"Pools: {d['n_train_prompts']} training prompts → {d['n_train_comparisons']} "
+            f"comparisons; {d['n_test_prompts']} test pools of {d['test_pool_sizes']['min']}–"
+            f"{d['test_pool_sizes']['max']} candidates ({d['n_candidates_missing_gold']} "
+            f"candidates without gold left out, {d['n_pools_unusable']} pools unusable); {models}"
+        )
     with _stages() as stage:
-        result, runs = run_lab(cfg, cache_dir=cache_dir, stage=stage, progress=True)
+        result, runs = run_lab(cfg, data=data, cache_dir=cache_dir, stage=stage, progress=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "overopt.json", result)
     return result, runs
@@ -228,7 +268,8 @@ def _print_summary(result: dict[str, Any]) -> None:
     table = Table(
         title=f"Gold reward of best-of-n (IQM over seeds of the mean over prompts, 95% CI); n = {ns[0]}…{ns[-1]}"
     )
-    for col in ("proxy", f"gold n={ns[0]}", "peak n", "fit peak n", f"gold n={ns[-1]}", "95% CI"):
+    n_cmp = result.get("paired_n", ns[-1])
+    for col in ("proxy", f"gold n={ns[0]}", "peak n", "fit peak n", f"gold n={n_cmp}", "95% CI"):
         table.add_column(col)
     for c in result["curves"]:
         fit = c.get("fit") or {}
@@ -246,7 +287,7 @@ def _print_summary(result: dict[str, Any]) -> None:
     paired = result.get("paired") or []
     if paired:
         diff = Table(
-            title=f"Gold at n={ns[-1]} minus the single model's, paired by seed and prompt "
+            title=f"Gold at n={n_cmp} minus the single model's, paired by seed and prompt "
             "(95% CI resamples both)"
         )
         for col in ("ensemble · aggregation", "gold", "Δ vs single", "95% CI", "verdict"):
@@ -266,7 +307,7 @@ def _print_summary(result: dict[str, Any]) -> None:
         out.print(
             "Keeps more gold than the single model (CI above 0): " + ", ".join(helps)
             if helps
-            else f"No ensemble keeps more gold than the single model at n={ns[-1]} (every CI "
+            else f"No ensemble keeps more gold than the single model at n={n_cmp} (every CI "
             "reaches 0 or below)."
         )
     acc = ", ".join(f"{r['name']} {r['accuracy']:.3f}" for r in result["accuracy"])
@@ -286,16 +327,63 @@ def overopt(
     options: OptionsOpt = "bootstrap,subspace,views",
     member_norm: LabMemberNormOpt = "standardize",
     flip_rate: Annotated[float, typer.Option(help="Share of labels flipped.")] = 0.25,
-    temperature: Annotated[float, typer.Option(help="Bradley-Terry label temperature.")] = 1.0,
+    temperature: Annotated[
+        float,
+        typer.Option(
+            "--temperature",
+            "--label-temperature",
+            help="Bradley-Terry label temperature, in the units --label-scale gives the gold.",
+        ),
+    ] = 1.0,
     encoder: EncoderOpt = "minilm",
-    data_seed: Annotated[int, typer.Option(help="Seed of the sandbox texts.")] = 0,
+    data_seed: Annotated[
+        int, typer.Option(help="Seed of the sandbox texts, or of the prompt split of --pools.")
+    ] = 0,
+    pools: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your best-of-n pools with gold ({prompt, candidates[], gold[]}, null for an "
+            "unknown gold value) in place of the sandbox; see docs/lab-on-pools.md."
+        ),
+    ] = None,
+    train_fraction: Annotated[
+        float, typer.Option(help="With --pools: share of prompts to train the proxies on.")
+    ] = 0.5,
+    pairs_per_prompt: Annotated[
+        int,
+        typer.Option(help="With --pools: comparisons sampled per prompt (0: all pairs)."),
+    ] = 16,
+    label_scale: Annotated[
+        str,
+        typer.Option(
+            help="With --pools: raw (temperature in gold units), standardize (in gold standard "
+            "deviations) or rank (in fractions of a pool's rank range)."
+        ),
+    ] = "raw",
+    field: Annotated[
+        list[str] | None, typer.Option("--field", help="With --pools: prompt=question …")
+    ] = None,
+    format: Annotated[
+        str, typer.Option(help="With --pools: jsonl, json, csv, parquet, hf or auto.")
+    ] = "auto",
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid", help="With --pools: skip bad rows (written to OUT/rejects)."
+        ),
+    ] = False,
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Also write report.html.")
     ] = True,
     cache_dir: CacheDirOpt = None,
 ) -> None:
-    """The overoptimisation lab: gold → noisy labels → proxies → best-of-n; gold and proxy vs KL."""
+    """The overoptimisation lab: gold → noisy labels → proxies → best-of-n; gold and proxy vs KL.
+    On the sandbox by default, on your own pools with gold with --pools."""
     t0 = time.perf_counter()
+    split = None
+    if pools is not None:
+        split = _pool_split(train_fraction, pairs_per_prompt, label_scale, data_seed,
+                            flip_rate, temperature)  # fmt: skip
     cfg = _lab_config(
         seeds=seeds,
         members=members,
@@ -310,7 +398,24 @@ def overopt(
         flip_rate=flip_rate,
         temperature=temperature,
     )
-    result, _ = _run_lab_cli(cfg, cache_dir, out_dir)
+    data = None
+    if pools is not None and split is not None:
+        from dataclasses import replace
+
+        from rewardhedge.optimize.lab_data import from_pools
+
+        rows, load = load_pools(
+            pools,
+            fields=parse_field_map(field or []),
+            format=format,
+            skip_invalid=skip_invalid,
+            rejects_path=out_dir / "rejects.jsonl" if skip_invalid else None,
+            missing_gold=True,
+        )
+        err.print(f"[bold]{escape(str(pools))}[/]: {load.n_kept} pools kept of {load.n_read} read")
+        data = from_pools(rows, split, source=str(pools))
+        cfg = replace(cfg, pools=split)
+    result, _ = _run_lab_cli(cfg, cache_dir, out_dir, data)
     _print_summary(result)
     if report:
         _write_report(result, out_dir / "report.html")

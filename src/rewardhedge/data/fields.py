@@ -193,8 +193,11 @@ class RowCheck:
                 raise self.fail(name, f"entry {i} is empty")
         return tuple(values)
 
-    def optional_number_list(self, name: str, length: int) -> tuple[float, ...] | None:
-        """An optional list of ``length`` finite numbers (e.g. gold scores per candidate)."""
+    def optional_number_list(
+        self, name: str, length: int, allow_null: bool = False
+    ) -> tuple[float, ...] | None:
+        """An optional list of ``length`` finite numbers (e.g. gold scores per candidate);
+        with ``allow_null``, null entries are allowed and read as NaN (unknown)."""
         value = self._optional(name)
         if value is None:
             return None
@@ -203,7 +206,14 @@ class RowCheck:
             raise self.fail(name, f"has {len(values)} entries for {length} candidates")
         out = []
         for i, v in enumerate(values):
+            if v is None and allow_null:
+                out.append(math.nan)
+                continue
             if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(float(v)):
-                raise self.fail(name, f"entry {i} must be a finite number, got {v!r}")
+                raise self.fail(
+                    name,
+                    f"entry {i} must be a finite number{' or null' if allow_null else ''}, "
+                    f"got {v!r}",
+                )
             out.append(float(v))
         return tuple(out)

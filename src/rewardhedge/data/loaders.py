@@ -157,12 +157,14 @@ def load_pools(
     split: str | None = None,
     skip_invalid: bool = False,
     rejects_path: str | Path | None = None,
+    missing_gold: bool = False,
 ) -> tuple[list[CandidatePool], LoadReport]:
     """Load best-of-n pools ``{prompt, candidates[], gold[]?}``; same formats and rules as :func:`load_pairs`.
 
     ``candidates`` must hold at least two non-blank strings; ``gold``, when
-    present, one finite number per candidate. In CSV files both are JSON
-    lists inside the cell.
+    present, one finite number per candidate (with ``missing_gold``, ``null``
+    for an unknown one, read as NaN). In CSV files both are JSON lists inside
+    the cell.
 
     Returns:
         The pools in file order and a :class:`LoadReport`.
@@ -174,7 +176,7 @@ def load_pools(
         return CandidatePool(
             prompt=chk.text("prompt", allow_empty=True),
             candidates=candidates,
-            gold=chk.optional_number_list("gold", len(candidates)),
+            gold=chk.optional_number_list("gold", len(candidates), allow_null=missing_gold),
             id=chk.optional_id() or f"{name}:{line}",
             subset=chk.optional_text("subset"),
         )

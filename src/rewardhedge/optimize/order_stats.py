@@ -211,3 +211,35 @@ def expected_best_of_n_ragged(
         v = np.stack([pools[i][1] for i in idx])
         out[:, idx] = expected_best_of_n(p, v, n_list)
     return out[0] if scalar else out
+
+
+def expected_best_of_n_padded(
+    proxy: np.ndarray,
+    values: np.ndarray,
+    ns: Sequence[int] | np.ndarray,
+) -> np.ndarray:
+    """:func:`expected_best_of_n` for pools of unequal size stored left-aligned in
+    `(P, N_max)` arrays, NaN after each pool's last candidate.
+
+    A pool of ``N_p`` candidates supports the n up to ``N_p``: its entries for larger
+    n are NaN (it enters only the n it supports). Returns `(len(ns), P)`.
+    """
+    p = np.asarray(proxy, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if p.ndim != 2 or v.shape != p.shape:
+        raise ValueError(f"proxy and values must be (P, N) of one shape, got {p.shape}, {v.shape}.")
+    n_list, _ = _as_ns(ns)
+    sizes = (~np.isnan(v)).sum(axis=1)
+    out = np.full((len(n_list), p.shape[0]), np.nan)
+    for size in np.unique(sizes):
+        rows = np.flatnonzero(sizes == size)
+        ok = [j for j, n in enumerate(n_list) if n <= size]
+        if not ok or size < 1:
+            continue
+        sub_p, sub_v = p[rows, :size], v[rows, :size]
+        if np.isnan(sub_p).any() or np.isnan(v[rows, size:]).sum() != (p.shape[1] - size) * len(
+            rows
+        ):
+            raise ValueError("pools must be left-aligned: known values first, NaN after them.")
+        out[np.ix_(ok, rows)] = expected_best_of_n(sub_p, sub_v, [n_list[j] for j in ok])
+    return out

@@ -1,6 +1,8 @@
 """The overoptimisation lab: gold → noisy labels → proxies → best-of-n, gold vs KL.
 
-The Gao et al. / Coste et al. experiment on the sandbox. For every seed the
+The Gao et al. / Coste et al. experiment, on the sandbox or on a user's pools
+with gold (:mod:`rewardhedge.optimize.lab_data`: one code path, two entry
+points). For every seed the
 labels are re-drawn and a single model (K=1) and one K-member ensemble per
 diversity option (bootstrap only, random subspaces, encoder views; see
 :mod:`rewardhedge.optimize.lab_options`) are trained on the same texts
@@ -46,13 +48,14 @@ from rewardhedge.config import (
     TrainConfig,
     UncertaintyConfig,
 )
-from rewardhedge.data.sandbox import Sandbox, SandboxConfig, SandboxPool, generate_sandbox
+from rewardhedge.data.sandbox import Sandbox, SandboxConfig, generate_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate.calibration import reliability_bins
 from rewardhedge.evaluate.diversity import member_diversity
 from rewardhedge.evaluate.paired import paired_grid_test
 from rewardhedge.evaluate.pairwise import bootstrap_ci, length_baseline_correct, log_loss
 from rewardhedge.evaluate.statistics import iqm_of_run_means, stratified_bootstrap_ci
+from rewardhedge.optimize.lab_data import LabData, LabPool, PoolSplit, from_sandbox
 from rewardhedge.optimize.lab_options import (
     DEFAULT_OPTIONS,
     LAB_OPTIONS,
@@ -62,7 +65,7 @@ from rewardhedge.optimize.lab_options import (
     model_encoders,
     options_dict,
 )
-from rewardhedge.optimize.order_stats import expected_best_of_n, kl_best_of_n
+from rewardhedge.optimize.order_stats import expected_best_of_n_padded, kl_best_of_n
 from rewardhedge.optimize.scaling import fit_gao
 from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.types import PreferencePair
@@ -103,6 +106,8 @@ class LabConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     bootstrap_reps: int = 2000
     n_examples: int = 3
+    pools: PoolSplit | None = None
+    """How user pools were split and labelled (``overopt --pools``); ``None``: the sandbox."""
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -120,10 +125,8 @@ class LabConfig:
 
     @property
     def ns(self) -> list[int]:
-        """1, 2, 4, … up to the pool size (which is included even if not a power of 2)."""
-        n_max = self.sandbox.pool_size
-        ns = [2**i for i in range(int(math.log2(n_max)) + 1)]
-        return ns if ns[-1] == n_max else [*ns, n_max]
+        """1, 2, 4, … up to the sandbox's pool size (see :func:`ns_up_to`)."""
+        return ns_up_to(self.sandbox.pool_size)
 
     def ensemble_config(self, k: int, seed: int, option: str | None = None) -> EnsembleConfig:
         """The single model (``option`` None, K = 1) or an ensemble with ``option``.
@@ -149,8 +152,18 @@ class LabConfig:
         return [("single", 1, None)] + [(o, self.members, o) for o in self.options]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "sandbox": self.sandbox.to_dict(),
+        data: dict[str, Any] = (
+            {"pools": self.pools.to_dict()}
+            if self.pools is not None
+            else {
+                "sandbox": self.sandbox.to_dict(),
+                "n_pool_prompts": self.sandbox.pool_prompts,
+                "pool_size": self.sandbox.pool_size,
+                "flip_rate": self.sandbox.flip_rate,
+                "temperature": self.sandbox.temperature,
+            }
+        )
+        return data | {
             "seeds": list(self.seeds),
             "members": self.members,
             "options": options_dict(tuple(self.options)),
@@ -160,11 +173,13 @@ class LabConfig:
             "head": EnsembleConfig(head=self.head).to_dict()["head"],
             "train": EnsembleConfig(train=self.train).to_dict()["train"],
             "bootstrap_reps": self.bootstrap_reps,
-            "n_pool_prompts": self.sandbox.pool_prompts,
-            "pool_size": self.sandbox.pool_size,
-            "flip_rate": self.sandbox.flip_rate,
-            "temperature": self.sandbox.temperature,
         }
+
+
+def ns_up_to(n_max: int) -> list[int]:
+    """1, 2, 4, … up to ``n_max`` (which is included even if not a power of 2)."""
+    ns = [2**i for i in range(int(math.log2(n_max)) + 1)]
+    return ns if ns[-1] == n_max else [*ns, n_max]
 
 
 Stage = Callable[[str, int], Callable[[int], None]]
@@ -182,7 +197,7 @@ class SeedRun:
     seed: int
     pool_members: dict[str, np.ndarray]
     """model name → `(K, P, N)` member rewards on the pools (normalised as the
-    model's ``member_norm`` says)."""
+    model's ``member_norm`` says); pools smaller than N are left-aligned, NaN after."""
     pool_mean: dict[str, np.ndarray]
     """model name → `(P, N)` the raw mean of the members: what "mean" maximises."""
     test_prob: dict[str, np.ndarray]
@@ -200,18 +215,27 @@ class SeedRun:
 
 
 def _texts(sandbox: Sandbox) -> tuple[list[str], list[str]]:
-    prompts, responses = [], []
-    for c in (*sandbox.train, *sandbox.test):
-        prompts += [c.task.prompt, c.task.prompt]
-        responses += [c.a.text, c.b.text]
-    for pool in sandbox.pools:
-        prompts += [pool.task.prompt] * len(pool.responses)
-        responses += [r.text for r in pool.responses]
-    return prompts, responses
+    return from_sandbox(sandbox).texts()
+
+
+def padded(pools: Sequence[LabPool], flat: np.ndarray) -> np.ndarray:
+    """`(..., P, N_max)` from `(..., total)` values in pool order, NaN after each pool's end."""
+    n_max = max(p.size for p in pools)
+    out = np.full((*flat.shape[:-1], len(pools), n_max), np.nan)
+    start = 0
+    for i, pool in enumerate(pools):
+        out[..., i, : pool.size] = flat[..., start : start + pool.size]
+        start += pool.size
+    return out
+
+
+def pool_gold(data: LabData) -> np.ndarray:
+    """`(P, N_max)` gold of the pools' candidates, NaN after each pool's end."""
+    return padded(data.pools, np.concatenate([p.gold for p in data.pools]))
 
 
 def run_seed(
-    sandbox: Sandbox,
+    data: LabData | Sandbox,
     config: LabConfig,
     seed: int,
     encoders: tuple[Any, Any],
@@ -220,13 +244,15 @@ def run_seed(
     """Train the single model and each option's ensemble for one label seed; score
     pools and tests. ``encoders`` is :func:`model_encoders`' ``(base, full)``: the
     first view's slice and the lab's multi-view encoder, built once for all seeds."""
-    pairs = sandbox.labelled_pairs("train", seed)
-    P, N = len(sandbox.pools), config.sandbox.pool_size
-    pool_prompts = [p.task.prompt for p in sandbox.pools for _ in range(N)]
-    pool_texts = [r.text for p in sandbox.pools for r in p.responses]
-    test = [PreferencePair(c.task.prompt, c.a.text, c.b.text) for c in sandbox.test]
-    test_groups = np.tile(np.arange(len(sandbox.test)), 2)  # both sides of each comparison
-    shifted = polished_mask(sandbox).reshape(-1)
+    if isinstance(data, Sandbox):
+        data = from_sandbox(data)
+    pairs = data.labelled_pairs("train", seed)
+    pool_prompts = [p.prompt for p in data.pools for _ in range(p.size)]
+    pool_texts = [c for p in data.pools for c in p.candidates]
+    test = [PreferencePair(c.prompt, c.a, c.b) for c in data.test]
+    test_groups = np.tile(np.arange(len(data.test)), 2)  # both sides of each comparison
+    known = [p.shifted for p in data.pools]
+    shifted = np.concatenate(known) if all(s is not None for s in known) else np.zeros(0, bool)
     base, full = encoders
     run = SeedRun(seed, {}, {}, {}, {})
     for name, k, option in config.models():
@@ -235,8 +261,8 @@ def run_seed(
             config.ensemble_config(k, seed, option), encoder=full if all_views else base
         ).fit(pairs)
         est = model.score(pool_prompts, pool_texts)
-        run.pool_members[name] = est.members.reshape(k, P, N)
-        run.pool_mean[name] = est.mean.reshape(P, N)
+        run.pool_members[name] = padded(data.pools, est.members)
+        run.pool_mean[name] = padded(data.pools, est.mean)
         pairwise = model.compare(test)
         run.test_prob[name] = pairwise.prob  # P(a ≻ b): "chosen" is just a here
         run.models[name] = model
@@ -255,6 +281,20 @@ def polished_mask(sandbox: Sandbox) -> np.ndarray:
     return np.array([[r.props.verbosity >= top for r in p.responses] for p in sandbox.pools])
 
 
+def _top_rank_corr_padded(score: np.ndarray, gold: np.ndarray, n: int) -> float:
+    """:func:`_top_rank_corr` over pools of unequal size (NaN-padded rows), each pool
+    read at ``m = max(4, ceil(N_p / n))`` of its ``N_p`` candidates; pools weighted by count."""
+    sizes = (~np.isnan(gold)).sum(axis=1)
+    total, count = 0.0, 0
+    for size in np.unique(sizes):
+        rows = np.flatnonzero(sizes == size)
+        m = min(max(4, math.ceil(size / n)), int(size))
+        value = _top_rank_corr(score[rows, :size], gold[rows, :size], m)
+        if not math.isnan(value):
+            total, count = total + value * len(rows), count + len(rows)
+    return total / count if count else float("nan")
+
+
 def _top_rank_corr(score: np.ndarray, gold: np.ndarray, m: int) -> float:
     """Mean over pools of Spearman(score, gold) among each pool's top-``m`` candidates by score."""
     top = np.argsort(-score, axis=1, kind="stable")[:, :m]
@@ -269,15 +309,26 @@ def _top_rank_corr(score: np.ndarray, gold: np.ndarray, m: int) -> float:
 
 def _summary(per_seed: np.ndarray, reps: int) -> dict[str, list[float]]:
     """Along n, for a `(seeds, ns, prompts)` array: the IQM over seeds of the mean over
-    prompts, its stratified-bootstrap CI (seeds resampled within each prompt), and the mean."""
+    prompts, its stratified-bootstrap CI (seeds resampled within each prompt), and the mean.
+    At each n only the prompts whose pools support it (not NaN) count."""
     out: dict[str, list[float]] = {"iqm": [], "mean": [], "ci_low": [], "ci_high": []}
     for j in range(per_seed.shape[1]):
-        est = stratified_bootstrap_ci(per_seed[:, j, :], iqm_of_run_means, reps=reps, seed=j)
+        cols = ~np.isnan(per_seed[0, j, :])
+        block = per_seed[:, j, cols]
+        est = stratified_bootstrap_ci(block, iqm_of_run_means, reps=reps, seed=j)
         out["iqm"].append(float(est.point))
-        out["mean"].append(float(per_seed[:, j, :].mean()))
+        out["mean"].append(float(block.mean()))
         out["ci_low"].append(float(est.low))
         out["ci_high"].append(float(est.high))
     return out
+
+
+def paired_n_index(gold: np.ndarray, ns: list[int]) -> int:
+    """Index of the largest n that at least half of the pools support: where the paired
+    table and ``gold_at_max_n`` compare models (the last n when all pools are full)."""
+    sizes = (~np.isnan(gold)).sum(axis=1)
+    ok = [j for j, n in enumerate(ns) if (sizes >= n).mean() >= 0.5]
+    return ok[-1] if ok else 0
 
 
 def _curve(
@@ -289,13 +340,13 @@ def _curve(
     reps: int,
 ) -> dict[str, Any]:
     golds, proxies, corrs = [], [], []
-    N = gold.shape[1]
     for run in runs:
-        score = run.scores(model, agg)  # (P, N)
-        golds.append(expected_best_of_n(score, gold, ns))
-        proxies.append(expected_best_of_n(score, score, ns))
-        corrs.append([_top_rank_corr(score, gold, max(4, math.ceil(N / n))) for n in ns])
+        score = run.scores(model, agg)  # (P, N), NaN after a smaller pool's end
+        golds.append(expected_best_of_n_padded(score, gold, ns))
+        proxies.append(expected_best_of_n_padded(score, score, ns))
+        corrs.append([_top_rank_corr_padded(score, gold, n) for n in ns])
     gold_ns = np.stack(golds)  # (seeds, ns, P)
+    at = paired_n_index(gold, ns)
     gold_summary = _summary(gold_ns, reps)
     kl = kl_best_of_n(np.asarray(ns, dtype=np.float64))
     g = np.asarray(gold_summary["iqm"])
@@ -309,16 +360,18 @@ def _curve(
         "label": label,
         "gold": gold_summary,
         "proxy": _summary(np.stack(proxies), reps),
-        "per_seed_gold": gold_ns.mean(axis=2).tolist(),
+        "per_seed_gold": np.nanmean(gold_ns, axis=2).tolist(),
         "rank_corr": np.nanmean(np.asarray(corrs), axis=0).tolist(),
         "fit": fit.to_dict() if fit is not None else None,
         "peak_n_observed": ns[peak],
         "gold_at_max_n": {
-            "iqm": gold_summary["iqm"][-1],
-            "ci_low": gold_summary["ci_low"][-1],
-            "ci_high": gold_summary["ci_high"][-1],
+            "n": ns[at],
+            "iqm": gold_summary["iqm"][at],
+            "ci_low": gold_summary["ci_low"][at],
+            "ci_high": gold_summary["ci_high"][at],
         },
-        "_gold_max_n": gold_ns[:, -1, :],  # (seeds, P): for the paired table, not written
+        # (seeds, P'): the pools supporting that n, for the paired table; not written
+        "_gold_max_n": gold_ns[:, at, ~np.isnan(gold_ns[0, at])],
     }
 
 
@@ -354,10 +407,10 @@ def _shown_models(config: LabConfig) -> list[tuple[str, str]]:
 
 
 def _accuracy_rows(
-    sandbox: Sandbox, runs: Sequence[SeedRun], config: LabConfig
+    data: LabData, runs: Sequence[SeedRun], config: LabConfig
 ) -> list[dict[str, Any]]:
     """Held-out accuracy against the true gold order (ties in gold left out), averaged over seeds."""
-    gap = np.array([c.a.gold - c.b.gold for c in sandbox.test])
+    gap = np.array([c.gold_a - c.gold_b for c in data.test])
     keep = gap != 0
     sign = np.sign(gap[keep])
     rows = []
@@ -378,8 +431,8 @@ def _accuracy_rows(
             }
         )
     ordered = [
-        (c.a.text, c.b.text) if c.a.gold > c.b.gold else (c.b.text, c.a.text)
-        for c, k in zip(sandbox.test, keep, strict=True)
+        (c.a, c.b) if c.gold_a > c.gold_b else (c.b, c.a)
+        for c, k in zip(data.test, keep, strict=True)
         if k
     ]
     chosen, rejected = [a for a, _ in ordered], [b for _, b in ordered]
@@ -399,12 +452,10 @@ def _accuracy_rows(
     return rows
 
 
-def _reliability(
-    sandbox: Sandbox, runs: Sequence[SeedRun], config: LabConfig
-) -> list[dict[str, Any]]:
+def _reliability(data: LabData, runs: Sequence[SeedRun], config: LabConfig) -> list[dict[str, Any]]:
     """Predicted P(a ≻ b) on test comparisons vs labels drawn like the training labels."""
     rows = []
-    wins = np.concatenate([sandbox.label_wins("test", run.seed) for run in runs]).astype(float)
+    wins = np.concatenate([data.label_wins("test", run.seed) for run in runs]).astype(float)
     for name, shown in _shown_models(config):
         probs = np.concatenate([run.test_prob[name] for run in runs])
         rows.append({"name": shown, **reliability_bins(probs, wins)})
@@ -412,44 +463,48 @@ def _reliability(
 
 
 def _examples(
-    sandbox: Sandbox, run: SeedRun, model: str, agg: Aggregation, n_examples: int
+    data: LabData, run: SeedRun, model: str, agg: Aggregation, n_examples: int
 ) -> list[dict[str, Any]]:
     """Pools where the single model's top pick and ``model``'s (under ``agg``) differ most in gold."""
     single = run.pool_mean["single"]
     ensemble = run.scores(model, agg)
     found = []
-    for p, pool in enumerate(sandbox.pools):
-        i, j = int(np.argmax(single[p])), int(np.argmax(ensemble[p]))
+    for p, pool in enumerate(data.pools):
+        i = int(np.argmax(single[p, : pool.size]))
+        j = int(np.argmax(ensemble[p, : pool.size]))
         if i != j:
-            found.append((pool.responses[j].gold - pool.responses[i].gold, p, i, j))
+            found.append((pool.gold[j] - pool.gold[i], p, i, j))
     found.sort(key=lambda t: -abs(t[0]))
     # Show both directions when they exist: where the ensemble did better and where it did worse.
     better = [f for f in found if f[0] > 0][: max(1, n_examples - 1)]
     worse = [f for f in found if f[0] < 0][:1]
     out = []
     for _, p, i, j in (better + worse)[:n_examples]:
-        pool = sandbox.pools[p]
-        best = max(pool.responses, key=lambda r: r.gold)
-
+        pool = data.pools[p]
+        best = int(np.argmax(pool.gold))
         out.append(
             {
-                "prompt": pool.task.prompt,
-                "family": pool.task.family,
-                "n": len(pool.responses),
+                "prompt": pool.prompt,
+                "family": pool.subset,
+                "n": pool.size,
                 "model": model,
                 "aggregation": agg.name,
                 "single": _example_pick(pool, i, float(single[p, i])),
                 "ensemble": _example_pick(pool, j, float(ensemble[p, j])),
-                "best": {"response": best.text, "gold": best.gold},
+                "best": {"response": pool.candidates[best], "gold": float(pool.gold[best])},
             }
         )
     return out
 
 
-def _example_pick(pool: SandboxPool, k: int, proxy: float) -> dict[str, Any]:
-    r = pool.responses[k]
-    props = r.props.to_dict() | {"length_words": len(r.text.split())}
-    return {"response": r.text, "gold": r.gold, "proxy": proxy, "properties": props}
+def _example_pick(pool: LabPool, k: int, proxy: float) -> dict[str, Any]:
+    text = pool.candidates[k]
+    props = (
+        pool.properties[k]
+        if pool.properties is not None
+        else {"length_words": len(text.split()), "length_chars": len(text)}
+    )
+    return {"response": text, "gold": float(pool.gold[k]), "proxy": proxy, "properties": props}
 
 
 def _diversity_rows(runs: Sequence[SeedRun], config: LabConfig) -> list[dict[str, Any]]:
@@ -473,6 +528,7 @@ def _diversity_rows(runs: Sequence[SeedRun], config: LabConfig) -> list[dict[str
 def run_lab(
     config: LabConfig | None = None,
     *,
+    data: LabData | None = None,
     encoder: Any = None,
     cache_dir: str | Path | None = None,
     stage: Stage = _no_stage,
@@ -482,6 +538,8 @@ def run_lab(
 
     Args:
         config: sizes, seeds, aggregations, model settings.
+        data: the comparisons and pools to run on (:func:`~rewardhedge.optimize.lab_data.from_pools`);
+            by default the sandbox ``config.sandbox`` describes.
         encoder: an encoder to use (e.g. a :class:`CachedEncoder`); by
             default the one ``config.encoder`` describes, with the disk cache.
         cache_dir: that disk cache's folder (default: ``default_cache_dir()``).
@@ -491,7 +549,8 @@ def run_lab(
     cfg = config or LabConfig()
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    sandbox = generate_sandbox(cfg.sandbox)
+    if data is None:
+        data = from_sandbox(generate_sandbox(cfg.sandbox))
     timing["generate_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -499,19 +558,20 @@ def run_lab(
         encoder = EnsembleRewardModel(
             EnsembleConfig(encoder=cfg.encoder), cache_dir=cache_dir
         ).encoder
-    prompts, responses = _texts(sandbox)
+    prompts, responses = data.texts()
     encoder.encode(prompts, responses, progress=progress)  # fills the cache once for all seeds
     timing["encode_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     advance = stage("train proxies", len(cfg.models()) * len(cfg.seeds))
     encoders = model_encoders(encoder, cfg.encoder)
-    runs = [run_seed(sandbox, cfg, seed, encoders, lambda: advance(1)) for seed in cfg.seeds]
+    runs = [run_seed(data, cfg, seed, encoders, lambda: advance(1)) for seed in cfg.seeds]
     timing["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    gold = np.stack([p.gold for p in sandbox.pools])  # (P, N)
-    ns = cfg.ns
+    gold = pool_gold(data)  # (P, N), NaN after a smaller pool's end
+    ns = ns_up_to(data.max_pool_size)
+    sizes = np.array([p.size for p in data.pools])
     specs = [("single", Aggregation("mean"))] + [
         (o, a) for o in cfg.options for a in cfg.aggregations
     ]
@@ -532,14 +592,20 @@ def run_lab(
         "config": cfg.to_dict(),
         "encoder_id": encoder.id,
         "ns": ns,
+        "n_prompts": [int((sizes >= n).sum()) for n in ns],
+        "paired_n": ns[paired_n_index(gold, ns)],
+        "data": data.summary,
         "kl": [float(x) for x in kl_best_of_n(np.asarray(ns, dtype=np.float64))],
-        "pool_gold": {"mean": float(gold.mean()), "best": float(gold.max(axis=1).mean())},
+        "pool_gold": {
+            "mean": float(np.nanmean(gold)),
+            "best": float(np.nanmax(gold, axis=1).mean()),
+        },
         "curves": curves,
         "paired": paired,
         "diversity": _diversity_rows(runs, cfg),
-        "accuracy": _accuracy_rows(sandbox, runs, cfg),
-        "reliability": _reliability(sandbox, runs, cfg),
-        "examples": _examples(sandbox, runs[0], cfg.options[-1], conservative, cfg.n_examples),
+        "accuracy": _accuracy_rows(data, runs, cfg),
+        "reliability": _reliability(data, runs, cfg),
+        "examples": _examples(data, runs[0], cfg.options[-1], conservative, cfg.n_examples),
     }
     timing["bon_s"] = time.perf_counter() - t
     timing["total_s"] = time.perf_counter() - t0

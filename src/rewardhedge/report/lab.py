@@ -92,6 +92,12 @@ def _observed_peak(curve: Mapping[str, Any], ns: Sequence[Any]) -> float:
     return number(ns[int(np.nanargmax(iqm))]) if np.isfinite(iqm).any() else math.nan
 
 
+def compared_n(lab: Mapping[str, Any]) -> Any:
+    """The n where curves are compared: ``paired_n`` (the largest n at least half the
+    pools support), else the largest n (lab files before user pools)."""
+    return lab.get("paired_n", lab["ns"][-1])
+
+
 def _glance(lab: Mapping[str, Any]) -> str:
     """One or two sentences: the best curve at the largest n, and who overoptimises."""
     curves, ns = lab["curves"], lab["ns"]
@@ -101,9 +107,10 @@ def _glance(lab: Mapping[str, Any]) -> str:
         return ""
     g, best = max(at_max)
     lo, hi = _gold_at_max(curves[best])[1:]
-    kl_max = number(lab["kl"][-1])
+    n_cmp = compared_n(lab)
+    kl_max = number(lab["kl"][list(ns).index(n_cmp)] if n_cmp in ns else lab["kl"][-1])
     text = (
-        f"At n = {esc(fmt_n(ns[-1]))} (KL ≈ {esc(fmt(kl_max, 2))} nats) the highest gold IQM "
+        f"At n = {esc(fmt_n(n_cmp))} (KL ≈ {esc(fmt(kl_max, 2))} nats) the highest gold IQM "
         f"is <b>{esc(curve_label(curves[best]))}</b>: {esc(fmt(g))} "
         f"{esc(fmt_ci(lo, hi))}."
     )
@@ -156,7 +163,7 @@ def _curves_table(lab: Mapping[str, Any]) -> str:
         )
     headers = [
         "curve",
-        f"gold IQM at n = {fmt_n(ns[-1])}",
+        f"gold IQM at n = {fmt_n(compared_n(lab))}",
         "CI",
         "observed peak n",
         "fitted peak n",
@@ -169,7 +176,19 @@ def _curves_table(lab: Mapping[str, Any]) -> str:
         numeric=range(1, 7),
         caption="Observed peak: the n with the largest gold IQM. Fitted peak: the maximum of "
         "Gao et al.'s best-of-n form d(α − βd), d = √KL ('no fit' where the fit was not "
-        "made or failed). Rank corr.: proxy–gold Spearman ρ within pools.",
+        "made or failed). Rank corr.: proxy–gold Spearman ρ within pools." + _support(lab),
+    )
+
+
+def _support(lab: Mapping[str, Any]) -> str:
+    """How many prompts each n rests on, when pools differ in size (user pools)."""
+    counts = lab.get("n_prompts")
+    if not counts or len(set(counts)) == 1:
+        return ""
+    pairs = ", ".join(f"n = {fmt_n(n)}: {c}" for n, c in zip(lab["ns"], counts, strict=False))
+    return (
+        f" Pools differ in size, so each n rests on the prompts whose pools have at least n "
+        f"candidates of known gold ({pairs})."
     )
 
 
@@ -252,7 +271,7 @@ def _paired_table(lab: Mapping[str, Any]) -> str:
     if not rows:
         return ""
     colors = model_colors(lab["curves"])
-    n_max, level = lab["ns"][-1], _level(rows)
+    n_max, level = compared_n(lab), _level(rows)
     cells, classes = [], []
     for r in rows:
         model = str(r.get("model", "?"))
