@@ -103,7 +103,14 @@ def test_pools_file_is_recognised_and_pair_only_flags_are_refused(tmp_path, mode
     m = run_eval(tmp_path, "--model", models[0], "--data", data)
     assert m["task"] == "pools" and m["n_pools_with_gold"] == 8
     assert m["aggregations"]["mean"]["gold"]["mean"] > 0.5
-    assert "baseline: longer candidate" in capsys.readouterr().out
+    # "correct" and "wrong" answers are one character apart: every pick has a
+    # similar-length rival, and the longer ("correct") one is the better one.
+    lc = m["aggregations"]["mean"]["length_controls"]
+    assert lc["n_pools"] == 8 and lc["n_matched"] == 8
+    assert lc["longest_fraction"] == pytest.approx(m["aggregations"]["mean"]["gold"]["mean"])
+    assert m["length_baselines"] == {"longest": 1.0, "shortest": 0.0, "random": 0.5}
+    printed = capsys.readouterr().out
+    assert "baseline: longer candidate" in printed and "longest picked" in printed
     assert cli.main(["eval", "--model", models[0], "--data", data, "--against", models[1]]) == 2
     code = cli.main(["eval", "--model", models[0], "--data", data, "--abstain-alpha", "0.1"])
     assert code == 2

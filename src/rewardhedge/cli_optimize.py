@@ -310,6 +310,27 @@ def _print_summary(result: dict[str, Any]) -> None:
             else f"No ensemble keeps more gold than the single model at n={n_cmp} (every CI "
             "reaches 0 or below)."
         )
+    lengths = result.get("length_controls")
+    if lengths:
+        base = lengths["baselines"]
+        lt = Table(
+            title="Length controls of the best-of-N picks: longest "
+            f"{base['longest']:.2f}, shortest {base['shortest']:.2f}, random {base['random']:.2f}"
+        )
+        for col in ("proxy", "gold of pick", "longest picked", "Δ gold vs ±10% length"):
+            lt.add_column(col)
+        for r in lengths["rows"]:
+            d = r["matched_diff"]
+            lt.add_row(
+                r["label"],
+                f"{r['gold']:.2f}",
+                f"{100 * r['longest_fraction']:.0f}%",
+                "—"
+                if d is None
+                else f"{d:+.2f} [{r['matched_ci_low']:+.2f}, {r['matched_ci_high']:+.2f}] "
+                f"({r['n_matched']} pools)",
+            )
+        out.print(lt)
     acc = ", ".join(f"{r['name']} {r['accuracy']:.3f}" for r in result["accuracy"])
     out.print(f"Held-out accuracy (gold order): {acc}")
 

@@ -35,6 +35,7 @@ from rewardhedge.config import EvalConfig
 from rewardhedge.data.perturb import load_perturbations, perturb_prompt
 from rewardhedge.evaluate.consistency import perturbation_consistency
 from rewardhedge.evaluate.invariance import batch_invariance
+from rewardhedge.evaluate.length_controls import length_baselines, length_controls
 from rewardhedge.evaluate.one_to_many import summarise_one_to_many
 from rewardhedge.evaluate.paired import paired_bootstrap_test
 from rewardhedge.evaluate.pairwise import pairwise_correct
@@ -397,11 +398,20 @@ def evaluate_pools(
     t_score = clock() - t0
     aggs = list(aggregations) if aggregations is not None else _aggregations(model)
     per_agg: dict[str, Any] = {}
+    with_gold = [i for i, p in enumerate(pools) if p.gold is not None]
+    gold_lengths = [
+        np.array([len(c) for c in pools[i].candidates], dtype=np.float64) for i in with_gold
+    ]
+    golds = [np.asarray(pools[i].gold, dtype=np.float64) for i in with_gold]
     for agg in aggs:
         picks = [pick(p, e, agg) for p, e in zip(pools, estimates, strict=True)]
         per_agg[_agg_key(agg)] = {"label": agg.label(), "aggregation": agg.to_dict()} | (
             summarise_picks(picks, seed=cfg.seed)
         )
+        if with_gold:
+            per_agg[_agg_key(agg)]["length_controls"] = length_controls(
+                [picks[i].index for i in with_gold], gold_lengths, golds, seed=cfg.seed
+            )
     out = _header("pools") | {
         "n_pools": len(pools),
         "n_pools_with_gold": sum(p.gold is not None for p in pools),
@@ -411,6 +421,7 @@ def evaluate_pools(
         out["length_baseline"] = {
             prefer: _length_picks(pools, prefer, cfg.seed) for prefer in ("longer", "shorter")
         }
+        out["length_baselines"] = length_baselines(gold_lengths, golds)
     lengths = np.array([len(c) for p in pools for c in p.candidates], dtype=np.float64)
     rewards = np.concatenate([e.mean for e in estimates])
     out["length_reward_corr"] = spearman_or_none(lengths, rewards)

@@ -198,6 +198,15 @@ def test_lab_on_pools_counts_prompts_per_n_and_matches_the_estimator(pools_lab):
         assert single["per_seed_gold"][s] == pytest.approx(np.nanmean(expected, axis=1).tolist())
     # n = 1 is a random candidate: the mean over supporting pools of each pool's mean gold.
     assert single["gold"]["mean"][0] == pytest.approx(np.nanmean(gold, axis=1).mean())
+    lc = result["length_controls"]
+    assert [r["label"] for r in lc["rows"]] == [c["label"] for c in result["curves"]]
+    picked = [
+        [p.gold[int(np.argmax(run.pool_mean["single"][i, : p.size]))] for run in runs]
+        for i, p in enumerate(data.pools)
+    ]
+    assert lc["rows"][0]["gold"] == pytest.approx(np.mean(picked))
+    for r in lc["rows"]:
+        assert 0.0 <= r["longest_fraction"] <= 1.0 and r["n_pools"] == len(data.pools)
     json.dumps(result, allow_nan=False)
 
 

@@ -6,7 +6,8 @@ RewardBench v1 sections (:mod:`rewardbench`), one chosen vs many rejected
 the paired bootstrap test (:mod:`paired`), distances between reward models
 (:mod:`starc`), how different an ensemble's members are (:mod:`diversity`),
 consistency under prompt perturbations (:mod:`consistency`)
-and batch-size invariance (:mod:`invariance`).
+batch-size invariance (:mod:`invariance`) and whether best-of-n picks beat length
+or ride it (:mod:`length_controls`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from rewardhedge.evaluate.consistency import perturbation_consistency
 from rewardhedge.evaluate.diversity import member_diversity
 from rewardhedge.evaluate.invariance import batch_invariance
+from rewardhedge.evaluate.length_controls import length_baselines, length_controls
 from rewardhedge.evaluate.one_to_many import (
     best_of_n_tie_penalty,
     chance_best_of_n,
@@ -60,6 +62,8 @@ __all__ = [
     "format_metrics",
     "iqm",
     "length_baseline_correct",
+    "length_baselines",
+    "length_controls",
     "log_loss",
     "member_diversity",
     "metrics_table",

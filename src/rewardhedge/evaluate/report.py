@@ -22,7 +22,13 @@ from rewardhedge.evaluate.pairwise import (
     pairwise_correct,
     per_subset,
 )
-from rewardhedge.evaluate.tables import fmt_interval, fmt_number, pools_table, suite_rows
+from rewardhedge.evaluate.tables import (
+    fmt_interval,
+    fmt_number,
+    length_table,
+    pools_table,
+    suite_rows,
+)
 from rewardhedge.evaluate.uncertainty_quality import aurc, misorder_auroc, pair_uncertainties
 from rewardhedge.types import PairwiseEstimate, PreferencePair
 
@@ -311,8 +317,11 @@ def _render(table: Table) -> str:
 
 
 def format_pools(metrics: dict[str, Any], title: str = "Best-of-n") -> str:
-    """The :func:`pools_table` of an ``evaluate_pools`` dict as plain text (100 columns)."""
-    return _render(pools_table(metrics, title=title))
+    """The :func:`pools_table` of an ``evaluate_pools`` dict, and its :func:`length_table`
+    when it has one, as plain text (100 columns)."""
+    text = _render(pools_table(metrics, title=title))
+    lengths = length_table(metrics)
+    return text if lengths is None else text + "\n" + _render(lengths)
 
 
 def format_metrics(metrics: dict[str, Any], title: str = "Evaluation") -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["fmt_interval", "fmt_number", "pools_table", "suite_rows"]
+__all__ = ["fmt_interval", "fmt_number", "length_table", "pools_table", "suite_rows"]
 
 Row = tuple[str, str, str, str]
 
@@ -237,5 +237,39 @@ def pools_table(metrics: Mapping[str, Any], title: str = "Best-of-n") -> Table:
     if metrics.get("length_reward_corr") is not None:
         table.add_row(
             "length-reward Spearman", fmt_number(metrics["length_reward_corr"]), "", "", ""
+        )
+    return table
+
+
+def length_table(metrics: Mapping[str, Any], title: str = "Length controls") -> Table | None:
+    """Per aggregation: the share of picks that are their pool's longest candidate and the
+    pick's gold minus that of candidates within ±10% of its length (see
+    ``evaluate.length_controls``); ``None`` when the result has no length controls."""
+    rows = [
+        (str(a.get("label", key)), a["length_controls"])
+        for key, a in (metrics.get("aggregations") or {}).items()
+        if a.get("length_controls")
+    ]
+    if not rows:
+        return None
+    base = metrics.get("length_baselines") or {}
+    if base:
+        title += (
+            f" (gold of the longest candidate {fmt_number(base.get('longest'))}, shortest "
+            f"{fmt_number(base.get('shortest'))}, random {fmt_number(base.get('random'))})"
+        )
+    table = Table(title=title)
+    for col in ("pick by", "longest picked", "Δ gold vs ±10% length", "95% CI", "pools"):
+        table.add_column(col, justify="left" if col == "pick by" else "right")
+    for label, lc in rows:
+        diff = lc.get("matched_diff")
+        table.add_row(
+            label,
+            f"{100 * lc['longest_fraction']:.0f}%",
+            "—" if diff is None else fmt_number(diff),
+            ""
+            if diff is None
+            else fmt_interval(lc.get("matched_ci_low"), lc.get("matched_ci_high")),
+            str(lc.get("n_matched", "")),
         )
     return table

@@ -52,6 +52,7 @@ from rewardhedge.data.sandbox import Sandbox, SandboxConfig, generate_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate.calibration import reliability_bins
 from rewardhedge.evaluate.diversity import member_diversity
+from rewardhedge.evaluate.length_controls import length_baselines, length_controls
 from rewardhedge.evaluate.paired import paired_grid_test
 from rewardhedge.evaluate.pairwise import bootstrap_ci, length_baseline_correct, log_loss
 from rewardhedge.evaluate.statistics import iqm_of_run_means, stratified_bootstrap_ci
@@ -507,6 +508,30 @@ def _example_pick(pool: LabPool, k: int, proxy: float) -> dict[str, Any]:
     return {"response": text, "gold": float(pool.gold[k]), "proxy": proxy, "properties": props}
 
 
+def _length_block(
+    data: LabData, runs: Sequence[SeedRun], specs: Sequence[tuple[str, Aggregation]]
+) -> dict[str, Any]:
+    """Length controls of each curve's best-of-N picks (whole pools), seeds averaged per pool."""
+    lengths = [np.array([len(c) for c in p.candidates], dtype=np.float64) for p in data.pools]
+    gold = [p.gold for p in data.pools]
+    rows = []
+    for model, agg in specs:
+        picks = np.array(
+            [
+                [
+                    int(np.argmax(row[: p.size]))
+                    for row, p in zip(run.scores(model, agg), data.pools, strict=True)
+                ]
+                for run in runs
+            ]
+        )
+        rows.append(
+            {"model": model, "aggregation": agg.name, "params": agg.params(),
+             "label": model + " · " + agg.label()} | length_controls(picks, lengths, gold)
+        )  # fmt: skip
+    return {"baselines": length_baselines(lengths, gold), "rows": rows}
+
+
 def _diversity_rows(runs: Sequence[SeedRun], config: LabConfig) -> list[dict[str, Any]]:
     """Per option, the seeds' mean of each :func:`member_diversity` number."""
     rows = []
@@ -603,6 +628,7 @@ def run_lab(
         "curves": curves,
         "paired": paired,
         "diversity": _diversity_rows(runs, cfg),
+        "length_controls": _length_block(data, runs, specs),
         "accuracy": _accuracy_rows(data, runs, cfg),
         "reliability": _reliability(data, runs, cfg),
         "examples": _examples(data, runs[0], cfg.options[-1], conservative, cfg.n_examples),

@@ -312,6 +312,49 @@ def _paired_table(lab: Mapping[str, Any]) -> str:
     )
 
 
+def _length_table(lab: Mapping[str, Any]) -> str:
+    """Does a proxy beat length or only ride it: each curve's best-of-N picks beside the
+    longest and shortest candidate, and at equal length (±10% characters)."""
+    block = lab.get("length_controls")
+    if not isinstance(block, Mapping) or not block.get("rows"):
+        return ""
+    base = block.get("baselines") or {}
+    cells = [
+        [f"baseline: {k} candidate", fmt(base.get(k)), "", ""]
+        for k in ("longest", "shortest", "random")
+        if k in base
+    ]
+    for r in block["rows"]:
+        diff = r.get("matched_diff")
+        matched = (
+            "—"
+            if diff is None
+            else f"{fmt(diff)} {fmt_ci(r.get('matched_ci_low'), r.get('matched_ci_high'))} "
+            f"({fmt_int(r.get('n_matched'))} pools)"
+        )
+        cells.append(
+            [
+                str(r.get("label", "?")),
+                fmt(r.get("gold")),
+                f"{100 * number(r.get('longest_fraction')):.0f}%",
+                matched,
+            ]
+        )
+    return table(
+        [
+            "pick by",
+            "gold of the best-of-N pick",
+            "picks that are the longest",
+            "Δ gold vs ±10% length",
+        ],
+        cells,
+        numeric=range(1, 4),
+        caption="Best of the whole pool, per seed, averaged per pool. A proxy that only rides "
+        "length picks the longest candidate often and gains nothing over candidates of "
+        "similar length (Δ near 0); one that sees quality keeps Δ above 0.",
+    )
+
+
 def _diversity_table(lab: Mapping[str, Any]) -> str:
     """Per option, how different its members are: an ensemble can only hedge where they
     disagree, so this tells a null result from a herd apart."""
@@ -508,6 +551,9 @@ def lab_section(
         diversity = _diversity_table(lab)
         if diversity:
             sub("diversity", "Member diversity", diversity)
+        lengths = _length_table(lab)
+        if lengths:
+            sub("length", "Does the proxy beat length, or ride it?", lengths)
         sub("curves", "Curves at a glance", _curves_table(lab))
         proxy_svg = plots.kl_curves_svg(lab, "proxy", salt=f"{anchor}-proxy")
         sub(
