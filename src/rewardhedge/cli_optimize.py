@@ -207,6 +207,29 @@ def _lab_config(
         raise
 
 
+def _model_gold(rows, pools: Path, source: str, out_dir: Path, cache_dir, token):
+    """The pools with gold from ``--gold-model`` (progress while scoring; cached)."""
+    from rewardhedge.optimize.gold_model import model_key, with_model_gold
+
+    model_key(source)  # a bad --gold-model fails here, before any scoring
+    total = sum(len(r.candidates) for r in rows)
+    with _stages() as stage:
+        advance = stage("score gold", total)
+        seen = 0
+
+        def progress(done: int, _total: int) -> None:
+            nonlocal seen
+            advance(done - seen)
+            seen = done
+
+        rows, info = with_model_gold(
+            rows, pools, source, out_dir, cache_dir=cache_dir, token=token, on_progress=progress
+        )
+    how = "read from the cache" if info["cached"] else "scored"
+    err.print(f"Gold from [bold]{escape(source)}[/]: {how} ({escape(info['cache_file'])})")
+    return rows, info
+
+
 def _pool_split(
     train_fraction: float,
     pairs_per_prompt: int,
@@ -367,6 +390,17 @@ def overopt(
             "unknown gold value) in place of the sandbox; see docs/lab-on-pools.md."
         ),
     ] = None,
+    gold_model: Annotated[
+        str | None,
+        typer.Option(
+            help="With --pools: score the candidates with this model (a rewardhedge model "
+            "folder or a reward server URL) and use its mean reward as the gold; cached "
+            "next to the pools file."
+        ),
+    ] = None,
+    gold_token: Annotated[
+        str | None, typer.Option(help="Bearer token for a --gold-model server.")
+    ] = None,
     train_fraction: Annotated[
         float, typer.Option(help="With --pools: share of prompts to train the proxies on.")
     ] = 0.5,
@@ -402,6 +436,8 @@ def overopt(
     On the sandbox by default, on your own pools with gold with --pools."""
     t0 = time.perf_counter()
     split = None
+    if gold_model is not None and pools is None:
+        raise ConfigError("--gold-model labels the pools of --pools; give --pools too.")
     if pools is not None:
         split = _pool_split(train_fraction, pairs_per_prompt, label_scale, data_seed,
                             flip_rate, temperature)  # fmt: skip
@@ -434,7 +470,12 @@ def overopt(
             missing_gold=True,
         )
         err.print(f"[bold]{escape(str(pools))}[/]: {load.n_kept} pools kept of {load.n_read} read")
+        gold_info = None
+        if gold_model is not None:
+            rows, gold_info = _model_gold(rows, pools, gold_model, out_dir, cache_dir, gold_token)
         data = from_pools(rows, split, source=str(pools))
+        if gold_info is not None:
+            data.summary["gold"] = gold_info
         cfg = replace(cfg, pools=split)
     result, _ = _run_lab_cli(cfg, cache_dir, out_dir, data)
     _print_summary(result)
