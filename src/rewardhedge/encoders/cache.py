@@ -15,6 +15,8 @@ encoder id, the dimension and a BLAKE2b digest of both arrays.
   does not load — truncated, corrupt, wrong digest, wrong dimension, another
   encoder's — is skipped with a :func:`warnings.warn` naming it, and its rows
   are simply misses. Temp files are ignored.
+* A long encode (:class:`CachedEncoder`) is stored chunk by chunk, a shard about
+  every ``SHARD_SECONDS``, so a kill loses at most the chunk in progress.
 * :meth:`EmbeddingCache.compact` merges the shards into one (written the same
   atomic way) and then removes the shards it merged.
 
@@ -37,10 +39,16 @@ from pathlib import Path
 import numpy as np
 
 from rewardhedge.encoders.base import Encoder, check_texts
+from rewardhedge.encoders.progress import progress_bar
 
 FORMAT = "rewardhedge-embcache-v1"
 KEY_BYTES = 16
 SHARD_GLOB = "shard-*.safetensors"
+SHARD_SECONDS = 20.0
+"""Seconds of encoding per shard in a long ``CachedEncoder.encode`` call."""
+FIRST_CHUNK = 256
+"""Items in the first chunk of a long encode (the next chunks are sized from its rate)."""
+MIN_CHUNK = 64
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600.0
 
@@ -331,12 +339,20 @@ class CachedEncoder:
     Args:
         encoder: the encoder to wrap.
         cache_dir: cache root; None means :func:`default_cache_dir`.
-        max_shards: once this encoder's folder holds more shards than this, a
-            write is followed by :meth:`EmbeddingCache.compact` (0 disables).
+        max_shards: once this encoder's folder holds more shards than this, an
+            ``encode`` call ends with :meth:`EmbeddingCache.compact` (0 disables).
+        shard_seconds: a call with more than ``2 * FIRST_CHUNK`` misses encodes them in
+            chunks of about this many seconds, each stored as a shard when done (a kill
+            loses at most one chunk); 0 encodes them in one call.
     """
 
     def __init__(
-        self, encoder: Encoder, cache_dir: str | Path | None = None, *, max_shards: int = 64
+        self,
+        encoder: Encoder,
+        cache_dir: str | Path | None = None,
+        *,
+        max_shards: int = 64,
+        shard_seconds: float = SHARD_SECONDS,
     ) -> None:
         self.encoder = encoder
         self.id: str = encoder.id
@@ -345,6 +361,7 @@ class CachedEncoder:
         root = default_cache_dir() if cache_dir is None else Path(cache_dir)
         self.cache = EmbeddingCache(root, self.id, self.dim)
         self.max_shards = max_shards
+        self.shard_seconds = shard_seconds
         self.hits = 0
         self.misses = 0
         self._write_warned = False
@@ -366,33 +383,75 @@ class CachedEncoder:
         for i in miss_rows:
             first.setdefault(keys[i], int(i))
         to_encode = list(first.values())
-        emb = self.encoder.encode(
-            [prompts[i] for i in to_encode], [responses[i] for i in to_encode], progress=progress
+        emb = self._encode_and_store(
+            [prompts[i] for i in to_encode],
+            [responses[i] for i in to_encode],
+            [keys[i] for i in to_encode],
+            progress,
         )
-        emb = np.asarray(emb)
-        if emb.shape != (len(to_encode), self.dim):
-            raise ValueError(
-                f"encoder {self.id!r} returned shape {emb.shape}, "
-                f"expected ({len(to_encode)}, {self.dim})."
-            )
-        emb = emb.astype(np.float32, copy=False)
         pos = {keys[i]: j for j, i in enumerate(to_encode)}
         for i in miss_rows:
             out[i] = emb[pos[keys[i]]]
+        return out
+
+    def _encode_and_store(
+        self, prompts: list[str], responses: list[str], keys: list[bytes], progress: bool
+    ) -> np.ndarray:
+        """Encode the misses; a long encode goes in chunks of about ``shard_seconds``, each
+        stored as a shard as soon as it is done, so a kill loses at most the last chunk."""
+        n = len(prompts)
+        if n <= 2 * FIRST_CHUNK or not self.shard_seconds:
+            emb = self._encode_chunk(prompts, responses, progress)
+            self._store(keys, emb)
+            self._maybe_compact()
+            return emb
+        out = np.empty((n, self.dim), dtype=np.float32)
+        start, size = 0, FIRST_CHUNK
+        with progress_bar(n, f"encoding ({self.id})", progress) as advance:
+            while start < n:
+                stop = min(n, start + size)
+                t0 = time.perf_counter()
+                emb = self._encode_chunk(prompts[start:stop], responses[start:stop], False)
+                out[start:stop] = emb
+                self._store(keys[start:stop], emb)
+                advance(stop - start)
+                rate = (stop - start) / max(time.perf_counter() - t0, 1e-6)
+                size = max(MIN_CHUNK, int(rate * self.shard_seconds))
+                start = stop
+        self._maybe_compact()
+        return out
+
+    def _encode_chunk(self, prompts: list[str], responses: list[str], progress: bool) -> np.ndarray:
+        emb = np.asarray(self.encoder.encode(prompts, responses, progress=progress))
+        if emb.shape != (len(prompts), self.dim):
+            raise ValueError(
+                f"encoder {self.id!r} returned shape {emb.shape}, "
+                f"expected ({len(prompts)}, {self.dim})."
+            )
+        return emb.astype(np.float32, copy=False)
+
+    def _store(self, keys: list[bytes], emb: np.ndarray) -> None:
         try:
-            self.cache.put([keys[i] for i in to_encode], emb)
+            self.cache.put(keys, emb)
+        except OSError as exc:
+            self._warn_write(exc)
+
+    def _maybe_compact(self) -> None:
+        try:
             if self.max_shards and self.cache.n_shards > self.max_shards:
                 self.cache.compact()
         except OSError as exc:
-            if not self._write_warned:
-                self._write_warned = True
-                warnings.warn(
-                    f"Could not write the embedding cache in {str(self.cache.dir)!r} ({exc}); "
-                    "going on without storing new vectors.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        return out
+            self._warn_write(exc)
+
+    def _warn_write(self, exc: OSError) -> None:
+        if not self._write_warned:
+            self._write_warned = True
+            warnings.warn(
+                f"Could not write the embedding cache in {str(self.cache.dir)!r} ({exc}); "
+                "going on without storing new vectors.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def __repr__(self) -> str:
         return f"CachedEncoder({self.encoder!r}, cache={self.cache!r})"
