@@ -90,6 +90,8 @@ class CandidatePool:
     gold: tuple[float, ...] | None = None
     id: str | None = None
     subset: str | None = None
+    split: str | None = None
+    """``"train"`` or ``"test"``: a fixed prompt split for the overoptimisation lab."""
 
     def __post_init__(self) -> None:
         if self.gold is not None and len(self.gold) != len(self.candidates):

@@ -247,3 +247,23 @@ def test_bad_pool_flags_are_one_line_and_write_nothing(tmp_path, capsys, flag, v
     err = capsys.readouterr().err.strip()
     assert flag in err and value in err and len(err.splitlines()) == 1
     assert not (tmp_path / "lab").exists()
+
+
+def test_a_split_column_fixes_the_sides(tmp_path):
+    pools = synthetic_pools(10, 4)
+    fixed = [CandidatePool(p.prompt, p.candidates, p.gold, p.id, split="train" if i < 3 else "test")
+             for i, p in enumerate(pools)]  # fmt: skip
+    data = from_pools(fixed, PoolSplit(train_fraction=0.9, pairs_per_prompt=0))
+    assert {c.prompt for c in data.train} == {p.prompt for p in pools[:3]}
+    assert [p.prompt for p in data.pools] == [p.prompt for p in pools[3:]]
+    assert data.summary["split_from"] == "file"
+    mixed = [*fixed[:5], *pools[5:]]
+    with pytest.raises(ConfigError, match="no 'split'"):
+        from_pools(mixed, PoolSplit())
+    path = tmp_path / "p.jsonl"
+    row = {"prompt": "q", "candidates": ["a", "b"], "gold": [1, 2]}
+    path.write_text(
+        json.dumps(row | {"split": "train"}) + "\n" + json.dumps(row | {"split": "dev"}) + "\n"
+    )
+    with pytest.raises(Exception, match=r"p.jsonl:2: field 'split' must be 'train' or 'test'"):
+        load_pools(path)

@@ -30,7 +30,7 @@ PAIR_FIELDS = (
 )
 NUMBER_FIELDS = ("margin", "chosen_score", "rejected_score")
 ITEM_FIELDS = ("prompt", "response", "id")
-POOL_FIELDS = ("prompt", "candidates", "gold", "subset", "id")
+POOL_FIELDS = ("prompt", "candidates", "gold", "subset", "id", "split")
 ONE_TO_MANY_FIELDS = ("prompt", "chosen", "rejected", "subset", "source", "id")
 
 

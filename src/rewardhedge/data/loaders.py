@@ -164,7 +164,8 @@ def load_pools(
     ``candidates`` must hold at least two non-blank strings; ``gold``, when
     present, one finite number per candidate (with ``missing_gold``, ``null``
     for an unknown one, read as NaN). In CSV files both are JSON lists inside
-    the cell.
+    the cell. ``split`` (``"train"``/``"test"``), when present, fixes which
+    side of the overoptimisation lab's prompt split a pool is on.
 
     Returns:
         The pools in file order and a :class:`LoadReport`.
@@ -179,9 +180,19 @@ def load_pools(
             gold=chk.optional_number_list("gold", len(candidates), allow_null=missing_gold),
             id=chk.optional_id() or f"{name}:{line}",
             subset=chk.optional_text("subset"),
+            split=_pool_split(chk),
         )
 
     return _load(path, fields, POOL_FIELDS, format, split, skip_invalid, rejects_path, build)
+
+
+def _pool_split(chk: RowCheck) -> str | None:
+    value = chk.optional_text("split")
+    if value is not None and value not in ("train", "test"):
+        raise DataError(
+            f"field {chk.label('split')} must be 'train' or 'test', got {value!r}", field="split"
+        )
+    return value
 
 
 def load_one_to_many(

@@ -7,7 +7,7 @@ seed from the gold gap), held-out comparisons (scored against the gold order)
 and test pools (best-of-n against gold).
 
 From pools, prompts are split (seeded) into a train and a test part, so no
-prompt's candidates reach both; comparisons are pairs of candidates of one
+prompt's candidates reach both (or as the file's ``split`` column says); comparisons are pairs of candidates of one
 prompt whose gold values are both known; candidates with missing gold (null)
 are dropped from every pool and counted.
 
@@ -258,6 +258,24 @@ def split_prompts(prompts: Sequence[str], train_fraction: float, seed: int) -> n
     return np.array([p in train for p in prompts])
 
 
+def _sides(pools: Sequence[CandidatePool], split: PoolSplit, source: str) -> np.ndarray:
+    """Bool per pool, in the train part: the file's ``split`` column when it has one,
+    else a seeded split by prompt."""
+    given = [p.split for p in pools]
+    if all(g is None for g in given):
+        return split_prompts([p.prompt for p in pools], split.train_fraction, split.seed)
+    if any(g is None for g in given):
+        missing = sum(g is None for g in given)
+        raise ConfigError(
+            f"{source}: {missing} usable pool(s) have no 'split' while the others do; give "
+            "every pool a split ('train' or 'test') or none."
+        )
+    sides = np.array([g == "train" for g in given])
+    if sides.all() or not sides.any():
+        raise ConfigError(f"{source}: the 'split' column puts every pool on one side.")
+    return sides
+
+
 def _valid(pool: CandidatePool) -> tuple[tuple[str, ...], np.ndarray]:
     gold = np.array([np.nan if g is None else g for g in pool.gold or ()], dtype=np.float64)
     keep = np.isfinite(gold)
@@ -299,7 +317,7 @@ def from_pools(pools: Sequence[CandidatePool], split: PoolSplit, source: str = "
             f"{source}: {len(kept)} pool(s) with at least two candidates of known gold; the lab "
             "needs at least 2 (one to train on, one to test)."
         )
-    in_train = split_prompts([p.prompt for p, _, _ in kept], split.train_fraction, split.seed)
+    in_train = _sides([p for p, _, _ in kept], split, source)
     train_gold = np.concatenate([g for (_, _, g), t in zip(kept, in_train, strict=True) if t])
     sd = float(train_gold.std())
     if split.labels.scale is LabelScale.STANDARDIZE and not sd > 0:
@@ -341,6 +359,7 @@ def from_pools(pools: Sequence[CandidatePool], split: PoolSplit, source: str = "
             "n_pools_read": len(pools),
             "n_pools_unusable": unusable,
             "n_candidates_missing_gold": dropped_candidates,
+            "split_from": "file" if kept[0][0].split is not None else "seeded",
             "n_train_prompts": int(in_train.sum()),
             "n_test_prompts": len(test_pools),
             "n_train_comparisons": len(train),
