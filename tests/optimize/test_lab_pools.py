@@ -267,3 +267,31 @@ def test_a_split_column_fixes_the_sides(tmp_path):
     )
     with pytest.raises(Exception, match=r"p.jsonl:2: field 'split' must be 'train' or 'test'"):
         load_pools(path)
+
+
+def test_the_sandbox_written_as_pools_gives_the_built_in_labs_curves():
+    """One code path, two entry points: the sandbox's training comparisons as
+    two-candidate 'train' pools and its best-of-n pools as 'test' pools give the same
+    labels, proxies and curves as the built-in lab."""
+    config = LabConfig(
+        sandbox=SandboxConfig(train_prompts=120, test_prompts=20, pool_prompts=8, pool_size=8),
+        seeds=(0, 1),
+        members=3,
+        options=("bootstrap", "views"),
+        aggregations=(Aggregation("mean"), Aggregation("wco")),
+        encoder=HASH,
+        bootstrap_reps=200,
+    )
+    sandbox = generate_sandbox(config.sandbox)
+    pools = [
+        CandidatePool(c.task.prompt, (c.a.text, c.b.text), (c.a.gold, c.b.gold), c.id, split="train")
+        for c in sandbox.train
+    ] + [CandidatePool(p.task.prompt, tuple(r.text for r in p.responses), tuple(p.gold), p.id,
+                       split="test") for p in sandbox.pools]  # fmt: skip
+    builtin, _ = run_lab(config)
+    data = from_pools(pools, PoolSplit(pairs_per_prompt=0, seed=config.sandbox.seed))
+    as_pools, _ = run_lab(config, data=data)
+    assert [c["label"] for c in as_pools["curves"]] == [c["label"] for c in builtin["curves"]]
+    for a, b in zip(as_pools["curves"], builtin["curves"], strict=True):
+        assert np.allclose(a["per_seed_gold"], b["per_seed_gold"], atol=1e-12)
+        assert a["gold"] == b["gold"]

@@ -295,8 +295,10 @@ def _pair_indices(n: int, cap: int, rng: np.random.Generator) -> list[tuple[int,
     if cap and len(pairs) > cap:
         pick = np.sort(rng.choice(len(pairs), size=cap, replace=False))
         pairs = [pairs[i] for i in pick]
-    # Random side order, so "a" is not always the earlier candidate.
-    return [(i, j) if rng.random() < 0.5 else (j, i) for i, j in pairs]
+    # File order within each pair: labels are drawn from the gold gap, so which side is
+    # "a" changes no label's distribution, and a file holding a sandbox's comparisons as
+    # two-candidate pools then gets the very label draws the built-in lab makes.
+    return pairs
 
 
 def from_pools(pools: Sequence[CandidatePool], split: PoolSplit, source: str = "pools") -> LabData:
