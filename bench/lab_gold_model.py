@@ -23,23 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_run import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 POOL_PROMPTS, POOL_SIZE = 400, 16
-
-
-def run(args: list[str], log: Path) -> float:
-    t0 = time.perf_counter()
-    with log.open("w") as f:
-        proc = subprocess.run([sys.executable, "-m", "rewardhedge", *args], stdout=f, stderr=f)
-    if proc.returncode:
-        sys.exit(f"{args[0]} failed:\n{log.read_text()[-3000:]}")
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -71,7 +63,7 @@ def main() -> None:
     )
     cache = ["--cache-dir", str(work / "cache")]
     wall = {
-        "train_gold": run(
+        "train_gold": run_cli(
             [
                 "train",
                 "--data",
@@ -90,8 +82,8 @@ def main() -> None:
     lab = ["overopt", "--pools", str(work / "pools.jsonl"), "--gold-model", str(work / "gold_rm"),
            "--pairs-per-prompt", "4", "--label-scale", "standardize", "--seeds", "5",
            "--out", str(work / "lab"), "--no-report", *cache]  # fmt: skip
-    wall["lab"] = run(lab, work / "lab.log")
-    wall["lab_rerun_cached_gold"] = run([*lab[:-5], "--out", str(work / "lab2"), "--no-report",
+    wall["lab"] = run_cli(lab, work / "lab.log")
+    wall["lab_rerun_cached_gold"] = run_cli([*lab[:-5], "--out", str(work / "lab2"), "--no-report",
                                          *cache], work / "lab2.log")  # fmt: skip
     result = json.loads((work / "lab" / "overopt.json").read_text())
     single = next(c for c in result["curves"] if c["model"] == "single")

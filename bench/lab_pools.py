@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_run import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -53,15 +54,6 @@ def write_pools(path: Path) -> dict[str, int]:
     ]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return {"train_pools": len(sandbox.train), "test_pools": len(sandbox.pools)}
-
-
-def run(args: list[str], log: Path) -> float:
-    t0 = time.perf_counter()
-    with log.open("w") as f:
-        proc = subprocess.run([sys.executable, "-m", "rewardhedge", *args], stdout=f, stderr=f)
-    if proc.returncode:
-        sys.exit(f"{' '.join(args[:2])} failed:\n{log.read_text()[-3000:]}")
-    return time.perf_counter() - t0
 
 
 def compare(builtin: dict, pools: dict) -> dict:
@@ -100,8 +92,10 @@ def main() -> None:
         tmp = Path(tmp)
         sizes = write_pools(tmp / "lab_pools.jsonl")
         common = ["--seeds", args.seeds, "--no-report", "--cache-dir", str(args.cache)]
-        t_builtin = run(["overopt", "--out", str(tmp / "builtin"), *common], tmp / "builtin.log")
-        t_pools = run(["overopt", "--pools", str(tmp / "lab_pools.jsonl"), "--pairs-per-prompt",
+        t_builtin = run_cli(
+            ["overopt", "--out", str(tmp / "builtin"), *common], tmp / "builtin.log"
+        )
+        t_pools = run_cli(["overopt", "--pools", str(tmp / "lab_pools.jsonl"), "--pairs-per-prompt",
                        "0", "--out", str(tmp / "pools"), *common], tmp / "pools.log")  # fmt: skip
         builtin = json.loads((tmp / "builtin" / "overopt.json").read_text())
         pools = json.loads((tmp / "pools" / "overopt.json").read_text())
