@@ -3,8 +3,8 @@
 A timing run, not a science run: the pools are built from the HH-RLHF harmless test
 dialogues (real text the project may use): each of 1,000 prompts gets 16 candidates,
 each the concatenation of three HH assistant responses (its own chosen or rejected
-first, then two drawn from other rows), so candidates run to a few hundred tokens
-and fill the encoder's window. The gold is seeded noise plus a small length term;
+first, then two drawn from other rows): 104 words on average (median 92), several
+times the sandbox's responses; the lab's encoder reads 256 tokens. The gold is seeded noise plus a small length term;
 no curve here means anything. Measured: wall time of the real command on a cold
 embedding cache, per stage (`overopt.json` timing), and of a rerun on the warm cache.
 
