@@ -28,8 +28,9 @@ import numpy as np
 
 from rewardhedge.data.sandbox import generate_sandbox
 from rewardhedge.evaluate.pairwise import length_baseline_correct
+from rewardhedge.optimize.lab_data import from_sandbox, polished_mask
 from rewardhedge.optimize.order_stats import expected_best_of_n
-from rewardhedge.optimize.overopt import LabConfig, _texts, _top_rank_corr, polished_mask
+from rewardhedge.optimize.overopt import LabConfig, _top_rank_corr
 from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.types import PreferencePair
 
@@ -141,7 +142,7 @@ def main() -> None:
     share = perceivable_share(sandbox)
     print("perceivable share:", share, flush=True)
     encoder = EnsembleRewardModel(cfg.ensemble_config(1, 0)).encoder
-    prompts, responses = _texts(sandbox)
+    prompts, responses = from_sandbox(sandbox).texts()
     features = encoder.encode(prompts, responses, progress=False)
     t_enc = time.perf_counter() - t0
     decode = decodability(sandbox, features)

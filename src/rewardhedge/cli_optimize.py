@@ -209,9 +209,8 @@ def _lab_config(
 
 def _model_gold(rows, pools: Path, source: str, out_dir: Path, cache_dir, token):
     """The pools with gold from ``--gold-model`` (progress while scoring; cached)."""
-    from rewardhedge.optimize.gold_model import model_key, with_model_gold
+    from rewardhedge.optimize.gold_model import with_model_gold
 
-    model_key(source)  # a bad --gold-model fails here, before any scoring
     total = sum(len(r.candidates) for r in rows)
     with _stages() as stage:
         advance = stage("score gold", total)
@@ -230,6 +229,16 @@ def _model_gold(rows, pools: Path, source: str, out_dir: Path, cache_dir, token)
     return rows, info
 
 
+POOL_FLAGS = {
+    "labels.temperature": "--label-temperature",
+    "labels.flip_rate": "--flip-rate",
+    "labels.scale": "--label-scale",
+    "pools.train_fraction": "--train-fraction",
+    "pools.pairs_per_prompt": "--pairs-per-prompt",
+}
+"""The ``overopt --pools`` flag of each LabelModel/PoolSplit field."""
+
+
 def _pool_split(
     train_fraction: float,
     pairs_per_prompt: int,
@@ -239,21 +248,18 @@ def _pool_split(
     temperature: float,
 ):
     """The PoolSplit of ``overopt --pools``, each bad value named by its flag."""
-    from rewardhedge.optimize.lab_data import LabelModel, LabelScale, PoolSplit
+    from rewardhedge.optimize.lab_data import LabelModel, PoolSplit
 
-    scale = LabelScale.parse(label_scale, "--label-scale")
-    if not 0.0 <= flip_rate <= 0.5:
-        raise ConfigError(f"--flip-rate must be in [0, 0.5], got {flip_rate}")
-    if not temperature >= 0:
-        raise ConfigError(f"--label-temperature must be >= 0, got {temperature}")
-    if not 0.0 < train_fraction < 1.0:
-        raise ConfigError(f"--train-fraction must be in (0, 1), got {train_fraction}")
-    if pairs_per_prompt < 0:
-        raise ConfigError(f"--pairs-per-prompt must be >= 0 (0: all pairs), got {pairs_per_prompt}")
-    labels = LabelModel(temperature=temperature, flip_rate=flip_rate, scale=scale)
-    return PoolSplit(
-        train_fraction=train_fraction, pairs_per_prompt=pairs_per_prompt, seed=seed, labels=labels
-    )
+    try:
+        labels = LabelModel(temperature=temperature, flip_rate=flip_rate, scale=label_scale)
+        return PoolSplit(
+            train_fraction=train_fraction, pairs_per_prompt=pairs_per_prompt, seed=seed,
+            labels=labels,
+        )  # fmt: skip
+    except ConfigError as exc:  # the dataclasses check; name the flag
+        field = str(exc).split(" ", 1)[0]
+        flag = POOL_FLAGS.get(field)
+        raise (ConfigError(f"{flag}: {exc}") if flag else exc) from exc
 
 
 def _run_lab_cli(
@@ -335,25 +341,14 @@ def _print_summary(result: dict[str, Any]) -> None:
         )
     lengths = result.get("length_controls")
     if lengths:
-        base = lengths["baselines"]
-        lt = Table(
-            title="Length controls of the best-of-N picks: longest "
-            f"{base['longest']:.2f}, shortest {base['shortest']:.2f}, random {base['random']:.2f}"
-        )
-        for col in ("proxy", "gold of pick", "longest picked", "Δ gold vs ±10% length"):
-            lt.add_column(col)
-        for r in lengths["rows"]:
-            d = r["matched_diff"]
-            lt.add_row(
-                r["label"],
-                f"{r['gold']:.2f}",
-                f"{100 * r['longest_fraction']:.0f}%",
-                "—"
-                if d is None
-                else f"{d:+.2f} [{r['matched_ci_low']:+.2f}, {r['matched_ci_high']:+.2f}] "
-                f"({r['n_matched']} pools)",
+        from rewardhedge.evaluate.tables import length_rows_table
+
+        rows = [(r["label"], r) for r in lengths["rows"]]
+        out.print(
+            length_rows_table(
+                rows, lengths["baselines"], "Length controls of the best-of-N picks", show_gold=True
             )
-        out.print(lt)
+        )
     acc = ", ".join(f"{r['name']} {r['accuracy']:.3f}" for r in result["accuracy"])
     out.print(f"Held-out accuracy (gold order): {acc}")
 
@@ -456,7 +451,7 @@ def overopt(
         temperature=temperature,
     )
     data = None
-    if pools is not None and split is not None:
+    if split is not None:
         from dataclasses import replace
 
         from rewardhedge.optimize.lab_data import from_pools
@@ -475,7 +470,7 @@ def overopt(
             rows, gold_info = _model_gold(rows, pools, gold_model, out_dir, cache_dir, gold_token)
         data = from_pools(rows, split, source=str(pools))
         if gold_info is not None:
-            data.summary["gold"] = gold_info
+            data = replace(data, summary=data.summary | {"gold": gold_info})
         cfg = replace(cfg, pools=split)
     result, _ = _run_lab_cli(cfg, cache_dir, out_dir, data)
     _print_summary(result)

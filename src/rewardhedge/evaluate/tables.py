@@ -8,12 +8,19 @@ read back from an older file prints too.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.table import Table
 
-__all__ = ["fmt_interval", "fmt_number", "length_table", "pools_table", "suite_rows"]
+__all__ = [
+    "fmt_interval",
+    "fmt_number",
+    "length_rows_table",
+    "length_table",
+    "pools_table",
+    "suite_rows",
+]
 
 Row = tuple[str, str, str, str]
 
@@ -242,29 +249,41 @@ def pools_table(metrics: Mapping[str, Any], title: str = "Best-of-n") -> Table:
 
 
 def length_table(metrics: Mapping[str, Any], title: str = "Length controls") -> Table | None:
-    """Per aggregation: the share of picks that are their pool's longest candidate and the
-    pick's gold minus that of candidates within ±10% of its length (see
-    ``evaluate.length_controls``); ``None`` when the result has no length controls."""
+    """Per aggregation of an ``evaluate_pools`` dict: :func:`length_rows_table`; ``None``
+    when the result has no length controls."""
     rows = [
         (str(a.get("label", key)), a["length_controls"])
         for key, a in (metrics.get("aggregations") or {}).items()
         if a.get("length_controls")
     ]
-    if not rows:
-        return None
-    base = metrics.get("length_baselines") or {}
-    if base:
+    return length_rows_table(rows, metrics.get("length_baselines"), title) if rows else None
+
+
+def length_rows_table(
+    rows: Sequence[tuple[str, Mapping[str, Any]]],
+    baselines: Mapping[str, Any] | None,
+    title: str = "Length controls",
+    *,
+    show_gold: bool = False,
+) -> Table:
+    """``(label, length_controls dict)`` rows: the share of picks that are their pool's
+    longest candidate and the pick's gold minus that of candidates within ±10% of its
+    length (see ``evaluate.length_controls``), the baselines' gold in the title."""
+    if baselines:
         title += (
-            f" (gold of the longest candidate {fmt_number(base.get('longest'))}, shortest "
-            f"{fmt_number(base.get('shortest'))}, random {fmt_number(base.get('random'))})"
+            f" (gold of the longest candidate {fmt_number(baselines.get('longest'))}, shortest "
+            f"{fmt_number(baselines.get('shortest'))}, random {fmt_number(baselines.get('random'))})"
         )
     table = Table(title=title)
-    for col in ("pick by", "longest picked", "Δ gold vs ±10% length", "95% CI", "pools"):
+    cols = ["pick by", *(["gold of pick"] if show_gold else []), "longest picked",
+            "Δ gold vs ±10% length", "95% CI", "pools"]  # fmt: skip
+    for col in cols:
         table.add_column(col, justify="left" if col == "pick by" else "right")
     for label, lc in rows:
         diff = lc.get("matched_diff")
         table.add_row(
             label,
+            *([fmt_number(lc.get("gold"))] if show_gold else []),
             f"{100 * lc['longest_fraction']:.0f}%",
             "—" if diff is None else fmt_number(diff),
             ""

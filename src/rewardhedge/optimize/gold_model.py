@@ -62,15 +62,16 @@ def cache_paths(pools_file: Path, out_dir: Path, key: str) -> list[Path]:
     return [pools_file.with_name(name), out_dir / name]
 
 
-def load_cached(paths: Sequence[Path], key: str, n: int) -> list[list[float]] | None:
-    """The cached gold lists when a cache file with this key and pool count exists."""
+def load_cached(paths: Sequence[Path], key: str, n: int) -> tuple[list[list[float]], Path] | None:
+    """The cached gold lists, and the file they came from, when a cache file with this
+    key and pool count exists."""
     for path in paths:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if data.get("kind") == CACHE_KIND and data.get("key") == key and len(data["gold"]) == n:
-            return data["gold"]
+            return data["gold"], path
     return None
 
 
@@ -119,9 +120,12 @@ def with_model_gold(
     """``pools`` with gold from the model at ``source`` (cached), and what was done."""
     key = _cache_key(pools_file, source)
     paths = cache_paths(pools_file, out_dir, key)
-    gold = load_cached(paths, key, len(pools))
-    info: dict[str, Any] = {"gold_model": source, "key": key, "cached": gold is not None}
-    if gold is None:
+    cached = load_cached(paths, key, len(pools))
+    info: dict[str, Any] = {"gold_model": source, "key": key, "cached": cached is not None}
+    if cached is not None:
+        gold, path = cached
+        info["cache_file"] = str(path)
+    else:
         scorer = open_gold_model(source, cache_dir, token)
         try:
             gold = score_gold(scorer, pools, on_progress)
@@ -138,6 +142,4 @@ def with_model_gold(
                 break
             except OSError:
                 continue
-    else:
-        info["cache_file"] = next(str(p) for p in paths if p.exists())
     return [replace(p, gold=tuple(g)) for p, g in zip(pools, gold, strict=True)], info

@@ -168,10 +168,17 @@ class LabData:
         return prompts, responses
 
 
+def polished_mask(sandbox: Any) -> np.ndarray:
+    """`(P, N)` bool: the sandbox pools' candidates padded past anything in training
+    (the shifted inputs)."""
+    top = sandbox.config.sampler.verbosity_heavy[0]
+    return np.array([[r.props.verbosity >= top for r in p.responses] for p in sandbox.pools])
+
+
 def from_sandbox(sandbox: Any) -> LabData:
     """The generated sandbox as lab data (labels drawn exactly as ``Sandbox.label_wins``)."""
     cfg = sandbox.config
-    top = cfg.sampler.verbosity_heavy[0]
+    shifted = polished_mask(sandbox)
 
     def comparisons(items: Sequence[Any]) -> tuple[LabComparison, ...]:
         return tuple(
@@ -195,12 +202,12 @@ def from_sandbox(sandbox: Any) -> LabData:
             candidates=tuple(r.text for r in p.responses),
             gold=p.gold,
             subset=p.task.family,
-            shifted=np.array([r.props.verbosity >= top for r in p.responses]),
+            shifted=shifted[i],
             properties=tuple(
                 r.props.to_dict() | {"length_words": len(r.text.split())} for r in p.responses
             ),
         )
-        for p in sandbox.pools
+        for i, p in enumerate(sandbox.pools)
     )
     labels = LabelModel(temperature=cfg.temperature, flip_rate=cfg.flip_rate)
     return LabData(

@@ -48,7 +48,7 @@ from rewardhedge.config import (
     TrainConfig,
     UncertaintyConfig,
 )
-from rewardhedge.data.sandbox import Sandbox, SandboxConfig, generate_sandbox
+from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate.calibration import reliability_bins
 from rewardhedge.evaluate.diversity import member_diversity
@@ -57,6 +57,7 @@ from rewardhedge.evaluate.paired import paired_grid_test
 from rewardhedge.evaluate.pairwise import bootstrap_ci, length_baseline_correct, log_loss
 from rewardhedge.evaluate.statistics import iqm_of_run_means, stratified_bootstrap_ci
 from rewardhedge.optimize.lab_data import LabData, LabPool, PoolSplit, from_sandbox
+from rewardhedge.optimize.lab_data import polished_mask as polished_mask  # re-exported
 from rewardhedge.optimize.lab_options import (
     DEFAULT_OPTIONS,
     LAB_OPTIONS,
@@ -215,10 +216,6 @@ class SeedRun:
         return agg.apply(self.pool_members[model], axis=0)
 
 
-def _texts(sandbox: Sandbox) -> tuple[list[str], list[str]]:
-    return from_sandbox(sandbox).texts()
-
-
 def padded(pools: Sequence[LabPool], flat: np.ndarray) -> np.ndarray:
     """`(..., P, N_max)` from `(..., total)` values in pool order, NaN after each pool's end."""
     n_max = max(p.size for p in pools)
@@ -236,7 +233,7 @@ def pool_gold(data: LabData) -> np.ndarray:
 
 
 def run_seed(
-    data: LabData | Sandbox,
+    data: LabData,
     config: LabConfig,
     seed: int,
     encoders: tuple[Any, Any],
@@ -245,8 +242,6 @@ def run_seed(
     """Train the single model and each option's ensemble for one label seed; score
     pools and tests. ``encoders`` is :func:`model_encoders`' ``(base, full)``: the
     first view's slice and the lab's multi-view encoder, built once for all seeds."""
-    if isinstance(data, Sandbox):
-        data = from_sandbox(data)
     pairs = data.labelled_pairs("train", seed)
     pool_prompts = [p.prompt for p in data.pools for _ in range(p.size)]
     pool_texts = [c for p in data.pools for c in p.candidates]
@@ -274,12 +269,6 @@ def run_seed(
             )
         on_model()
     return run
-
-
-def polished_mask(sandbox: Sandbox) -> np.ndarray:
-    """`(P, N)` bool: the pool candidates padded past anything in training (shifted inputs)."""
-    top = sandbox.config.sampler.verbosity_heavy[0]
-    return np.array([[r.props.verbosity >= top for r in p.responses] for p in sandbox.pools])
 
 
 def _top_rank_corr_padded(score: np.ndarray, gold: np.ndarray, n: int) -> float:

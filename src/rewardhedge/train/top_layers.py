@@ -68,7 +68,7 @@ def _backbones(network: nn.Module) -> list[Any]:
     return [backbone]
 
 
-def _mask(backbone: Any, attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """`(B, 1, 1, T)` additive mask: 0 on real tokens, the dtype's minimum on padding."""
     keep = attention_mask[:, None, None, :].to(dtype)
     return (1.0 - keep) * torch.finfo(dtype).min
@@ -89,9 +89,7 @@ def _lower(backbone: Any, n_lower: int, ids: torch.Tensor, mask: torch.Tensor) -
     try:
         with torch.no_grad():
             hidden = backbone.embeddings(input_ids=ids)
-            return _run(
-                encoder_layers(backbone)[:n_lower], hidden, _mask(backbone, mask, hidden.dtype)
-            )
+            return _run(encoder_layers(backbone)[:n_lower], hidden, _mask(mask, hidden.dtype))
     finally:
         backbone.train(was)
 
@@ -130,7 +128,7 @@ def _split_forward(n_lower: int, cache: LowerCache) -> Any:
                 self, input_ids=input_ids, attention_mask=attention_mask, **kwargs
             )
         lower = _cached_lower(self, n_lower, cache, input_ids, attention_mask)
-        mask = _mask(self, attention_mask, lower.dtype)
+        mask = _mask(attention_mask, lower.dtype)
         top = _run(encoder_layers(self)[n_lower:], lower, mask)
         return SimpleNamespace(last_hidden_state=top)
 
@@ -153,7 +151,7 @@ def split_error(backbone: Any, n_lower: int) -> float:
             mask[j, :m] = 1
         own = type(backbone).forward(backbone, input_ids=ids, attention_mask=mask).last_hidden_state
         lower = _lower(backbone, n_lower, ids, mask)
-        split = _run(encoder_layers(backbone)[n_lower:], lower, _mask(backbone, mask, lower.dtype))
+        split = _run(encoder_layers(backbone)[n_lower:], lower, _mask(mask, lower.dtype))
     finally:
         backbone.train(was)
     real = mask.bool()
