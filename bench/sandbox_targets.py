@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from rewardhedge.data.sandbox import generate_sandbox
+from rewardhedge.encoders import build_cached_encoder
 from rewardhedge.evaluate.pairwise import length_baseline_correct
 from rewardhedge.optimize.lab_data import from_sandbox, polished_mask
+from rewardhedge.optimize.lab_options import model_encoders
+from rewardhedge.optimize.lab_proxies import no_stage
 from rewardhedge.optimize.order_stats import expected_best_of_n
 from rewardhedge.optimize.overopt import LabConfig, _top_rank_corr
-from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.types import PreferencePair
 
 INVISIBLE = ("subtle", "mismatch")
@@ -141,7 +143,8 @@ def main() -> None:
     sandbox = generate_sandbox(cfg.sandbox)
     share = perceivable_share(sandbox)
     print("perceivable share:", share, flush=True)
-    encoder = EnsembleRewardModel(cfg.ensemble_config(1, 0)).encoder
+    proxies = cfg.proxies(build_cached_encoder(cfg.encoder))
+    encoder = model_encoders(proxies.encoder, cfg.encoder)[0]  # the single model's view
     prompts, responses = from_sandbox(sandbox).texts()
     features = encoder.encode(prompts, responses, progress=False)
     t_enc = time.perf_counter() - t0
@@ -157,9 +160,7 @@ def main() -> None:
     ns = cfg.ns
     corr, acc, curves = [], [], []
     for seed in cfg.seeds:
-        model = EnsembleRewardModel(cfg.ensemble_config(1, seed), encoder=encoder).fit(
-            sandbox.labelled_pairs("train", seed)
-        )
+        model = proxies.train("single", seed, sandbox.labelled_pairs("train", seed), no_stage)
         score = model.score(pool_prompts, pool_texts).mean.reshape(P, N)
         corr.append(_top_rank_corr(score, gold, N))
         prob = model.compare(test).prob[keep]

@@ -52,7 +52,7 @@ stdout = Console()
 LORA_FLAGS = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout"}
 
 
-def _config(config_file: Path | None, flags: dict[str, Any]) -> FinetuneConfig:
+def finetune_config(config_file: Path | None, flags: dict[str, Any]) -> FinetuneConfig:
     """A JSON config file (``FinetuneConfig.to_dict()`` keys) overridden by the flags given."""
     cfg = FinetuneConfig()
     if config_file is not None:
@@ -215,7 +215,7 @@ def finetune(
         from rewardhedge.encoders.transformer import minilm_path
 
         backbone = str(minilm_path())
-    cfg = replace(_config(config, given), backbone=backbone)
+    cfg = replace(finetune_config(config, given), backbone=backbone)
     if cfg.train_top_layers is not None:
         check_layer_count(cfg.backbone, cfg.train_top_layers)
     accelerator = Accelerator(

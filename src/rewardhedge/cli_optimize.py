@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,12 +46,13 @@ PoolSizeOpt = Annotated[int, typer.Option("--n", help="Pool size N, the largest 
 SeedsOpt = Annotated[int, typer.Option(help="Label/training seeds.")]
 MembersOpt = Annotated[int, typer.Option(help="Ensemble size.")]
 OptionsOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--options",
         help="Ensembles to compare with the single model, comma-separated: bootstrap "
         "(seeds + resamples), subspace (a random half of the features each), views "
-        "(one encoder view each).",
+        "(one encoder view each); with --finetune: multihead, lora, independent, "
+        "mc_dropout. Default: bootstrap,subspace,views, or multihead with --finetune.",
     ),
 ]
 LabMemberNormOpt = Annotated[
@@ -178,7 +180,14 @@ def _stages() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
 
 
 def _lab_config(
-    *, seeds: int, members: int, encoder: str, options: str, member_norm: str, **sandbox: Any
+    *,
+    seeds: int,
+    members: int,
+    encoder: str,
+    options: str | None,
+    member_norm: str,
+    finetune: Any = None,
+    **sandbox: Any,
 ):
     """A LabConfig from CLI values; ``sandbox`` holds SandboxConfig fields (others keep defaults)."""
     from rewardhedge.optimize.lab_options import lab_encoder_config
@@ -186,7 +195,7 @@ def _lab_config(
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    names = tuple(o.strip() for o in options.split(",") if o.strip())
+    names = None if options is None else tuple(o.strip() for o in options.split(",") if o.strip())
     norm = MemberNormKind.parse(member_norm, "--member-norm")
     try:
         enc = lab_encoder_config(encoder)
@@ -200,11 +209,39 @@ def _lab_config(
             options=names,
             member_norm=norm,
             encoder=enc,
+            finetune=finetune,
         )
     except ConfigError as exc:
-        if "option" in str(exc):  # lab_options.check_options: name the flag
+        if "option" in str(exc):  # the options checks: name the flag
             raise ConfigError(f"--options: {exc}") from exc
+        if finetune is not None:  # a fine-tuning setting one of the proxies cannot use
+            raise ConfigError(f"--finetune-config: {exc}") from exc
         raise
+
+
+def _finetune_template(backbone: str | None, config_file: Path | None):
+    """The fine-tuning template of ``overopt --finetune``, or None (frozen proxies)."""
+    if backbone is None and config_file is None:
+        return None
+    from rewardhedge.cli_finetune import finetune_config
+    from rewardhedge.train.top_layers import check_layer_count
+
+    cfg = finetune_config(config_file, {})
+    if backbone == "minilm":
+        from rewardhedge.encoders.transformer import minilm_path
+
+        backbone = str(minilm_path())
+    if backbone is not None:
+        cfg = replace(cfg, backbone=backbone)
+    if not cfg.backbone:
+        raise ConfigError(f"--finetune-config: {config_file} names no backbone; add --finetune.")
+    if not Path(cfg.backbone).is_dir():
+        raise ConfigError(
+            f"--finetune: backbone {cfg.backbone!r} is not a local folder; nothing is downloaded."
+        )
+    if cfg.train_top_layers is not None:
+        check_layer_count(cfg.backbone, cfg.train_top_layers)
+    return cfg
 
 
 def _model_gold(rows, pools: Path, source: str, out_dir: Path, cache_dir, token):
@@ -267,10 +304,14 @@ def _run_lab_cli(
 ) -> tuple[dict[str, Any], list[Any]]:
     from rewardhedge.optimize.overopt import run_lab
 
+    reads = (
+        f"encoder [bold]{cfg.encoder.kind}[/] (views {', '.join(cfg.encoder.views)})"
+        if cfg.finetune is None
+        else f"fine-tuned from [bold]{escape(cfg.finetune.backbone)}[/]"
+    )
     models = (
         f"{len(cfg.seeds)} seeds × (single + ensembles of {cfg.members}: "
-        f"{', '.join(cfg.options)}); encoder [bold]{cfg.encoder.kind}[/] "
-        f"(views {', '.join(cfg.encoder.views)})"
+        f"{', '.join(cfg.options)}); {reads}"
     )
     if data is None:
         err.print(
@@ -363,7 +404,7 @@ def overopt(
     pool_size: PoolSizeOpt = _SANDBOX.pool_size,
     seeds: SeedsOpt = 5,
     members: MembersOpt = 5,
-    options: OptionsOpt = "bootstrap,subspace,views",
+    options: OptionsOpt = None,
     member_norm: LabMemberNormOpt = "standardize",
     flip_rate: Annotated[float, typer.Option(help="Share of labels flipped.")] = 0.25,
     temperature: Annotated[
@@ -422,6 +463,21 @@ def overopt(
             "--skip-invalid", help="With --pools: skip bad rows (written to OUT/rejects)."
         ),
     ] = False,
+    finetune: Annotated[
+        str | None,
+        typer.Option(
+            "--finetune",
+            help="Fine-tune the proxies from this local model folder, or `minilm` "
+            "(default: heads on the frozen --encoder); see docs/lab-on-pools.md.",
+        ),
+    ] = None,
+    finetune_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON fine-tuning settings for the --finetune proxies (the keys of "
+            "`finetune --config`: epochs, lr, max_length, train_top_layers, …)."
+        ),
+    ] = None,
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Also write report.html.")
     ] = True,
@@ -442,6 +498,7 @@ def overopt(
         encoder=encoder,
         options=options,
         member_norm=member_norm,
+        finetune=_finetune_template(finetune, finetune_config),
         seed=data_seed,
         train_prompts=train_prompts,
         test_prompts=test_prompts,
@@ -452,8 +509,6 @@ def overopt(
     )
     data = None
     if split is not None:
-        from dataclasses import replace
-
         from rewardhedge.optimize.lab_data import from_pools
 
         rows, load = load_pools(

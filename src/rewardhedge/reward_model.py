@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardhedge.config import EncoderKind, EnsembleConfig, MemberNormKind
-from rewardhedge.encoders import CachedEncoder, Encoder, build_encoder, default_cache_dir
+from rewardhedge.config import EnsembleConfig, MemberNormKind
+from rewardhedge.encoders import CachedEncoder, Encoder, build_cached_encoder
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.models.estimator import RewardHeads
 from rewardhedge.models.io import load_model_folder, save_model_folder
@@ -95,10 +95,9 @@ class EnsembleRewardModel(RewardModelBase):
     def encoder(self) -> Encoder:
         """The feature extractor, built on first use (loading MiniLM takes a second)."""
         if self._encoder is None:
-            base = build_encoder(self.config.encoder)
-            if self.use_cache and self.config.encoder.kind is not EncoderKind.HASHING:
-                base = CachedEncoder(base, self.cache_dir or default_cache_dir())
-            self._encoder = base
+            self._encoder = build_cached_encoder(
+                self.config.encoder, self.cache_dir, use_cache=self.use_cache
+            )
         return self._encoder
 
     def _features(

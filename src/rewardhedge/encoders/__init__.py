@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardhedge.config import EncoderConfig, EncoderKind
@@ -40,6 +41,18 @@ def build_encoder(config: EncoderConfig, device: str | None = None) -> Encoder:
     return TransformerEncoder(config, device=device)
 
 
+def build_cached_encoder(
+    config: EncoderConfig, cache_dir: str | Path | None = None, *, use_cache: bool = True
+) -> Encoder:
+    """:func:`build_encoder`, behind the disk cache (``cache_dir``, default
+    :func:`default_cache_dir`) unless ``use_cache`` is off or the kind is ``hashing``
+    (cheaper to recompute than to read)."""
+    base = build_encoder(config)
+    if use_cache and config.kind is not EncoderKind.HASHING:
+        return CachedEncoder(base, cache_dir or default_cache_dir())
+    return base
+
+
 def __getattr__(name: str) -> Any:
     if name == "TransformerEncoder":
         from rewardhedge.encoders.transformer import TransformerEncoder
@@ -54,6 +67,7 @@ __all__ = [
     "Encoder",
     "HashingEncoder",
     "TransformerEncoder",
+    "build_cached_encoder",
     "build_encoder",
     "default_cache_dir",
     "item_key",

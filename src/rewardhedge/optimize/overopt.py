@@ -30,7 +30,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,10 @@ from rewardhedge.config import (
     HeadConfig,
     MemberNormKind,
     TrainConfig,
-    UncertaintyConfig,
 )
+from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
+from rewardhedge.encoders import build_cached_encoder
 from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate.calibration import reliability_bins
 from rewardhedge.evaluate.diversity import member_diversity
@@ -60,16 +61,20 @@ from rewardhedge.optimize.lab_data import LabData, LabPool, PoolSplit, from_sand
 from rewardhedge.optimize.lab_data import polished_mask as polished_mask  # re-exported
 from rewardhedge.optimize.lab_options import (
     DEFAULT_OPTIONS,
-    LAB_OPTIONS,
-    base_encoder_config,
     check_options,
     lab_encoder_config,
-    model_encoders,
     options_dict,
+)
+from rewardhedge.optimize.lab_proxies import (
+    FinetunedProxies,
+    FrozenProxies,
+    ProxyFactory,
+    Stage,
+    no_stage,
 )
 from rewardhedge.optimize.order_stats import expected_best_of_n_padded, kl_best_of_n
 from rewardhedge.optimize.scaling import fit_gao
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.reward_api import RewardModelBase
 from rewardhedge.types import PreferencePair
 from rewardhedge.uncertainty import Aggregation
 
@@ -93,9 +98,12 @@ class LabConfig:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     members: int = 5
-    options: tuple[str, ...] = DEFAULT_OPTIONS
-    """The ensembles to train beside the single model, by diversity option
-    (``bootstrap``, ``subspace``, ``views``; see ``lab_options``)."""
+    options: tuple[str, ...] | None = None
+    """The ensembles to train beside the single model: diversity options of the
+    frozen encoder (``bootstrap``, ``subspace``, ``views``; see ``lab_options``),
+    or with ``finetune`` the fine-tuning kinds (``multihead``, ``lora``,
+    ``independent``, ``mc_dropout``). ``None``: all three frozen options, or
+    ``multihead`` when fine-tuning."""
     member_norm: MemberNormKind = MemberNormKind.STANDARDIZE
     """How ensemble members are put on one footing before aggregation."""
     aggregations: tuple[Aggregation, ...] = DEFAULT_AGGREGATIONS
@@ -110,6 +118,10 @@ class LabConfig:
     n_examples: int = 3
     pools: PoolSplit | None = None
     """How user pools were split and labelled (``overopt --pools``); ``None``: the sandbox."""
+    finetune: FinetuneConfig | None = None
+    """Fine-tune the proxies from this template (backbone, lengths, schedule, top
+    layers …; the lab sets each model's kind, members, seed and member norm).
+    ``None``: heads on the frozen ``encoder``."""
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -118,9 +130,16 @@ class LabConfig:
             raise ConfigError(f"lab: seeds repeat: {list(self.seeds)}")
         if self.members < 2:
             raise ConfigError(f"lab: the ensemble needs at least 2 members, got {self.members}")
+        if self.options is None:
+            default = ("multihead",) if self.finetune is not None else DEFAULT_OPTIONS
+            object.__setattr__(self, "options", default)
+        object.__setattr__(self, "options", tuple(self.options))
         if not self.options:
             raise ConfigError("lab: give at least one diversity option")
-        check_options(tuple(self.options), self.encoder, self.members)
+        if self.finetune is None:
+            check_options(self.options, self.encoder, self.members)
+        else:
+            self.proxies()  # checks the options and every model's settings
         object.__setattr__(
             self, "member_norm", MemberNormKind.parse(self.member_norm, "lab.member_norm")
         )
@@ -130,28 +149,17 @@ class LabConfig:
         """1, 2, 4, … up to the sandbox's pool size (see :func:`ns_up_to`)."""
         return ns_up_to(self.sandbox.pool_size)
 
-    def ensemble_config(self, k: int, seed: int, option: str | None = None) -> EnsembleConfig:
-        """The single model (``option`` None, K = 1) or an ensemble with ``option``.
-
-        Best-of-n needs rewards, not calibrated probabilities, so no
-        cross-fitted temperature is fitted (it would multiply the training time
-        by the number of folds and change no pick).
-        """
-        train = replace(self.train, seed=seed, bootstrap=k > 1 and self.train.bootstrap)
-        opt = LAB_OPTIONS[option] if option is not None else LAB_OPTIONS["bootstrap"]
-        return EnsembleConfig(
-            n_members=k,
-            head=self.head,
-            train=train,
-            encoder=self.encoder if opt.all_views else base_encoder_config(self.encoder),
-            uncertainty=UncertaintyConfig(calibration_folds=0),
-            diversity=opt.diversity,
-            member_norm=self.member_norm,
-        )
-
-    def models(self) -> list[tuple[str, int, str | None]]:
-        """``(name, K, option)`` of every model a seed trains: the single model first."""
-        return [("single", 1, None)] + [(o, self.members, o) for o in self.options]
+    def proxies(self, encoder: Any = None) -> ProxyFactory:
+        """The factory of this config's proxies: fine-tuned when ``finetune`` is set,
+        else heads on ``encoder`` (the lab's multi-view encoder; needed then)."""
+        if self.finetune is not None:
+            return FinetunedProxies(self.finetune, self.options, self.members, self.member_norm)
+        if encoder is None:
+            raise ConfigError("lab: frozen-encoder proxies need the lab's encoder")
+        return FrozenProxies(
+            encoder, self.encoder, self.options, self.members, self.head, self.train,
+            self.member_norm,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = (
@@ -165,15 +173,26 @@ class LabConfig:
                 "temperature": self.sandbox.temperature,
             }
         )
+        models: dict[str, Any] = (
+            {
+                "options": options_dict(self.options),
+                "encoder": EnsembleConfig(encoder=self.encoder).to_dict()["encoder"],
+                "head": EnsembleConfig(head=self.head).to_dict()["head"],
+                "train": EnsembleConfig(train=self.train).to_dict()["train"],
+            }
+            if self.finetune is None
+            else {
+                "options": [{"name": o, "finetuned": True} for o in self.options],
+                "finetune": self.finetune.to_dict(),
+            }
+        )
         return data | {
             "seeds": list(self.seeds),
             "members": self.members,
-            "options": options_dict(tuple(self.options)),
+            "proxies": "frozen" if self.finetune is None else "finetuned",
             "member_norm": self.member_norm.value,
             "aggregations": [a.to_dict() for a in self.aggregations],
-            "encoder": EnsembleConfig(encoder=self.encoder).to_dict()["encoder"],
-            "head": EnsembleConfig(head=self.head).to_dict()["head"],
-            "train": EnsembleConfig(train=self.train).to_dict()["train"],
+            **models,
             "bootstrap_reps": self.bootstrap_reps,
         }
 
@@ -182,14 +201,6 @@ def ns_up_to(n_max: int) -> list[int]:
     """1, 2, 4, … up to ``n_max`` (which is included even if not a power of 2)."""
     ns = [2**i for i in range(int(math.log2(n_max)) + 1)]
     return ns if ns[-1] == n_max else [*ns, n_max]
-
-
-Stage = Callable[[str, int], Callable[[int], None]]
-"""``stage(description, total)`` returns ``advance(k)``: how the lab reports progress."""
-
-
-def _no_stage(description: str, total: int) -> Callable[[int], None]:
-    return lambda k: None
 
 
 @dataclass
@@ -204,7 +215,7 @@ class SeedRun:
     """model name → `(P, N)` the raw mean of the members: what "mean" maximises."""
     test_prob: dict[str, np.ndarray]
     """model name → `(n_test,)` P(first ≻ second) on the test comparisons."""
-    models: dict[str, EnsembleRewardModel]
+    models: dict[str, RewardModelBase]
     diversity: dict[str, dict[str, Any]] = field(default_factory=dict)
     """ensemble name → :func:`member_diversity` on test items (in distribution)
     and on the pools' polished candidates (padded past anything in training)."""
@@ -234,14 +245,13 @@ def pool_gold(data: LabData) -> np.ndarray:
 
 def run_seed(
     data: LabData,
-    config: LabConfig,
+    proxies: ProxyFactory,
     seed: int,
-    encoders: tuple[Any, Any],
+    stage: Stage = no_stage,
     on_model: Callable[[], None] = lambda: None,
 ) -> SeedRun:
-    """Train the single model and each option's ensemble for one label seed; score
-    pools and tests. ``encoders`` is :func:`model_encoders`' ``(base, full)``: the
-    first view's slice and the lab's multi-view encoder, built once for all seeds."""
+    """Train every model of ``proxies`` (the single model first) for one label seed;
+    score the pools and the test comparisons."""
     pairs = data.labelled_pairs("train", seed)
     pool_prompts = [p.prompt for p in data.pools for _ in range(p.size)]
     pool_texts = [c for p in data.pools for c in p.candidates]
@@ -249,13 +259,9 @@ def run_seed(
     test_groups = np.tile(np.arange(len(data.test)), 2)  # both sides of each comparison
     known = [p.shifted for p in data.pools]
     shifted = np.concatenate(known) if all(s is not None for s in known) else np.zeros(0, bool)
-    base, full = encoders
     run = SeedRun(seed, {}, {}, {}, {})
-    for name, k, option in config.models():
-        all_views = option is not None and LAB_OPTIONS[option].all_views
-        model = EnsembleRewardModel(
-            config.ensemble_config(k, seed, option), encoder=full if all_views else base
-        ).fit(pairs)
+    for name, k in proxies.models():
+        model = proxies.train(name, seed, pairs, stage)
         est = model.score(pool_prompts, pool_texts)
         run.pool_members[name] = padded(data.pools, est.members)
         run.pool_mean[name] = padded(data.pools, est.mean)
@@ -390,21 +396,19 @@ def _paired_rows(curves: Sequence[dict[str, Any]], reps: int) -> list[dict[str, 
     return rows
 
 
-def _shown_models(config: LabConfig) -> list[tuple[str, str]]:
-    return [("single", "single (K=1)")] + [
-        (o, f"{o} ensemble (K={config.members})") for o in config.options
-    ]
+def _shown_models(models: Sequence[tuple[str, int]]) -> list[tuple[str, str]]:
+    return [("single", "single (K=1)")] + [(o, f"{o} ensemble (K={k})") for o, k in models[1:]]
 
 
 def _accuracy_rows(
-    data: LabData, runs: Sequence[SeedRun], config: LabConfig
+    data: LabData, runs: Sequence[SeedRun], models: Sequence[tuple[str, int]]
 ) -> list[dict[str, Any]]:
     """Held-out accuracy against the true gold order (ties in gold left out), averaged over seeds."""
     gap = np.array([c.gold_a - c.gold_b for c in data.test])
     keep = gap != 0
     sign = np.sign(gap[keep])
     rows = []
-    for name, shown in _shown_models(config):
+    for name, shown in _shown_models(models):
         probs = np.stack([r.test_prob[name][keep] for r in runs])  # (seeds, n)
         correct = ((probs - 0.5) * sign > 0) + 0.5 * (probs == 0.5)
         per_pair = correct.mean(axis=0)
@@ -442,11 +446,13 @@ def _accuracy_rows(
     return rows
 
 
-def _reliability(data: LabData, runs: Sequence[SeedRun], config: LabConfig) -> list[dict[str, Any]]:
+def _reliability(
+    data: LabData, runs: Sequence[SeedRun], models: Sequence[tuple[str, int]]
+) -> list[dict[str, Any]]:
     """Predicted P(a ≻ b) on test comparisons vs labels drawn like the training labels."""
     rows = []
     wins = np.concatenate([data.label_wins("test", run.seed) for run in runs]).astype(float)
-    for name, shown in _shown_models(config):
+    for name, shown in _shown_models(models):
         probs = np.concatenate([run.test_prob[name] for run in runs])
         rows.append({"name": shown, **reliability_bins(probs, wins)})
     return rows
@@ -521,12 +527,14 @@ def _length_block(
     return {"baselines": length_baselines(lengths, gold), "rows": rows}
 
 
-def _diversity_rows(runs: Sequence[SeedRun], config: LabConfig) -> list[dict[str, Any]]:
-    """Per option, the seeds' mean of each :func:`member_diversity` number."""
+def _diversity_rows(
+    runs: Sequence[SeedRun], models: Sequence[tuple[str, int]]
+) -> list[dict[str, Any]]:
+    """Per ensemble, the seeds' mean of each :func:`member_diversity` number."""
     rows = []
-    for option in config.options:
+    for option, k in models[1:]:
         per_seed = [run.diversity[option] for run in runs if option in run.diversity]
-        row: dict[str, Any] = {"model": option, "n_members": config.members}
+        row: dict[str, Any] = {"model": option, "n_members": k}
         for key in (
             "starc_pairwise_mean",
             "disagreement_in",
@@ -544,8 +552,9 @@ def run_lab(
     *,
     data: LabData | None = None,
     encoder: Any = None,
+    proxies: ProxyFactory | None = None,
     cache_dir: str | Path | None = None,
-    stage: Stage = _no_stage,
+    stage: Stage = no_stage,
     progress: bool = False,
 ) -> tuple[dict[str, Any], list[SeedRun]]:
     """Run the whole lab; returns the lab JSON (see docs/lab-json.md) and the per-seed runs.
@@ -554,10 +563,13 @@ def run_lab(
         config: sizes, seeds, aggregations, model settings.
         data: the comparisons and pools to run on (:func:`~rewardhedge.optimize.lab_data.from_pools`);
             by default the sandbox ``config.sandbox`` describes.
-        encoder: an encoder to use (e.g. a :class:`CachedEncoder`); by
+        encoder: the frozen proxies' encoder (e.g. a :class:`CachedEncoder`); by
             default the one ``config.encoder`` describes, with the disk cache.
+        proxies: what trains the models (any :class:`ProxyFactory`); by default
+            ``config.proxies(encoder)``: frozen-encoder heads, or fine-tuned
+            models when ``config.finetune`` is set.
         cache_dir: that disk cache's folder (default: ``default_cache_dir()``).
-        stage: progress reporter for the training stage.
+        stage: progress reporter for the training stages.
         progress: show the encoder's progress bar.
     """
     cfg = config or LabConfig()
@@ -568,18 +580,20 @@ def run_lab(
     timing["generate_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    if encoder is None:
-        encoder = EnsembleRewardModel(
-            EnsembleConfig(encoder=cfg.encoder), cache_dir=cache_dir
-        ).encoder
+    if proxies is None:
+        if encoder is None and cfg.finetune is None:
+            encoder = build_cached_encoder(cfg.encoder, cache_dir)
+        proxies = cfg.proxies(encoder)
+    models = proxies.models()
+    if models[0] != ("single", 1):
+        raise ConfigError(f"lab: the first proxy must be ('single', 1), got {models[0]}")
     prompts, responses = data.texts()
-    encoder.encode(prompts, responses, progress=progress)  # fills the cache once for all seeds
+    proxies.prepare(prompts, responses, progress)
     timing["encode_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    advance = stage("train proxies", len(cfg.models()) * len(cfg.seeds))
-    encoders = model_encoders(encoder, cfg.encoder)
-    runs = [run_seed(data, cfg, seed, encoders, lambda: advance(1)) for seed in cfg.seeds]
+    advance = stage("train proxies", len(models) * len(cfg.seeds))
+    runs = [run_seed(data, proxies, seed, stage, lambda: advance(1)) for seed in cfg.seeds]
     timing["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -587,7 +601,7 @@ def run_lab(
     ns = ns_up_to(data.max_pool_size)
     sizes = np.array([p.size for p in data.pools])
     specs = [("single", Aggregation("mean"))] + [
-        (o, a) for o in cfg.options for a in cfg.aggregations
+        (o, a) for o, _ in models[1:] for a in cfg.aggregations
     ]
     advance = stage("best-of-n curves", len(specs))
     curves = []
@@ -604,7 +618,8 @@ def run_lab(
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "rewardhedge_version": __version__,
         "config": cfg.to_dict(),
-        "encoder_id": encoder.id,
+        "encoder_id": proxies.reads,
+        "proxies": proxies.to_dict(),
         "ns": ns,
         "n_prompts": [int((sizes >= n).sum()) for n in ns],
         "paired_n": ns[paired_n_index(gold, ns)],
@@ -616,11 +631,11 @@ def run_lab(
         },
         "curves": curves,
         "paired": paired,
-        "diversity": _diversity_rows(runs, cfg),
+        "diversity": _diversity_rows(runs, models),
         "length_controls": _length_block(data, runs, specs),
-        "accuracy": _accuracy_rows(data, runs, cfg),
-        "reliability": _reliability(data, runs, cfg),
-        "examples": _examples(data, runs[0], cfg.options[-1], conservative, cfg.n_examples),
+        "accuracy": _accuracy_rows(data, runs, models),
+        "reliability": _reliability(data, runs, models),
+        "examples": _examples(data, runs[0], models[-1][0], conservative, cfg.n_examples),
     }
     timing["bon_s"] = time.perf_counter() - t
     timing["total_s"] = time.perf_counter() - t0
