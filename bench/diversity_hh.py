@@ -40,8 +40,8 @@ import torch
 from rewardhedge import __version__
 from rewardhedge.config import DiversityConfig, EncoderConfig, EnsembleConfig, TrainConfig
 from rewardhedge.encoders.view_slice import ViewSlice
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.evaluate.diversity import member_diversity
-from rewardhedge.reward_model import EnsembleRewardModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hh_data import hh_and_sandbox

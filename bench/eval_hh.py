@@ -37,8 +37,8 @@ import torch
 from rewardhedge import __version__
 from rewardhedge.config import EnsembleConfig, EvalConfig
 from rewardhedge.data.perturb import PERTURBATIONS
-from rewardhedge.eval_suite import evaluate_pairs
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
+from rewardhedge.estimators.evaluation import evaluate_pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hh_data import DATA, load_hh, split

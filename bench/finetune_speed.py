@@ -106,7 +106,7 @@ import torch
 from rewardhedge import __version__
 from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
-from rewardhedge.finetuned_model import SCORE_CHUNK, FinetunedRewardModel, build_network
+from rewardhedge.estimators.finetuned import SCORE_CHUNK, FinetunedRewardModel, build_network
 from rewardhedge.models.reward_transformer import packing_row_tokens
 from rewardhedge.train.finetune import finetune
 from rewardhedge.train.pair_data import (

@@ -30,7 +30,7 @@ import torch
 from rewardhedge import __version__
 from rewardhedge.config import EncoderConfig, EnsembleConfig, HeadConfig, TrainConfig
 from rewardhedge.encoders import CachedEncoder, TransformerEncoder
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hh_data import load_hh, split

@@ -29,11 +29,11 @@ import numpy as np
 from rewardhedge.data.sandbox import generate_sandbox
 from rewardhedge.encoders import build_cached_encoder
 from rewardhedge.evaluate.pairwise import length_baseline_correct
-from rewardhedge.optimize.lab_data import from_sandbox, polished_mask
-from rewardhedge.optimize.lab_options import model_encoders
-from rewardhedge.optimize.lab_proxies import no_stage
+from rewardhedge.lab.data import from_sandbox, polished_mask
+from rewardhedge.lab.options import model_encoders
+from rewardhedge.lab.overopt import LabConfig, _top_rank_corr
+from rewardhedge.lab.proxies import no_stage
 from rewardhedge.optimize.order_stats import expected_best_of_n
-from rewardhedge.optimize.overopt import LabConfig, _top_rank_corr
 from rewardhedge.types import PreferencePair
 
 INVISIBLE = ("subtle", "mismatch")

@@ -48,7 +48,7 @@ import torch
 
 from rewardhedge import __version__
 from rewardhedge.config import EnsembleConfig, TrainConfig
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hh_data import load_hh, split

@@ -30,7 +30,7 @@ import torch
 
 from rewardhedge import __version__
 from rewardhedge.config import EnsembleConfig, TrainConfig, UncertaintyConfig
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hh_data import hh_and_sandbox

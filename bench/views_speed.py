@@ -43,7 +43,7 @@ from rewardhedge.config import (
     TrainConfig,
     UncertaintyConfig,
 )
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hh_data import load_hh, split

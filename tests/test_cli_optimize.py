@@ -178,7 +178,7 @@ def test_demo_writes_data_models_results_and_report(tmp_path, capsys):
     assert "paired by seed and prompt" in captured.out
     # The saved models load with their own encoders (the lab scored them on slices of
     # one multi-view pass) and give the lab's scores.
-    from rewardhedge.reward_model import EnsembleRewardModel
+    from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
     pools = [json.loads(line) for line in (out / "data/pools.jsonl").read_text().splitlines()]
     prompts = [p["prompt"] for p in pools for _ in p["candidates"]]

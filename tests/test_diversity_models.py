@@ -17,9 +17,9 @@ from rewardhedge.config import (
     UncertaintyConfig,
 )
 from rewardhedge.errors import ConfigError
-from rewardhedge.loading import load_reward_model
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
+from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.models.io import load_model_folder, save_model_folder
-from rewardhedge.reward_model import EnsembleRewardModel
 
 PROMPTS = ["q", "q", "another question", "what is it?"]
 RESPONSES = ["the answer is correct", "the answer is wrong", "so so", "a clear precise answer"]

@@ -12,7 +12,7 @@ import pytest
 from rewardhedge import EnsembleConfig, EnsembleRewardModel
 from rewardhedge.config import EncoderConfig, EvalConfig
 from rewardhedge.encoders import HashingEncoder
-from rewardhedge.eval_suite import evaluate_one_to_many, evaluate_pairs, evaluate_pools
+from rewardhedge.estimators.evaluation import evaluate_one_to_many, evaluate_pairs, evaluate_pools
 from rewardhedge.evaluate.one_to_many import one_to_many_correct
 from rewardhedge.evaluate.pairwise import pairwise_correct
 from rewardhedge.evaluate.rewardbench import section_scores

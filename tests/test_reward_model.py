@@ -10,7 +10,7 @@ import pytest
 
 from rewardhedge.config import EncoderConfig, EnsembleConfig, TrainConfig
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.types import RewardEstimate, RewardModel
 
 

@@ -15,7 +15,7 @@ from common import acc_ci
 
 from rewardhedge.config import EncoderConfig, EnsembleConfig, HeadConfig, TrainConfig
 from rewardhedge.encoders import item_key
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
 C_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 L2_GRID = [0.03, 0.1, 0.3, 1.0, 3.0, 10.0]

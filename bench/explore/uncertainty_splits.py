@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hh_data import load_hh, split
 from rewardhedge.config import EnsembleConfig, UncertaintyConfig
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from uncertainty_hh import CACHE
 
 SPECS = {

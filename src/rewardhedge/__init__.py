@@ -13,8 +13,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from rewardhedge import _moved  # old module paths keep importing
+
+_moved.install()
+
 _EXPORTS = {
-    "EnsembleRewardModel": "rewardhedge.reward_model",
+    "EnsembleRewardModel": "rewardhedge.estimators.ensemble",
+    "FinetunedRewardModel": "rewardhedge.estimators.finetuned",
+    "RewardModelBase": "rewardhedge.estimators.base",
+    "load_reward_model": "rewardhedge.estimators.loading",
+    "FinetuneConfig": "rewardhedge.config_finetune",
     "EnsembleConfig": "rewardhedge.config",
     "EncoderConfig": "rewardhedge.config",
     "HeadConfig": "rewardhedge.config",
@@ -42,15 +50,15 @@ _EXPORTS = {
     "Transform": "rewardhedge.uncertainty",
     "TemperatureScaling": "rewardhedge.uncertainty",
     "best_of_n": "rewardhedge.optimize.bon",
-    "LabConfig": "rewardhedge.optimize.overopt",
-    "run_lab": "rewardhedge.optimize.overopt",
+    "LabConfig": "rewardhedge.lab.overopt",
+    "run_lab": "rewardhedge.lab.overopt",
     "render_report": "rewardhedge.report",
     "OneToManyRow": "rewardhedge.types",
     "load_one_to_many": "rewardhedge.data",
     "EvalConfig": "rewardhedge.config",
-    "evaluate_pairs": "rewardhedge.eval_suite",
-    "evaluate_one_to_many": "rewardhedge.eval_suite",
-    "evaluate_pools": "rewardhedge.eval_suite",
+    "evaluate_pairs": "rewardhedge.estimators.evaluation",
+    "evaluate_one_to_many": "rewardhedge.estimators.evaluation",
+    "evaluate_pools": "rewardhedge.estimators.evaluation",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -49,9 +49,9 @@ from rewardhedge.data import (
     write_jsonl_atomic,
 )
 from rewardhedge.errors import ConfigError, RewardHedgeError
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
+from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.evaluate import format_metrics
-from rewardhedge.loading import load_reward_model
-from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
 app = typer.Typer(

@@ -1,6 +1,6 @@
 """The ``rewardhedge eval`` command: pairs, one-to-many rows or best-of-n pools.
 
-A thin layer over :mod:`rewardhedge.eval_suite`: it loads the data (telling
+A thin layer over :mod:`rewardhedge.estimators.evaluation`: it loads the data (telling
 the task from the first row unless ``--task`` says), runs the suite, prints a
 table and writes the JSON that ``rewardhedge report`` renders.
 """
@@ -36,10 +36,10 @@ from rewardhedge.data import (
 )
 from rewardhedge.data.perturb import parse_perturbations
 from rewardhedge.errors import ConfigError
-from rewardhedge.eval_suite import evaluate_one_to_many, evaluate_pairs, evaluate_pools
+from rewardhedge.estimators.evaluation import evaluate_one_to_many, evaluate_pairs, evaluate_pools
+from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.evaluate import format_metrics
 from rewardhedge.evaluate.report import format_pools
-from rewardhedge.loading import load_reward_model
 
 err = Console(stderr=True)
 out = Console()

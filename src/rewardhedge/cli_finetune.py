@@ -40,8 +40,8 @@ from rewardhedge.config import from_dict
 from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.data import write_json_atomic
 from rewardhedge.errors import ConfigError
+from rewardhedge.estimators.finetuned import FinetunedRewardModel
 from rewardhedge.evaluate import format_metrics
-from rewardhedge.finetuned_model import FinetunedRewardModel
 from rewardhedge.train.finetune import mixed_precision
 from rewardhedge.train.top_layers import check_layer_count
 from rewardhedge.uncertainty.reward_rule import RewardRule

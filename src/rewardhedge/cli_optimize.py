@@ -27,7 +27,7 @@ from rewardhedge.data import load_pools, parse_field_map, write_json_atomic, wri
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.data.sandbox.export import export_sandbox
 from rewardhedge.errors import ConfigError
-from rewardhedge.loading import load_reward_model
+from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.progress_log import LogProgress, draws_live
 
 err = Console(stderr=True)
@@ -190,8 +190,8 @@ def _lab_config(
     **sandbox: Any,
 ):
     """A LabConfig from CLI values; ``sandbox`` holds SandboxConfig fields (others keep defaults)."""
-    from rewardhedge.optimize.lab_options import lab_encoder_config
-    from rewardhedge.optimize.overopt import LabConfig
+    from rewardhedge.lab.options import lab_encoder_config
+    from rewardhedge.lab.overopt import LabConfig
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
@@ -246,7 +246,7 @@ def _finetune_template(backbone: str | None, config_file: Path | None):
 
 def _model_gold(rows, pools: Path, source: str, out_dir: Path, cache_dir, token):
     """The pools with gold from ``--gold-model`` (progress while scoring; cached)."""
-    from rewardhedge.optimize.gold_model import with_model_gold
+    from rewardhedge.lab.gold_model import with_model_gold
 
     total = sum(len(r.candidates) for r in rows)
     with _stages() as stage:
@@ -285,7 +285,7 @@ def _pool_split(
     temperature: float,
 ):
     """The PoolSplit of ``overopt --pools``, each bad value named by its flag."""
-    from rewardhedge.optimize.lab_data import LabelModel, PoolSplit
+    from rewardhedge.lab.data import LabelModel, PoolSplit
 
     try:
         labels = LabelModel(temperature=temperature, flip_rate=flip_rate, scale=label_scale)
@@ -302,7 +302,7 @@ def _pool_split(
 def _run_lab_cli(
     cfg, cache_dir: Path | None, out_dir: Path, data: Any = None
 ) -> tuple[dict[str, Any], list[Any]]:
-    from rewardhedge.optimize.overopt import run_lab
+    from rewardhedge.lab.overopt import run_lab
 
     reads = (
         f"encoder [bold]{cfg.encoder.kind}[/] (views {', '.join(cfg.encoder.views)})"
@@ -509,7 +509,7 @@ def overopt(
     )
     data = None
     if split is not None:
-        from rewardhedge.optimize.lab_data import from_pools
+        from rewardhedge.lab.data import from_pools
 
         rows, load = load_pools(
             pools,

@@ -23,7 +23,7 @@ from rewardhedge.cli_options import (
 )
 from rewardhedge.config import ServeConfig
 from rewardhedge.errors import ConfigError
-from rewardhedge.loading import load_reward_model
+from rewardhedge.estimators.loading import load_reward_model
 
 err = Console(stderr=True)
 _DEFAULT = ServeConfig()

@@ -16,9 +16,9 @@ from rewardhedge.config import (
     TrainConfig,
     UncertaintyConfig,
 )
-from rewardhedge.models.estimator import RewardHeads
-from rewardhedge.train.estimator import cross_fit, fit_estimator
-from rewardhedge.train.heads import build_heads
+from rewardhedge.models.heads import build_heads
+from rewardhedge.models.reward_heads import RewardHeads
+from rewardhedge.train.fitting import cross_fit, fit_estimator
 from rewardhedge.types import RewardEstimate, pairwise_from_estimates, sigmoid
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rewardhedge.config import EncoderConfig, EnsembleConfig, HeadConfig, TrainConfig
-from rewardhedge.train.heads import fit_head_stack
+from rewardhedge.train.head_training import fit_head_stack
 
 
 def synthetic_bt(n=1500, d=8, seed=0):

@@ -17,11 +17,10 @@ from rewardhedge.config import (
     UncertaintyConfig,
 )
 from rewardhedge.errors import ConfigError
-from rewardhedge.models.estimator import RewardHeads
-from rewardhedge.models.heads import HeadStack
-from rewardhedge.train.diversity import member_masks
-from rewardhedge.train.estimator import cross_fit, fit_estimator
-from rewardhedge.train.heads import build_heads
+from rewardhedge.models.diversity import member_masks
+from rewardhedge.models.heads import HeadStack, build_heads
+from rewardhedge.models.reward_heads import RewardHeads
+from rewardhedge.train.fitting import cross_fit, fit_estimator
 
 
 def random_stack(kind: str, k: int = 4, d: int = 6, **options) -> HeadStack:

@@ -23,9 +23,9 @@ from rewardhedge.config import (
     UncertaintyConfig,
 )
 from rewardhedge.errors import ConfigError, ModelFormatError
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.models.member_norm import MemberNorm, normalised_estimate
-from rewardhedge.reward_model import EnsembleRewardModel
-from rewardhedge.train.estimator import cross_fit
+from rewardhedge.train.fitting import cross_fit
 from rewardhedge.uncertainty.aggregation import Aggregation
 
 CONSERVATIVE = [

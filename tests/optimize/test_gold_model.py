@@ -11,7 +11,7 @@ import pytest
 from rewardhedge import cli
 from rewardhedge.config import EncoderConfig, EnsembleConfig
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
 LAB = ["--seeds", "2", "--members", "2", "--options", "bootstrap", "--encoder", "hashing",
        "--no-report"]  # fmt: skip
@@ -65,7 +65,7 @@ def test_gold_model_equals_gold_values_from_that_model(setup, capsys):
 
 def test_gold_from_a_running_server_matches_the_folder(setup, capsys):
     pytest.importorskip("uvicorn")
-    from rewardhedge.optimize.gold_model import score_gold
+    from rewardhedge.lab.gold_model import score_gold
     from rewardhedge.optimize.remote import RemoteRewardModel
     from rewardhedge.serve import BackgroundServer, create_app
     from rewardhedge.types import CandidatePool

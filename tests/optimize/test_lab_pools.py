@@ -16,15 +16,15 @@ from rewardhedge.config import EncoderConfig
 from rewardhedge.data import load_pools
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.errors import ConfigError
-from rewardhedge.optimize import expected_best_of_n
-from rewardhedge.optimize.lab_data import (
+from rewardhedge.lab.data import (
     LabelModel,
     PoolSplit,
     from_pools,
     split_prompts,
 )
+from rewardhedge.lab.overopt import LabConfig, pool_gold, run_lab
+from rewardhedge.optimize import expected_best_of_n
 from rewardhedge.optimize.order_stats import expected_best_of_n_padded
-from rewardhedge.optimize.overopt import LabConfig, pool_gold, run_lab
 from rewardhedge.types import CandidatePool
 from rewardhedge.uncertainty import Aggregation
 

@@ -10,9 +10,9 @@ import pytest
 from rewardhedge.config import EncoderConfig
 from rewardhedge.data.sandbox import SandboxConfig
 from rewardhedge.errors import ConfigError
+from rewardhedge.lab.options import lab_encoder_config
+from rewardhedge.lab.overopt import LabConfig, run_lab
 from rewardhedge.optimize import expected_best_of_n, kl_best_of_n
-from rewardhedge.optimize.lab_options import lab_encoder_config
-from rewardhedge.optimize.overopt import LabConfig, run_lab
 from rewardhedge.report import render_report
 from rewardhedge.uncertainty import Aggregation
 

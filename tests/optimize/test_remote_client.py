@@ -24,9 +24,9 @@ from fastapi.responses import JSONResponse  # noqa: E402
 
 from rewardhedge.config import EncoderConfig, EnsembleConfig, TrainConfig  # noqa: E402
 from rewardhedge.errors import ConfigError  # noqa: E402
+from rewardhedge.estimators.ensemble import EnsembleRewardModel  # noqa: E402
 from rewardhedge.optimize import async_reward_function, reward_function  # noqa: E402
 from rewardhedge.optimize.remote import RemoteRewardError, RemoteRewardModel  # noqa: E402
-from rewardhedge.reward_model import EnsembleRewardModel  # noqa: E402
 from rewardhedge.uncertainty import RewardRule  # noqa: E402
 
 TOKEN = "s3cret"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from rewardhedge.config import EncoderConfig, EnsembleConfig, TrainConfig
 from rewardhedge.errors import ConfigError
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.optimize import (
     BatchFilter,
     async_reward_function,
@@ -23,7 +24,6 @@ from rewardhedge.optimize import (
     format_prompt,
     reward_function,
 )
-from rewardhedge.reward_model import EnsembleRewardModel
 from rewardhedge.types import RewardEstimate
 from rewardhedge.uncertainty import RewardRule
 
@@ -312,7 +312,7 @@ def test_imports_stay_light(module_imports):
 
     for mod in (rl, pf):
         for name in module_imports(mod.__file__):
-            assert not name.startswith(("torch", "httpx", "rewardhedge.reward_model")), name
+            assert not name.startswith(("torch", "httpx", "rewardhedge.estimators.ensemble")), name
 
 
 def test_optimize_imports_without_httpx():

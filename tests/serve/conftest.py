@@ -11,7 +11,7 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from rewardhedge.config import EncoderConfig, EnsembleConfig  # noqa: E402
-from rewardhedge.reward_model import EnsembleRewardModel  # noqa: E402
+from rewardhedge.estimators.ensemble import EnsembleRewardModel  # noqa: E402
 from rewardhedge.types import RewardEstimate  # noqa: E402
 
 

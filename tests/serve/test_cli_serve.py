@@ -87,7 +87,7 @@ def test_serve_a_diverse_standardised_ensemble(pair_factory, tmp_path):
     """A views ensemble with standardised members, served: the worst case the server
     returns is the one the saved model computes in process."""
     from rewardhedge.config import DiversityConfig, EncoderConfig, EnsembleConfig
-    from rewardhedge.reward_model import EnsembleRewardModel
+    from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
     cfg = EnsembleConfig(
         n_members=3,

@@ -11,7 +11,7 @@ pytest.importorskip("accelerate")
 pytest.importorskip("peft")
 
 from rewardhedge.cli import main
-from rewardhedge.finetuned_model import FinetunedRewardModel
+from rewardhedge.estimators.finetuned import FinetunedRewardModel
 
 
 def _write_pairs(path: Path, pairs) -> Path:

@@ -22,7 +22,11 @@ from scipy.stats import spearmanr
 from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, prompt_messages
 from rewardhedge.errors import ModelFormatError
-from rewardhedge.finetuned_model import FinetunedRewardModel, build_network, is_finetuned_folder
+from rewardhedge.estimators.finetuned import (
+    FinetunedRewardModel,
+    build_network,
+    is_finetuned_folder,
+)
 from rewardhedge.models.reward_transformer import LoraEnsemble, default_pooling, load_backbone
 from rewardhedge.train.pair_data import EncodedPairs, collate, padding_fraction, pair_batches
 from rewardhedge.types import PreferencePair

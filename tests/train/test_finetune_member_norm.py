@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from rewardhedge.config import MemberNormKind
 from rewardhedge.config_finetune import FinetuneConfig
-from rewardhedge.finetuned_model import FinetunedRewardModel
+from rewardhedge.estimators.finetuned import FinetunedRewardModel
 from rewardhedge.types import PreferencePair
 from rewardhedge.uncertainty.aggregation import Aggregation
 

@@ -15,10 +15,10 @@ pytest.importorskip("accelerate")
 from rewardhedge.cli import main
 from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble
 from rewardhedge.errors import ConfigError
-from rewardhedge.finetuned_model import FinetunedRewardModel
-from rewardhedge.optimize.lab_data import LabelModel, PoolSplit, from_pools
-from rewardhedge.optimize.lab_proxies import FinetunedProxies
-from rewardhedge.optimize.overopt import LabConfig, run_lab
+from rewardhedge.estimators.finetuned import FinetunedRewardModel
+from rewardhedge.lab.data import LabelModel, PoolSplit, from_pools
+from rewardhedge.lab.overopt import LabConfig, run_lab
+from rewardhedge.lab.proxies import FinetunedProxies
 from rewardhedge.types import CandidatePool
 
 pytestmark = pytest.mark.usefixtures("single_thread")

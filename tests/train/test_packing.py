@@ -20,7 +20,7 @@ import torch
 from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer
 from rewardhedge.errors import ConfigError
-from rewardhedge.finetuned_model import FinetunedRewardModel, build_network
+from rewardhedge.estimators.finetuned import FinetunedRewardModel, build_network
 from rewardhedge.models.reward_transformer import (
     RewardTransformer,
     default_pooling,

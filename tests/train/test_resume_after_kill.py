@@ -28,7 +28,7 @@ import torch
 torch.set_num_threads(1)
 
 from rewardhedge.config_finetune import FinetuneConfig
-from rewardhedge.finetuned_model import FinetunedRewardModel
+from rewardhedge.estimators.finetuned import FinetunedRewardModel
 from rewardhedge.types import PreferencePair
 
 backbone, pairs_file, checkpoints, out, pause = sys.argv[1:6]

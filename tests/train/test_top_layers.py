@@ -17,7 +17,7 @@ import torch
 from rewardhedge.cli import main
 from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.errors import ConfigError
-from rewardhedge.finetuned_model import FinetunedRewardModel, build_network
+from rewardhedge.estimators.finetuned import FinetunedRewardModel, build_network
 from rewardhedge.models.reward_transformer import load_backbone
 from rewardhedge.train.top_layers import split_error, top_layers_only
 

@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rewardhedge.config import HeadConfig, HeadKind
+from rewardhedge.config import EnsembleConfig, EstimatorKind, HeadConfig, HeadKind
+from rewardhedge.models.diversity import member_masks
 
 
 class HeadStack(nn.Module):
@@ -207,3 +208,23 @@ def _uniform(
     shape: tuple[int, ...], bound: float, generator: torch.Generator | None
 ) -> torch.Tensor:
     return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
+
+
+def build_heads(
+    dim: int, config: EnsembleConfig, generator: torch.Generator | None = None
+) -> HeadStack:
+    """An untrained head stack with the options the estimator needs, and the
+    member feature masks of ``config.diversity`` (see :mod:`rewardhedge.models.diversity`)."""
+    unc = config.uncertainty
+    heads = HeadStack(
+        dim,
+        config.n_members,
+        config.head,
+        generator=generator,
+        gaussian=unc.estimator is EstimatorKind.GAUSSIAN,
+        input_dropout=unc.mc_dropout if unc.estimator is EstimatorKind.MC_DROPOUT else 0.0,
+    )
+    masks = member_masks(config, dim)
+    if masks is not None:
+        heads.set_member_mask(torch.from_numpy(masks))
+    return heads

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from rewardhedge import __version__
 from rewardhedge.errors import ModelFormatError
 
-FORMAT_NAME = "rewardhedge.reward_model"
+FORMAT_NAME = "rewardhedge.estimators.ensemble"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"

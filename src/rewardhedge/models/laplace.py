@@ -129,9 +129,13 @@ class LastLayerLaplace:
     prior_precision: float
 
     def __post_init__(self) -> None:
-        # contiguous storage keeps results bit-identical after a save/load round trip
-        self.theta = _as_f64(self.theta, "theta").contiguous()
-        self.scale_tril = _as_f64(self.scale_tril, "scale_tril").contiguous()
+        # Fresh, contiguous storage keeps results bit-identical after a save/load round
+        # trip: a tensor read from a safetensors buffer may start off a 64-byte boundary,
+        # and BLAS sums a dot product in another order on unaligned data (1-ulp changes).
+        self.theta = _as_f64(self.theta, "theta").clone(memory_format=torch.contiguous_format)
+        self.scale_tril = _as_f64(self.scale_tril, "scale_tril").clone(
+            memory_format=torch.contiguous_format
+        )
         if self.theta.ndim != 1:
             raise ValueError(f"theta must have shape (p,), got {tuple(self.theta.shape)}")
         p = self.theta.shape[0]

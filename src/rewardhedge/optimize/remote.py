@@ -3,7 +3,7 @@
 Why: an RL trainer usually runs on other GPUs (or another machine) than the
 reward model. :class:`RemoteRewardModel` gives it the same
 ``score(prompts, responses) -> RewardEstimate`` as a local
-:class:`~rewardhedge.reward_model.EnsembleRewardModel`, so best-of-n, the TRL
+:class:`~rewardhedge.estimators.ensemble.EnsembleRewardModel`, so best-of-n, the TRL
 adapter (:mod:`rewardhedge.optimize.rl_rewards`) and any aggregation or
 transform work unchanged on a served model.
 

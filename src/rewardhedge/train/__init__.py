@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from rewardhedge.train.heads import FitResult, fit_head_stack
+from rewardhedge.train.head_training import FitResult, fit_head_stack
 
 __all__ = ["FitResult", "fit_head_stack"]

@@ -34,7 +34,12 @@ from scipy.special import expit, logsumexp
 
 from rewardhedge.errors import ConfigError
 
-__all__ = ["TemperatureScaling", "fit_temperature"]
+__all__ = ["TEMPERATURE_BOUNDS", "TemperatureScaling", "fit_temperature"]
+
+TEMPERATURE_BOUNDS = (0.25, 50.0)
+"""Where a model's fitted temperature may lie. Held-out pairs that the model
+orders perfectly would drive ``T → 0`` (probabilities of exactly 0 or 1); a
+floor of 0.25 keeps any sharpening to at most 4×."""
 
 _KIND = "temperature_scaling"
 _T_BOUNDS = (0.01, 100.0)

@@ -3,14 +3,13 @@
 This module composes the stages (data records → encoder features → heads →
 ``RewardEstimate`` → metrics) behind a scikit-learn-shaped lifecycle:
 ``EnsembleRewardModel(config).fit(pairs)``, then ``score``, ``compare``,
-``evaluate``, ``save`` and ``load``. Like ``cli.py`` it sits at the end of the
-import chain; the stages themselves never import it.
+``evaluate``, ``save`` and ``load``. It sits after the stages it composes;
+the training stage is imported only when ``fit`` runs, so loading and scoring a
+saved model never import ``train/``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,27 +19,22 @@ import numpy as np
 import torch
 
 from rewardhedge.config import EnsembleConfig, MemberNormKind
+from rewardhedge.data.fingerprint import hash_pairs
 from rewardhedge.encoders import CachedEncoder, Encoder, build_cached_encoder
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
-from rewardhedge.models.estimator import RewardHeads
+from rewardhedge.estimators.base import RewardModelBase, check_pairs
+from rewardhedge.models.heads import build_heads
 from rewardhedge.models.io import load_model_folder, save_model_folder
-from rewardhedge.reward_api import RewardModelBase, check_pairs
-from rewardhedge.train.estimator import cross_fit, fit_estimator
-from rewardhedge.train.heads import build_heads
+from rewardhedge.models.reward_heads import RewardHeads
 from rewardhedge.types import (
     PreferencePair,
     RewardEstimate,
     member_logits,
     pairwise_from_estimates,
 )
-from rewardhedge.uncertainty.calibration import TemperatureScaling
+from rewardhedge.uncertainty.calibration import TEMPERATURE_BOUNDS, TemperatureScaling
 from rewardhedge.uncertainty.deup import ErrorPredictor, FeatureDensity, excess_loss
 from rewardhedge.uncertainty.reward_rule import RewardRule
-
-TEMPERATURE_BOUNDS = (0.25, 50.0)
-"""Where a model's fitted temperature may lie. Held-out pairs that the model
-orders perfectly would drive ``T → 0`` (probabilities of exactly 0 or 1); a
-floor of 0.25 keeps any sharpening to at most 4×."""
 
 SCORE_CHUNK = 8192
 """Items encoded per chunk when scoring, so memory stays bounded on large corpora."""
@@ -136,6 +130,8 @@ class EnsembleRewardModel(RewardModelBase):
         margins = [p.margin for p in pairs]
         margin = None if all(m is None for m in margins) else np.array([m or 0.0 for m in margins])
         xc, xr = feats[:n], feats[n:]
+        from rewardhedge.train.fitting import fit_estimator
+
         heads, result = fit_estimator(xc, xr, self.config, margin=margin, progress=on_epoch)
         self.heads_ = heads
         self.history_ = result.history
@@ -165,6 +161,8 @@ class EnsembleRewardModel(RewardModelBase):
         on_fold: Callable[[int, int], None] | None,
     ) -> None:
         """Temperature (and the error predictor) from cross-fitted held-out predictions."""
+        from rewardhedge.train.fitting import cross_fit
+
         held = cross_fit(xc, xr, self.config, folds=folds, margin=margin, on_fold=on_fold)
         logits = member_logits(held.chosen, held.rejected)
         self.temperature_ = TemperatureScaling.fit(
@@ -388,16 +386,3 @@ def _concat(parts: list[RewardEstimate], n_outputs: int) -> RewardEstimate:
 
 def _deup_features(est: RewardEstimate, unfamiliarity: np.ndarray) -> np.ndarray:
     return np.column_stack([np.log(est.epistemic + 1e-8), np.log(unfamiliarity + 1e-12)])
-
-
-def hash_pairs(pairs: Sequence[PreferencePair]) -> str:
-    """SHA-256 over the pairs' texts and margins, in order (recorded in the manifest)."""
-    h = hashlib.sha256()
-    for p in pairs:
-        h.update(
-            json.dumps([p.prompt, p.chosen, p.rejected, p.margin], ensure_ascii=False).encode(
-                "utf-8", "surrogatepass"
-            )
-        )
-        h.update(b"\n")
-    return "sha256:" + h.hexdigest()

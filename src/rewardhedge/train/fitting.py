@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from rewardhedge.config import EnsembleConfig, EstimatorKind, MemberNormKind
-from rewardhedge.models.estimator import RewardHeads
 from rewardhedge.models.laplace import LastLayerLaplace
-from rewardhedge.train.heads import FitResult, fit_head_stack, single_thread
+from rewardhedge.models.reward_heads import RewardHeads
+from rewardhedge.train.head_training import FitResult, fit_head_stack, single_thread
 from rewardhedge.types import RewardEstimate
 
 

@@ -102,7 +102,7 @@ def open_gold_model(source: str, cache_dir: Path | None = None, token: str | Non
         from rewardhedge.optimize.remote import RemoteRewardModel
 
         return RemoteRewardModel(source, token=token)
-    from rewardhedge.loading import load_reward_model
+    from rewardhedge.estimators.loading import load_reward_model
 
     return load_reward_model(source, cache_dir=cache_dir)
 

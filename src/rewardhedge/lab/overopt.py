@@ -1,11 +1,11 @@
 """The overoptimisation lab: gold → noisy labels → proxies → best-of-n, gold vs KL.
 
 The Gao et al. / Coste et al. experiment, on the sandbox or on a user's pools
-with gold (:mod:`rewardhedge.optimize.lab_data`: one code path, two entry
+with gold (:mod:`rewardhedge.lab.data`: one code path, two entry
 points). For every seed the
 labels are re-drawn and a single model (K=1) and one K-member ensemble per
 diversity option (bootstrap only, random subspaces, encoder views; see
-:mod:`rewardhedge.optimize.lab_options`) are trained on the same texts
+:mod:`rewardhedge.lab.options`) are trained on the same texts
 (embedded once, cached). Ensemble members are standardised on their training
 items before any aggregation but the mean (``LabConfig.member_norm``). Best-of-n
 is estimated for every n = 1, 2, 4, …, N from one pool of N candidates per
@@ -51,21 +51,22 @@ from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.encoders import build_cached_encoder
 from rewardhedge.errors import ConfigError
+from rewardhedge.estimators.base import RewardModelBase
 from rewardhedge.evaluate.calibration import reliability_bins
 from rewardhedge.evaluate.diversity import member_diversity
 from rewardhedge.evaluate.length_controls import length_baselines, length_controls
 from rewardhedge.evaluate.paired import paired_grid_test
 from rewardhedge.evaluate.pairwise import bootstrap_ci, length_baseline_correct, log_loss
 from rewardhedge.evaluate.statistics import iqm_of_run_means, stratified_bootstrap_ci
-from rewardhedge.optimize.lab_data import LabData, LabPool, PoolSplit, from_sandbox
-from rewardhedge.optimize.lab_data import polished_mask as polished_mask  # re-exported
-from rewardhedge.optimize.lab_options import (
+from rewardhedge.lab.data import LabData, LabPool, PoolSplit, from_sandbox
+from rewardhedge.lab.data import polished_mask as polished_mask  # re-exported
+from rewardhedge.lab.options import (
     DEFAULT_OPTIONS,
     check_options,
     lab_encoder_config,
     options_dict,
 )
-from rewardhedge.optimize.lab_proxies import (
+from rewardhedge.lab.proxies import (
     FinetunedProxies,
     FrozenProxies,
     ProxyFactory,
@@ -74,7 +75,6 @@ from rewardhedge.optimize.lab_proxies import (
 )
 from rewardhedge.optimize.order_stats import expected_best_of_n_padded, kl_best_of_n
 from rewardhedge.optimize.scaling import fit_gao
-from rewardhedge.reward_api import RewardModelBase
 from rewardhedge.types import PreferencePair
 from rewardhedge.uncertainty import Aggregation
 
@@ -561,7 +561,7 @@ def run_lab(
 
     Args:
         config: sizes, seeds, aggregations, model settings.
-        data: the comparisons and pools to run on (:func:`~rewardhedge.optimize.lab_data.from_pools`);
+        data: the comparisons and pools to run on (:func:`~rewardhedge.lab.data.from_pools`);
             by default the sandbox ``config.sandbox`` describes.
         encoder: the frozen proxies' encoder (e.g. a :class:`CachedEncoder`); by
             default the one ``config.encoder`` describes, with the disk cache.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rewardhedge.finetuned_model import FinetunedRewardModel, is_finetuned_folder
-from rewardhedge.reward_api import RewardModelBase
-from rewardhedge.reward_model import EnsembleRewardModel
+from rewardhedge.estimators.base import RewardModelBase
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
+from rewardhedge.estimators.finetuned import FinetunedRewardModel, is_finetuned_folder
 
 
 def load_reward_model(

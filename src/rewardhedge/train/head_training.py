@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardhedge.config import EnsembleConfig, EstimatorKind
-from rewardhedge.models.heads import HeadStack
+from rewardhedge.config import EnsembleConfig
+from rewardhedge.models.heads import HeadStack, build_heads
 from rewardhedge.models.losses import bradley_terry_loss
-from rewardhedge.train.diversity import member_masks
 
 
 @dataclass
@@ -162,26 +161,6 @@ def fit_head_stack(
             result.best_epoch = [len(result.history)] * k
     heads.eval()
     return result
-
-
-def build_heads(
-    dim: int, config: EnsembleConfig, generator: torch.Generator | None = None
-) -> HeadStack:
-    """An untrained head stack with the options the estimator needs, and the
-    member feature masks of ``config.diversity`` (see :mod:`rewardhedge.train.diversity`)."""
-    unc = config.uncertainty
-    heads = HeadStack(
-        dim,
-        config.n_members,
-        config.head,
-        generator=generator,
-        gaussian=unc.estimator is EstimatorKind.GAUSSIAN,
-        input_dropout=unc.mc_dropout if unc.estimator is EstimatorKind.MC_DROPOUT else 0.0,
-    )
-    masks = member_masks(config, dim)
-    if masks is not None:
-        heads.set_member_mask(torch.from_numpy(masks))
-    return heads
 
 
 def _pair_loss(

@@ -33,6 +33,7 @@ import numpy as np
 
 from rewardhedge.config import EvalConfig
 from rewardhedge.data.perturb import load_perturbations, perturb_prompt
+from rewardhedge.estimators.base import RewardModelBase
 from rewardhedge.evaluate.consistency import perturbation_consistency
 from rewardhedge.evaluate.invariance import batch_invariance
 from rewardhedge.evaluate.length_controls import length_baselines, length_controls
@@ -44,7 +45,6 @@ from rewardhedge.evaluate.rewardbench import section_scores
 from rewardhedge.evaluate.starc import starc_bootstrap_ci, starc_distance, starc_to_reference
 from rewardhedge.evaluate.statistics import iqm, stratified_bootstrap_ci
 from rewardhedge.optimize.bon import pick, score_pools, summarise_picks
-from rewardhedge.reward_api import RewardModelBase
 from rewardhedge.types import (
     CandidatePool,
     OneToManyRow,

@@ -2,7 +2,7 @@
 
 The lab needs, for every label seed, a single model and a few ensembles fitted
 on the same comparisons; it then only calls ``score`` and ``compare`` (the
-:class:`~rewardhedge.reward_api.RewardModelBase` API). What it needs from a
+:class:`~rewardhedge.estimators.base.RewardModelBase` API). What it needs from a
 model family is therefore a :class:`ProxyFactory`:
 
 - :class:`FrozenProxies` (the default): heads on one frozen multi-view encoder,
@@ -33,8 +33,8 @@ from rewardhedge.config import (
 )
 from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble
 from rewardhedge.errors import ConfigError
-from rewardhedge.optimize.lab_options import LAB_OPTIONS, base_encoder_config, model_encoders
-from rewardhedge.reward_api import RewardModelBase
+from rewardhedge.estimators.base import RewardModelBase
+from rewardhedge.lab.options import LAB_OPTIONS, base_encoder_config, model_encoders
 from rewardhedge.types import PreferencePair
 
 Stage = Callable[[str, int], Callable[[int], None]]
@@ -125,7 +125,7 @@ class FrozenProxies:
     def train(
         self, name: str, seed: int, pairs: list[PreferencePair], stage: Stage
     ) -> RewardModelBase:
-        from rewardhedge.reward_model import EnsembleRewardModel
+        from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
         config = self.ensemble_config(name, seed)
         base, full = self._encoders
@@ -203,7 +203,7 @@ class FinetunedProxies:
     def train(
         self, name: str, seed: int, pairs: list[PreferencePair], stage: Stage
     ) -> RewardModelBase:
-        from rewardhedge.finetuned_model import FinetunedRewardModel
+        from rewardhedge.estimators.finetuned import FinetunedRewardModel
 
         advance: Callable[[int], None] | None = None
         done = 0

@@ -17,7 +17,7 @@ import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,10 +25,12 @@ from torch import nn
 
 from rewardhedge.config import MemberNormKind
 from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble, HeadPooling, Precision
+from rewardhedge.data.fingerprint import hash_pairs
 from rewardhedge.encoders.base import check_texts
 from rewardhedge.encoders.packing import plan_passes
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
+from rewardhedge.estimators.base import RewardModelBase, check_pairs
 from rewardhedge.models.io import EXTRA_SUFFIXES, load_model_folder, save_model_folder
 from rewardhedge.models.member_norm import NORM_PREFIX, MemberNorm, normalised_estimate
 from rewardhedge.models.reward_transformer import (
@@ -43,13 +45,12 @@ from rewardhedge.models.reward_transformer import (
     uses_varlen_attention,
 )
 from rewardhedge.progress_log import LogProgress
-from rewardhedge.reward_api import RewardModelBase, check_pairs
-from rewardhedge.reward_model import TEMPERATURE_BOUNDS, hash_pairs
-from rewardhedge.train.finetune import StepCallback, finetune
-from rewardhedge.train.pair_data import EncodedPairs
 from rewardhedge.types import PreferencePair, RewardEstimate, member_logits
-from rewardhedge.uncertainty.calibration import TemperatureScaling
+from rewardhedge.uncertainty.calibration import TEMPERATURE_BOUNDS, TemperatureScaling
 from rewardhedge.uncertainty.reward_rule import RewardRule
+
+if TYPE_CHECKING:
+    from rewardhedge.train.finetune import StepCallback
 
 TOKENIZER_DIR = "tokenizer"
 SCORE_CHUNK = 2048
@@ -142,6 +143,9 @@ class FinetunedRewardModel(RewardModelBase):
         ``progress`` prints plain lines while the member normalisation and the temperature
         score the training and evaluation items after the last step."""
         from transformers import AutoTokenizer
+
+        from rewardhedge.train.finetune import finetune  # training only: loading skips train/
+        from rewardhedge.train.pair_data import EncodedPairs
 
         pairs = check_pairs(pairs, "fit")
         if not self.config.backbone:
