@@ -51,7 +51,7 @@ from rewardhedge.data import (
 from rewardhedge.errors import ConfigError, RewardHedgeError
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.estimators.loading import load_reward_model
-from rewardhedge.evaluate import format_metrics
+from rewardhedge.report.terminal import format_metrics
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
 app = typer.Typer(

@@ -38,8 +38,7 @@ from rewardhedge.data.perturb import parse_perturbations
 from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.evaluation import evaluate_one_to_many, evaluate_pairs, evaluate_pools
 from rewardhedge.estimators.loading import load_reward_model
-from rewardhedge.evaluate import format_metrics
-from rewardhedge.evaluate.report import format_pools
+from rewardhedge.report.terminal import format_metrics, format_pools
 
 err = Console(stderr=True)
 out = Console()

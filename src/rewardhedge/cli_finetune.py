@@ -41,7 +41,7 @@ from rewardhedge.config_finetune import FinetuneConfig
 from rewardhedge.data import write_json_atomic
 from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.finetuned import FinetunedRewardModel
-from rewardhedge.evaluate import format_metrics
+from rewardhedge.report.terminal import format_metrics
 from rewardhedge.train.finetune import mixed_precision
 from rewardhedge.train.top_layers import check_layer_count
 from rewardhedge.uncertainty.reward_rule import RewardRule

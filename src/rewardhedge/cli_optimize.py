@@ -382,7 +382,7 @@ def _print_summary(result: dict[str, Any]) -> None:
         )
     lengths = result.get("length_controls")
     if lengths:
-        from rewardhedge.evaluate.tables import length_rows_table
+        from rewardhedge.report.terminal import length_rows_table
 
         rows = [(r["label"], r) for r in lengths["rows"]]
         out.print(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import log_loss as sk_log_loss
 
 import rewardhedge.evaluate.pairwise as pairwise_mod
-import rewardhedge.evaluate.report as report_mod
+import rewardhedge.evaluate.pairwise_summary as summary_mod
 from rewardhedge.errors import ConfigError
 from rewardhedge.evaluate import (
     bootstrap_ci,
@@ -228,7 +228,7 @@ def test_per_subset_all_none_and_errors():
 # --- docs and dependencies ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [pairwise_mod, report_mod])
+@pytest.mark.parametrize("module", [pairwise_mod, summary_mod])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
@@ -236,7 +236,7 @@ def test_docstring_examples(module):
 
 
 def test_evaluate_imports_no_torch(module_imports):
-    allowed_roots = {"__future__", "numpy", "scipy", "sklearn", "rich"}
+    allowed_roots = {"__future__", "numpy", "scipy", "sklearn"}
     allowed_own = {"rewardhedge.types", "rewardhedge.errors"}
     stdlib = {"collections", "inspect", "io", "math", "typing", "warnings"}
     folder = Path(pairwise_mod.__file__).parent

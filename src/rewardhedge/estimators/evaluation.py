@@ -40,7 +40,7 @@ from rewardhedge.evaluate.length_controls import length_baselines, length_contro
 from rewardhedge.evaluate.one_to_many import summarise_one_to_many
 from rewardhedge.evaluate.paired import paired_bootstrap_test
 from rewardhedge.evaluate.pairwise import pairwise_correct
-from rewardhedge.evaluate.report import spearman_or_none
+from rewardhedge.evaluate.pairwise_summary import spearman_or_none
 from rewardhedge.evaluate.rewardbench import section_scores
 from rewardhedge.evaluate.starc import starc_bootstrap_ci, starc_distance, starc_to_reference
 from rewardhedge.evaluate.statistics import iqm, stratified_bootstrap_ci

@@ -1,4 +1,5 @@
-"""Evaluation of reward models: pure metric functions (numpy/scipy) and the report dict.
+"""Evaluation of reward models: pure metric functions (numpy/scipy) and the summary dict
+(:mod:`pairwise_summary`); their terminal tables are in :mod:`rewardhedge.report.terminal`.
 
 Pairs (:mod:`pairwise`, :mod:`calibration`, :mod:`uncertainty_quality`),
 RewardBench v1 sections (:mod:`rewardbench`), one chosen vs many rejected
@@ -33,7 +34,7 @@ from rewardhedge.evaluate.pairwise import (
     pairwise_correct,
     per_subset,
 )
-from rewardhedge.evaluate.report import evaluate_pairwise, format_metrics, metrics_table
+from rewardhedge.evaluate.pairwise_summary import evaluate_pairwise
 from rewardhedge.evaluate.rewardbench import (
     REWARDBENCH_V1_EXAMPLE_COUNTS,
     REWARDBENCH_V1_SECTIONS,
@@ -59,14 +60,12 @@ __all__ = [
     "canonicalise",
     "chance_best_of_n",
     "evaluate_pairwise",
-    "format_metrics",
     "iqm",
     "length_baseline_correct",
     "length_baselines",
     "length_controls",
     "log_loss",
     "member_diversity",
-    "metrics_table",
     "one_to_many_correct",
     "paired_bootstrap_test",
     "pairwise_accuracy",

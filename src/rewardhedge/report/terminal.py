@@ -1,23 +1,32 @@
-"""Terminal table rows for the evaluation suite's blocks (RewardBench sections, one-to-many,
-controls, members, comparison, perturbations) and the best-of-n pools table.
+"""Terminal (rich) tables of the evaluation JSON: the pairwise metrics table, the suite's
+blocks (RewardBench sections, one-to-many, controls, members, comparison, perturbations),
+the best-of-n pools table and the length-controls table, plus their plain-text renderings.
 
 Every function reads the plain JSON dict, skipping what is absent, so a dict
-read back from an older file prints too.
+read back from an older file prints too. The HTML counterpart is
+:func:`rewardhedge.report.render_report`.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
+
+from rewardhedge.evaluate.pairwise_summary import CI_LEVEL
 
 __all__ = [
     "fmt_interval",
     "fmt_number",
+    "format_metrics",
+    "format_pools",
     "length_rows_table",
     "length_table",
+    "metrics_table",
     "pools_table",
     "suite_rows",
 ]
@@ -292,3 +301,146 @@ def length_rows_table(
             str(lc.get("n_matched", "")),
         )
     return table
+
+
+def metrics_table(metrics: dict[str, Any], title: str = "Evaluation") -> Table:
+    """A readable table of the dict that :func:`~rewardhedge.evaluate.evaluate_pairwise` returns.
+
+    Rows: accuracy with its CI, log loss, Brier, mean margin, ties, member
+    accuracy range, epistemic spread, both length baselines, the
+    length-reward correlation, then one row per subset. Keys that are
+    missing are skipped, so a dict read back from JSON works too.
+
+    Args:
+        metrics: the report dict.
+        title: the table title.
+
+    Returns:
+        A ``rich.table.Table`` with columns Metric, Value, CI (or, for members,
+        the min-max range) and n.
+
+    Example:
+        >>> t = metrics_table({"n_pairs": 3, "pairwise_accuracy": 2 / 3})
+        >>> t.row_count
+        1
+    """
+    level = metrics.get("ci_level", CI_LEVEL)
+    table = Table(title=title)
+    table.add_column("Metric")
+    table.add_column("Value", justify="right")
+    table.add_column(f"{level:.0%} CI / range", justify="right")
+    table.add_column("n", justify="right")
+    n = str(metrics.get("n_pairs", ""))
+
+    if "pairwise_accuracy" in metrics:
+        ci = (
+            fmt_interval(metrics["accuracy_ci_low"], metrics["accuracy_ci_high"])
+            if "accuracy_ci_low" in metrics
+            else ""
+        )
+        ties = " (ties half)" if metrics.get("ties") == "half" else ""
+        table.add_row(f"pairwise accuracy{ties}", fmt_number(metrics["pairwise_accuracy"]), ci, n)
+    for key, label in (
+        ("log_loss", "log loss"),
+        ("brier", "Brier"),
+        ("mean_margin", "mean margin"),
+    ):
+        if key in metrics:
+            table.add_row(label, fmt_number(metrics[key]), "", n)
+    if "n_ties" in metrics:
+        table.add_row("tied pairs", str(metrics["n_ties"]), "", n)
+    if "member_accuracy_mean" in metrics:
+        table.add_row(
+            f"member accuracy ({metrics.get('n_members', '?')} members)",
+            fmt_number(metrics["member_accuracy_mean"]),
+            "range "
+            + fmt_interval(metrics.get("member_accuracy_min"), metrics.get("member_accuracy_max")),
+            n,
+        )
+    if "mean_epistemic_std" in metrics:
+        table.add_row("mean epistemic std", fmt_number(metrics["mean_epistemic_std"]), "", n)
+    for prefer, base in metrics.get("length_baseline", {}).items():
+        table.add_row(
+            f"baseline: prefer {prefer}",
+            fmt_number(base.get("accuracy")),
+            fmt_interval(base.get("ci_low"), base.get("ci_high")),
+            n,
+        )
+    if "length_reward_corr" in metrics:
+        table.add_row("length-reward Spearman", fmt_number(metrics["length_reward_corr"]), "", "")
+    cal = metrics.get("calibration", {})
+    for key, label in (
+        ("ece_equal_width", "ECE (equal-width bins)"),
+        ("ece_equal_mass", "ECE (equal-mass bins)"),
+    ):
+        if key in cal:
+            table.add_row(label, fmt_number(cal[key]), "", n)
+    for name, q in metrics.get("uncertainty", {}).items():
+        table.add_row(
+            f"misorder AUROC: {name}",
+            fmt_number(q.get("misorder_auroc")),
+            f"AURC {fmt_number(q.get('aurc'))}",
+            n,
+        )
+    ab = metrics.get("abstention")
+    if ab:
+        test = ab.get("test", {})
+        table.add_row(
+            f"abstain on {ab.get('uncertainty')} (α={ab.get('alpha')}, δ={ab.get('delta')})",
+            f"error {fmt_number(test.get('error'))}",
+            f"coverage {fmt_number(test.get('coverage'))}",
+            f"{test.get('n_kept', '')}/{test.get('n', '')}",
+        )
+    for name, sub in metrics.get("subsets", {}).items():
+        table.add_row(
+            f"subset: {name}",
+            fmt_number(sub.get("accuracy")),
+            fmt_interval(sub.get("ci_low"), sub.get("ci_high")),
+            str(sub.get("n", "")),
+        )
+    for row in suite_rows(metrics):
+        table.add_row(*row)
+    return table
+
+
+def _render(table: Table) -> str:
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        width=100,
+        color_system=None,
+        no_color=True,
+        force_terminal=False,
+        force_jupyter=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    console.print(table)
+    return buf.getvalue()
+
+
+def format_pools(metrics: dict[str, Any], title: str = "Best-of-n") -> str:
+    """The :func:`pools_table` of an ``evaluate_pools`` dict, and its :func:`length_table`
+    when it has one, as plain text (100 columns)."""
+    text = _render(pools_table(metrics, title=title))
+    lengths = length_table(metrics)
+    return text if lengths is None else text + "\n" + _render(lengths)
+
+
+def format_metrics(metrics: dict[str, Any], title: str = "Evaluation") -> str:
+    """The :func:`metrics_table` rendered to plain text (100 columns, no colour).
+
+    Args:
+        metrics: the report dict.
+        title: the table title.
+
+    Returns:
+        The table as a string, free of ANSI escape codes.
+
+    Example:
+        >>> text = format_metrics({"n_pairs": 3, "pairwise_accuracy": 2 / 3})
+        >>> "0.6667" in text
+        True
+    """
+    return _render(metrics_table(metrics, title=title))

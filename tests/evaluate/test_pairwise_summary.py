@@ -1,4 +1,4 @@
-"""evaluate_pairwise on a hand-built 2-member ensemble, and its text table."""
+"""evaluate_pairwise on a hand-built 2-member ensemble (table: tests/report/test_terminal.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
-from rich.table import Table
 from scipy.stats import rankdata
 
-from rewardhedge.evaluate import bootstrap_ci, evaluate_pairwise, format_metrics, metrics_table
+from rewardhedge.evaluate import bootstrap_ci, evaluate_pairwise
 from rewardhedge.types import PreferencePair, RewardEstimate, pairwise_from_estimates
 
 
@@ -146,28 +145,3 @@ def test_single_pair_is_json_safe():
     assert (m["accuracy_ci_low"], m["accuracy_ci_high"]) == (1.0, 1.0)
     assert m["length_reward_corr"] is None  # both lengths equal
     json.dumps(m, allow_nan=False)
-
-
-def test_format_metrics_plain_text(metrics):
-    text = format_metrics(metrics, title="tiny eval")
-    assert "tiny eval" in text
-    assert "0.3750" in text  # accuracy
-    assert "subset: a" in text and "subset: b" in text
-    assert "prefer longer" in text and "0.6250" in text
-    assert "\x1b" not in text  # no ANSI colour codes
-    assert max(len(line) for line in text.splitlines()) <= 100
-
-
-def test_metrics_table_rows_and_json_reload(metrics):
-    table = metrics_table(metrics)
-    assert isinstance(table, Table)
-    # accuracy, log loss, Brier, margin, ties, members, epistemic, 2 baselines, corr,
-    # 2 ECEs, 4 uncertainty AUROCs, 2 subsets
-    assert table.row_count == 19
-    reloaded = json.loads(json.dumps(metrics))
-    assert format_metrics(reloaded) == format_metrics(metrics)
-
-
-def test_format_metrics_handles_none_correlation():
-    text = format_metrics({"n_pairs": 2, "pairwise_accuracy": 0.5, "length_reward_corr": None})
-    assert "n/a" in text
