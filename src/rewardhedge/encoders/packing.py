@@ -11,7 +11,9 @@ apart, so every vector equals the one a separate pass gives (to float rounding).
 
 A forward pass is described by its rows, each row a list of sequence indices;
 a row of one sequence is ordinary padded batching, so both layouts share one
-code path (:func:`layout`).
+code path (:func:`layout`). :func:`packed_inputs` turns rows into the tensors a
+fine-tuned reward network takes, and :func:`packing_gap` is the one probe that
+tells whether a model gives packed sequences the outputs of separate rows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import bisect_left, insort
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -103,6 +105,33 @@ def plan_passes(lengths: np.ndarray, capacity: int, max_sequences: int) -> list[
         if cells < best_cells:
             best, best_cells = plan, cells
     return best
+
+
+Pass = tuple[np.ndarray, list[list[int]] | None]
+"""One forward pass: its sequence indices, and its packed rows (indices into the pass)
+or ``None`` for a padded batch."""
+
+
+def scoring_passes(
+    lengths: np.ndarray, batch_size: int, capacity: int | None, *, one_row: bool = False
+) -> list[Pass]:
+    """The passes that score sequences of ``lengths``: padded, longest first, ``batch_size``
+    per pass when ``capacity`` is None (no packing); one packed row per pass with
+    ``one_row`` (variable-length attention takes one row); else :func:`plan_passes` rows
+    of ``capacity`` tokens."""
+    order = np.argsort(-lengths, kind="stable")
+    chunks = [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
+    if capacity is None:
+        return [(chunk, None) for chunk in chunks]
+    if one_row:
+        return [(chunk, [list(range(len(chunk)))]) for chunk in chunks]
+    passes: list[Pass] = []
+    for rows in plan_passes(lengths, max(capacity, int(lengths.max())), batch_size):
+        index = np.array([i for row in rows for i in row], dtype=np.int64)
+        local = np.empty(len(lengths), dtype=np.int64)
+        local[index] = np.arange(len(index))
+        passes.append((index, [local[row].tolist() for row in rows]))
+    return passes
 
 
 def group_rows(rows: list[list[int]], max_sequences: int) -> list[list[list[int]]]:
@@ -213,14 +242,87 @@ def block_mask(segment: torch.Tensor, dtype: torch.dtype | None = None) -> torch
     return additive.masked_fill_(~visible, torch.finfo(dtype).min)
 
 
+def position_block_mask(
+    position_ids: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """:func:`block_mask` of a packed batch known by its position ids alone: a sequence
+    starts wherever they restart at 0 (each padding token, at position 0, is a
+    sequence of one)."""
+    return block_mask((position_ids == 0).cumsum(dim=-1), dtype)
+
+
+def packed_inputs(
+    sequences: Sequence[Sequence[int]],
+    rows: list[list[int]],
+    pad_id: int,
+    pooling: str,
+    multiple_of: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask, position_ids, pool_at)`` of ``sequences`` laid end
+    to end in ``rows`` (indices into ``sequences``): a packed batch as the reward
+    networks of :mod:`rewardhedge.models.reward_transformer` take it, ``pool_at[i]``
+    pointing at sequence ``i``'s pooled token (its last one with ``pooling == "last"``,
+    else its first)."""
+    import torch
+
+    place = layout(sequences, rows, pad_id, multiple_of)
+    lengths = np.fromiter((len(x) for x in sequences), dtype=np.int64, count=len(sequences))
+    at = pool_index(place, lengths, last=pooling == "last")
+    return (
+        torch.from_numpy(place.input_ids),
+        torch.from_numpy((place.segment >= 0).astype(np.int64)),
+        torch.from_numpy(place.position_ids),
+        torch.from_numpy(at),
+    )
+
+
+PROBE_LENGTHS = (9, 4, 13)
+"""Content tokens of each probe sequence of :func:`packing_gap` (before any special tokens)."""
+
+
+def packing_gap(run: Callable[[list[list[int]]], np.ndarray]) -> float:
+    """Largest gap, relative to the outputs' scale, between a model's outputs for the
+    probe sequences each in a row of its own and packed end to end in one row.
+
+    Packing relies on the model honouring restarting ``position_ids`` (and, unless it
+    is a causal decoder, a block-diagonal mask); a model with another position scheme
+    (RoBERTa counts positions from its pad id) gives other numbers, which this small
+    probe catches before any real pass is packed. It is the one probe of both the
+    frozen encoders (:mod:`rewardhedge.encoders.transformer`) and the fine-tuned
+    reward networks (:func:`rewardhedge.models.reward_transformer.packing_error`).
+
+    Args:
+        run: ``run(rows)`` -> the outputs of one forward pass over the caller's probe
+            sequences (one of each length in :data:`PROBE_LENGTHS`) laid out in
+            ``rows`` of sequence indices: first ``[[0], [1], [2]]`` (a row each,
+            ordinary padded batching), then ``[[0, 1, 2]]`` (all in one row). Both
+            outputs have the same shape and order; errors propagate to the caller.
+
+    Example:
+        >>> packing_gap(lambda rows: np.ones(3) + (len(rows) == 1))  # doubles when packed
+        1.0
+    """
+    n = len(PROBE_LENGTHS)
+    alone = np.asarray(run([[i] for i in range(n)]))
+    packed = np.asarray(run([list(range(n))]))
+    scale = max(float(np.abs(alone).max()), 1e-6)
+    return float(np.abs(alone - packed).max()) / scale
+
+
 __all__ = [
+    "PROBE_LENGTHS",
     "Layout",
+    "Pass",
     "balance_rows",
     "block_mask",
     "group_rows",
     "layout",
     "pack_rows",
+    "packed_inputs",
+    "packing_gap",
     "padded_cells",
     "plan_passes",
     "pool_index",
+    "position_block_mask",
+    "scoring_passes",
 ]

@@ -27,7 +27,7 @@ from rewardhedge.config import MemberNormKind
 from rewardhedge.config_finetune import FinetuneConfig, FinetuneEnsemble, HeadPooling, Precision
 from rewardhedge.data.fingerprint import hash_pairs
 from rewardhedge.encoders.base import check_texts
-from rewardhedge.encoders.packing import plan_passes
+from rewardhedge.encoders.packing import Pass, packed_inputs, scoring_passes
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.estimators.base import RewardModelBase, check_pairs
@@ -41,7 +41,6 @@ from rewardhedge.models.reward_transformer import (
     default_pooling,
     drop_pooler,
     load_backbone,
-    packed_inputs,
     uses_varlen_attention,
 )
 from rewardhedge.progress_log import LogProgress
@@ -298,29 +297,12 @@ class FinetunedRewardModel(RewardModelBase):
         result[:, np.concatenate(positions)] = members
         return normalised_estimate(result, getattr(self, "norm_", None))
 
-    def _passes(
-        self, ids: list[list[int]], batch_size: int
-    ) -> list[tuple[np.ndarray, list[list[int]] | None]]:
-        """The forward passes over ``ids``: the sequence indices of each, and its packed
-        rows (indices into that pass) or ``None`` for a padded, length-sorted batch."""
+    def _passes(self, ids: list[list[int]], batch_size: int) -> list[Pass]:
+        """The forward passes over ``ids`` (see :func:`scoring_passes`)."""
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        if not self.config.packing:
-            order = np.argsort(-lengths, kind="stable")
-            return [(order[b : b + batch_size], None) for b in range(0, len(order), batch_size)]
-        if uses_varlen_attention(self.network_):  # FlashAttention: one row per pass
-            order = np.argsort(-lengths, kind="stable")
-            return [
-                (chunk, [list(range(len(chunk)))])
-                for chunk in (order[b : b + batch_size] for b in range(0, len(order), batch_size))
-            ]
-        capacity = max(self.config.max_length, int(lengths.max()))
-        passes = []
-        for rows in plan_passes(lengths, capacity, batch_size):
-            index = np.array([i for row in rows for i in row], dtype=np.int64)
-            local = np.empty(len(ids), dtype=np.int64)
-            local[index] = np.arange(len(index))
-            passes.append((index, [local[row].tolist() for row in rows]))
-        return passes
+        capacity = self.config.max_length if self.config.packing else None
+        one_row = capacity is not None and uses_varlen_attention(self.network_)
+        return scoring_passes(lengths, batch_size, capacity, one_row=one_row)
 
     def forward_ids(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
         """`(m, B)` member rewards of token sequences, left on the device."""

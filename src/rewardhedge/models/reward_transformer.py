@@ -16,7 +16,6 @@ Backbones load from a local folder with safetensors weights only
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from rewardhedge.encoders.packing import block_mask, layout, pool_index
+from rewardhedge.encoders.packing import (
+    PROBE_LENGTHS,
+    packed_inputs,
+    packing_gap,
+    position_block_mask,
+)
 from rewardhedge.encoders.reward_tokenizer import pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError
 
@@ -145,8 +149,9 @@ def pool_hidden(
     padding after it, so it runs without the mask: transformers then takes the
     plain causal attention path, with no mask to build and no host sync.
 
-    With ``position_ids`` the batch is packed (see :func:`pool_packed`) and
-    ``pool_at`` says where each sequence's pooled token is.
+    With ``position_ids`` the batch is packed (see :func:`pool_packed`, and
+    :func:`~rewardhedge.encoders.packing.packed_inputs`, which builds such a batch)
+    and ``pool_at`` says where each sequence's pooled token is.
     """
     if position_ids is not None:
         if pool_at is None:
@@ -177,34 +182,13 @@ def pool_packed(
     """
     kwargs: dict[str, Any] = {"input_ids": input_ids, "position_ids": position_ids}
     if not is_causal(backbone.config):
-        segment = (position_ids == 0).cumsum(dim=-1)
         eager = getattr(backbone.config, "_attn_implementation", "sdpa") == "eager"
-        kwargs["attention_mask"] = block_mask(segment, backbone.dtype if eager else None)
+        dtype = backbone.dtype if eager else None
+        kwargs["attention_mask"] = position_block_mask(position_ids, dtype)
     if getattr(backbone.config, "use_cache", False):
         kwargs["use_cache"] = False
     hidden = backbone(**kwargs).last_hidden_state  # (rows, width, H)
     return hidden.reshape(-1, hidden.shape[-1])[pool_at]
-
-
-def packed_inputs(
-    sequences: Sequence[Sequence[int]],
-    rows: list[list[int]],
-    pad_id: int,
-    pooling: str,
-    multiple_of: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(input_ids, attention_mask, position_ids, pool_at)`` of ``sequences`` laid end
-    to end in ``rows`` (indices into ``sequences``): a packed batch as the networks
-    below take it, ``pool_at[i]`` pointing at sequence ``i``'s pooled token."""
-    place = layout(sequences, rows, pad_id, multiple_of)
-    lengths = np.fromiter((len(x) for x in sequences), dtype=np.int64, count=len(sequences))
-    at = pool_index(place, lengths, last=pooling == "last")
-    return (
-        torch.from_numpy(place.input_ids),
-        torch.from_numpy((place.segment >= 0).astype(np.int64)),
-        torch.from_numpy(place.position_ids),
-        torch.from_numpy(at),
-    )
 
 
 def packing_row_tokens(network: nn.Module, max_length: int) -> int:
@@ -389,28 +373,29 @@ class LoraEnsemble(nn.Module):
         return torch.cat(rows)
 
 
-PROBE_LENGTHS = (9, 4, 13)
-
-
 @torch.no_grad()
 def packing_error(network: nn.Module, pad_id: int) -> float:
-    """Largest gap, relative to the rewards' scale, between packed and padded rewards.
+    """:func:`~rewardhedge.encoders.packing.packing_gap` of a reward network: the
+    largest gap, relative to the rewards' scale, between packed and padded rewards
+    (run in eval mode, before any training).
 
-    Packing relies on the backbone honouring ``position_ids`` (and, for
-    non-causal models, a 4-D mask); a model with another position scheme
-    (RoBERTa counts positions from its pad id) gives other numbers, which this
-    small probe on three sequences catches before any training.
+    The probe's rows of one sequence run as an ordinary padded batch, its packed
+    row through :func:`~rewardhedge.encoders.packing.packed_inputs`.
     """
     seqs = [[5 + (7 * j + 3 * k) % 40 for k in range(m)] for j, m in enumerate(PROBE_LENGTHS)]
     device = next(network.parameters()).device
+
+    def run(rows: list[list[int]]) -> np.ndarray:
+        if all(len(row) == 1 for row in rows):
+            ids, mask = pad_batch([seqs[row[0]] for row in rows], pad_id, 1)
+            inputs = (torch.from_numpy(ids), torch.from_numpy(mask))
+        else:
+            inputs = packed_inputs(seqs, rows, pad_id, network.pooling)
+        return network(*(t.to(device) for t in inputs)).float().cpu().numpy()
+
     was_training = network.training
     network.eval()
     try:
-        ids, mask = pad_batch(seqs, pad_id, 1)
-        padded = network(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
-        inputs = packed_inputs(seqs, [[0, 1, 2]], pad_id, network.pooling)
-        packed = network(*(t.to(device) for t in inputs))
+        return packing_gap(run)
     finally:
         network.train(was_training)
-    scale = max(float(padded.abs().max()), 1e-6)
-    return float((padded - packed).abs().max()) / scale

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rewardhedge.encoders.packing import plan_passes
+from rewardhedge.encoders.packing import packed_inputs, plan_passes
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
-from rewardhedge.models.reward_transformer import packed_inputs
 from rewardhedge.types import PreferencePair
 
 MEGABATCH = 64
@@ -145,7 +144,8 @@ def collate_packed(
 ) -> PairBatch:
     """Chosen then rejected sequences of ``index`` packed end to end into rows of about
     ``row_tokens`` (padding-free: rows are nearly equal in length, see
-    :func:`~rewardhedge.encoders.packing.plan_passes`), for one forward pass."""
+    :func:`~rewardhedge.encoders.packing.plan_passes`), for one forward pass; the
+    tensors come from :func:`~rewardhedge.encoders.packing.packed_inputs`."""
     seqs = [data.chosen[i] for i in index] + [data.rejected[i] for i in index]
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     (rows,) = plan_passes(lengths, max(row_tokens, int(lengths.max())), len(seqs))
