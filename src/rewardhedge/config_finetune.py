@@ -64,8 +64,11 @@ class LoraSettings:
     """LoRA adapters (peft) for ``lora`` ensembles or ``use_lora`` fine-tuning."""
 
     r: int = 16
+    """LoRA rank of each adapter."""
     alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
     dropout: float = 0.0
+    """Dropout on the adapters' inputs while training."""
     target_modules: str = "all-linear"
     """peft's ``target_modules``: ``"all-linear"`` or comma-separated module names."""
 

@@ -210,8 +210,10 @@ class FinetunedProxies:
 
         def on_step(step: int, total: int, info: dict[str, Any]) -> None:
             nonlocal advance, done
-            if advance is None:
+            if advance is None:  # made at the first step, so the pace leaves out the loading
                 advance = stage(f"fine-tune {name} (seed {seed})", total)
+                if step < total:
+                    return  # counted from the next step on: one step's time is no pace yet
             advance(step - done)
             done = step
 
