@@ -10,8 +10,8 @@ once, by the operator, with safetensors + JSON only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -167,6 +167,23 @@ def create_app(
     config = config if config is not None else ServeConfig()
     rule = rule if rule is not None else getattr(model, "rule", None) or RewardRule()
     service = RewardService(model, rule, config)
+    app = FastAPI(
+        title="rewardhedge reward server",
+        version=__version__,
+        description="Rewards with their uncertainty (mean, epistemic, aleatoric, members), "
+        "micro-batched, with a bounded queue. Also speaks OpenRLHF's /get_reward.",
+        lifespan=_lifespan(service),
+    )
+    app.state.service = service
+    app.add_middleware(limits.BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.exception_handler(RequestValidationError)(_invalid)
+    _register_routes(app, service, token)
+    return app
+
+
+def _lifespan(service: RewardService) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the batcher with the app; on shutdown, let queued work finish (up to
+    ``shutdown_grace_s``) and answer the rest 503."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -175,26 +192,31 @@ def create_app(
             yield
         finally:
             assert service.batcher is not None
-            await service.batcher.stop(config.shutdown_grace_s)
+            await service.batcher.stop(service.config.shutdown_grace_s)
+
+    return lifespan
+
+
+async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+
+def _register_routes(app: FastAPI, service: RewardService, token: str | None) -> None:
+    """The routes, in this order; all but ``/health`` need ``token`` when it is set."""
 
     async def authorised(request: Request) -> None:
         if token:
             require_token(request, token)
 
-    app = FastAPI(
-        title="rewardhedge reward server",
-        version=__version__,
-        description="Rewards with their uncertainty (mean, epistemic, aleatoric, members), "
-        "micro-batched, with a bounded queue. Also speaks OpenRLHF's /get_reward.",
-        lifespan=lifespan,
-    )
-    app.state.service = service
-    app.add_middleware(limits.BodySizeLimit, max_bytes=config.max_body_bytes)
-    guarded = {"dependencies": [Depends(authorised)], "responses": ERRORS}
+    guarded: dict[str, Any] = {"dependencies": [Depends(authorised)], "responses": ERRORS}
+    _add_info_routes(app, service, guarded)
+    _add_score_route(app, service, guarded)
+    _add_compare_route(app, service, guarded)
+    _add_openrlhf_route(app, service, guarded)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+def _add_info_routes(app: FastAPI, service: RewardService, guarded: dict[str, Any]) -> None:
+    """``/health`` (open) and ``/v1/model``."""
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:
@@ -218,6 +240,10 @@ def create_app(
         """The model's config, reward rule, calibration, server limits and version."""
         return service.model_info()
 
+
+def _add_score_route(app: FastAPI, service: RewardService, guarded: dict[str, Any]) -> None:
+    config = service.config
+
     @app.post("/v1/score", response_model=ScoreResponse, **guarded)
     async def score(body: ScoreRequest) -> ScoreResponse:
         """Reward + uncertainty for each (prompt, response)."""
@@ -230,9 +256,13 @@ def create_app(
         est = await service.estimate(prompts, responses)
         return ScoreResponse(
             results=_results(est, service.rewards(est, prompts)),
-            rule=rule.label(),
+            rule=service.rule.label(),
             n_members=est.n_members,
         )
+
+
+def _add_compare_route(app: FastAPI, service: RewardService, guarded: dict[str, Any]) -> None:
+    config = service.config
 
     @app.post("/v1/compare", response_model=CompareResponse, **guarded)
     async def compare(body: CompareRequest) -> CompareResponse:
@@ -247,7 +277,7 @@ def create_app(
         est = await service.estimate(prompts + prompts, a + b)
         n = len(prompts)
         est_a, est_b = est.take(np.arange(n)), est.take(np.arange(n, 2 * n))
-        temperature = float(getattr(model, "temperature", 1.0))
+        temperature = float(getattr(service.model, "temperature", 1.0))
         pw = pairwise_from_estimates(est_a, est_b, temperature)
         raw = pw.raw_prob if pw.raw_prob is not None else pw.prob
         ra = _results(est_a, service.rewards(est_a, prompts))
@@ -270,6 +300,10 @@ def create_app(
             temperature=temperature,
         )
 
+
+def _add_openrlhf_route(app: FastAPI, service: RewardService, guarded: dict[str, Any]) -> None:
+    config = service.config
+
     @app.post("/get_reward", response_model=OpenRLHFResponse, **guarded)
     async def get_reward(body: OpenRLHFRequest) -> OpenRLHFResponse:
         """OpenRLHF's remote reward route: ``rewards`` (= ``scores``) plus the
@@ -288,5 +322,3 @@ def create_app(
         return OpenRLHFResponse(
             rewards=rewards, scores=rewards, extra_logs=openrlhf.extra_logs(est, split)
         )
-
-    return app

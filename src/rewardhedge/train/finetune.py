@@ -18,7 +18,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,7 +227,96 @@ def finetune(
     return report
 
 
+@dataclass
+class _Run:
+    """What the training loop carries from step to step: the training objects, the
+    hooks, and the position (``epoch`` and ``next_batch``: where the next step starts)."""
+
+    config: FinetuneConfig
+    data: EncodedPairs
+    pad_id: int
+    accelerator: Any
+    model: nn.Module
+    prepared: nn.Module
+    """The model as ``accelerator.prepare`` returned it (DDP-wrapped with several processes)."""
+    forward: Callable[..., torch.Tensor]
+    """``prepared``, compiled with ``config.compile``."""
+    optimizer: Any
+    scheduler: Any
+    manager: CheckpointManager | None
+    report: FinetuneReport
+    weights: torch.Tensor | None
+    """`(K, n)` bootstrap weights on the device (``None`` without bootstrap)."""
+    row_tokens: int
+    pooling: str
+    evaluate: Callable[[nn.Module], dict[str, Any]] | None
+    on_step: StepCallback | None
+    fingerprint: dict[str, Any] | None
+    step: int = 0
+    epoch: int = 0
+    next_batch: int = 0
+    running: torch.Tensor | None = None
+    """The summed loss since it was last read, on the device."""
+    n_running: int = 0
+    started: float = 0.0
+    last_step_end: float = 0.0
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def world(self) -> int:
+        return int(self.accelerator.num_processes)
+
+    @property
+    def total(self) -> int:
+        return self.report.total_steps
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        rank = self.accelerator.process_index
+        return _epoch_batches(self.data, self.config, epoch, self.world, rank)
+
+    def make_batch(self, index: np.ndarray) -> PairBatch:
+        config = self.config
+        multiple = config.pad_to_multiple_of
+        if config.packing:
+            return collate_packed(
+                self.data,
+                index,
+                self.pad_id,
+                multiple,
+                row_tokens=self.row_tokens,
+                pooling=self.pooling,
+            )
+        return collate(self.data, index, self.pad_id, multiple)
+
+
 def _finetune(
+    model: nn.Module, data: EncodedPairs, config: FinetuneConfig, **kwargs: Any
+) -> FinetuneReport:
+    """Set up (resuming from the newest checkpoint), train to the last step, report."""
+    run = _setup(model, data, config, **kwargs)
+    _loop(run)
+    return _finish(run)
+
+
+def _epoch_batches(
+    data: EncodedPairs, config: FinetuneConfig, epoch: int, world: int, rank: int
+) -> list[np.ndarray]:
+    """This process's batches of ``epoch``: every ``world``-th, the same count on each."""
+    batches = pair_batches(
+        data.lengths,
+        config.batch_size,
+        seed=config.seed,
+        epoch=epoch,
+        group_by_length=config.grouped,
+    )
+    per_rank = len(batches) // world if world > 1 else len(batches)
+    return batches[rank::world][:per_rank]
+
+
+def _setup(
     model: nn.Module,
     data: EncodedPairs,
     config: FinetuneConfig,
@@ -239,38 +328,72 @@ def _finetune(
     on_step: StepCallback | None,
     accelerator: Any | None,
     fingerprint: dict[str, Any] | None,
-) -> FinetuneReport:
-    from accelerate import Accelerator
-
+) -> _Run:
+    """Everything the loop needs, restored from the newest checkpoint when resuming."""
     if accelerator is None:
-        accelerator = Accelerator(
-            mixed_precision=mixed_precision(config), gradient_accumulation_steps=config.grad_accum
-        )
+        accelerator = _accelerator(config)
     device = accelerator.device
-    world, rank = accelerator.num_processes, accelerator.process_index
-    lengths = data.lengths
     n_members = int(getattr(model, "n_members", 1))
     weights_all = member_weights(n_members, len(data), config.seed, config.bootstrap)
+    total = _run_steps(data, config, accelerator.num_processes, accelerator.process_index)
+    _place_model(model, config, pad_id, device)
+    optimizer = torch.optim.AdamW(_param_groups(model, config), fused=device.type == "cuda")
+    scheduler = _scheduler(optimizer, config, total)
+    manager = (
+        CheckpointManager(checkpoint_dir, keep_last=config.keep_checkpoints)
+        if checkpoint_dir is not None
+        else None
+    )
+    report = FinetuneReport(total_steps=total, n_pairs=len(data), n_truncated=data.n_truncated)
+    position = (0, 0, 0)
+    if manager is not None and resume:
+        position = _resume(manager, (model, optimizer, scheduler), report, fingerprint, accelerator)
+    prepared, optimizer = accelerator.prepare(model, optimizer)
+    run = _Run(
+        config=config,
+        data=data,
+        pad_id=pad_id,
+        accelerator=accelerator,
+        model=model,
+        prepared=prepared,
+        forward=torch.compile(prepared) if config.compile else prepared,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        manager=manager,
+        report=report,
+        weights=None if weights_all is None else torch.from_numpy(weights_all).to(device),
+        row_tokens=packing_row_tokens(model, config.max_length),
+        pooling=str(getattr(model, "pooling", "last")),
+        evaluate=evaluate,
+        on_step=on_step,
+        fingerprint=fingerprint,
+    )
+    run.step, run.epoch, run.next_batch = position
+    _start(run)
+    return run
 
-    def epoch_batches(epoch: int) -> list[np.ndarray]:
-        batches = pair_batches(
-            lengths,
-            config.batch_size,
-            seed=config.seed,
-            epoch=epoch,
-            group_by_length=config.grouped,
-        )
-        per_rank = len(batches) // world if world > 1 else len(batches)
-        return batches[rank::world][:per_rank]
 
-    n_batches = len(epoch_batches(0))
+def _accelerator(config: FinetuneConfig) -> Any:
+    from accelerate import Accelerator
+
+    return Accelerator(
+        mixed_precision=mixed_precision(config), gradient_accumulation_steps=config.grad_accum
+    )
+
+
+def _run_steps(data: EncodedPairs, config: FinetuneConfig, world: int, rank: int) -> int:
+    """The run's optimizer steps; refuses data too small for one batch per process."""
+    n_batches = len(_epoch_batches(data, config, 0, world, rank))
     if n_batches == 0:
         raise ValueError(
             f"{len(data)} training pairs make no batch for {world} processes; "
             f"lower batch_size ({config.batch_size}) or add pairs."
         )
-    total = total_steps(n_batches, config)
+    return total_steps(n_batches, config)
 
+
+def _place_model(model: nn.Module, config: FinetuneConfig, pad_id: int, device: Any) -> None:
+    """Gradient checkpointing as configured, the model on ``device``, packing checked."""
     if config.gradient_checkpointing:
         for module in model.modules():
             if hasattr(module, "gradient_checkpointing_enable") and hasattr(module, "config"):
@@ -280,121 +403,152 @@ def _finetune(
     model.to(device)
     if config.packing:
         _check_packing(model, pad_id)
-    fused = device.type == "cuda"
-    optimizer = torch.optim.AdamW(_param_groups(model, config), fused=fused)
-    scheduler = _scheduler(optimizer, config, total)
-    manager = (
-        CheckpointManager(checkpoint_dir, keep_last=config.keep_checkpoints)
-        if checkpoint_dir is not None
-        else None
+
+
+def _resume(
+    manager: CheckpointManager,
+    state: tuple[nn.Module, Any, Any],
+    report: FinetuneReport,
+    fingerprint: dict[str, Any] | None,
+    accelerator: Any,
+) -> tuple[int, int, int]:
+    """Load the newest checkpoint (weights, optimizer, scheduler, RNG, history) if any.
+
+    Returns:
+        ``(step, epoch, next_batch)``: where training continues (zeros without one).
+    """
+    latest = manager.latest()
+    if latest is None:
+        return 0, 0, 0
+    model, optimizer, scheduler = state
+    _check_fingerprint(latest, _saved_fingerprint(latest), fingerprint)
+    progress, extra = manager.load(
+        latest, model=model, optimizer=optimizer, scheduler=scheduler, trainable_only=True
     )
-    report = FinetuneReport(total_steps=total, n_pairs=len(data), n_truncated=data.n_truncated)
-    step = epoch = start_batch = 0
-    if manager is not None and resume and (latest := manager.latest()) is not None:
-        _check_fingerprint(latest, _saved_fingerprint(latest), fingerprint)
-        progress, extra = manager.load(
-            latest, model=model, optimizer=optimizer, scheduler=scheduler, trainable_only=True
-        )
-        _restore_rank_rng(progress, extra, rank, world)
-        step, epoch, start_batch = progress["step"], progress["epoch"], progress["batch"]
-        report.resumed_from_step = step
-        report.history = list(progress.get("history", []))
+    _restore_rank_rng(progress, extra, accelerator.process_index, accelerator.num_processes)
+    report.resumed_from_step = progress["step"]
+    report.history = list(progress.get("history", []))
+    return progress["step"], progress["epoch"], progress["batch"]
 
-    prepared, optimizer = accelerator.prepare(model, optimizer)
-    forward = torch.compile(prepared) if config.compile else prepared
-    weights_dev = None if weights_all is None else torch.from_numpy(weights_all).to(device)
-    multiple = config.pad_to_multiple_of
-    pooling = str(getattr(model, "pooling", "last"))
-    row_tokens = packing_row_tokens(model, config.max_length)
 
-    def make_batch(index: np.ndarray) -> PairBatch:
-        if config.packing:
-            return collate_packed(
-                data, index, pad_id, multiple, row_tokens=row_tokens, pooling=pooling
+def _start(run: _Run) -> None:
+    """Reset the peak-memory counter, start the clocks and put the model in train mode."""
+    if run.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run.device)
+    run.running = torch.zeros((), device=run.device)
+    run.n_running = 0
+    run.started = run.last_step_end = time.perf_counter()
+    run.model.train()
+
+
+def _positions(run: _Run) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(epoch, batch, index)`` of each micro-batch from the run's position on, epoch
+    after epoch (an epoch's order is computed when training reaches it)."""
+    epoch, start = run.epoch, run.next_batch
+    while True:
+        batches = run.epoch_batches(epoch)
+        for bi in range(start, len(batches)):
+            yield epoch, bi, batches[bi]
+        epoch, start = epoch + 1, 0
+
+
+def _loop(run: _Run) -> None:
+    """Optimizer steps until ``total``, each followed by evaluation, a checkpoint
+    (at their cadences) and ``on_step``."""
+    config = run.config
+    positions = _positions(run)
+    while run.step < run.total:
+        info = _train_step(run, positions)
+        if run.evaluate is not None and _every(config.eval_every, run.step):
+            info["eval"] = _run_eval(run.model, run.evaluate, run.accelerator, run.step, run.report)
+        if run.manager is not None and _every(config.checkpoint_every, run.step):
+            _save(
+                run.manager,
+                run.accelerator,
+                (run.model, run.optimizer, run.scheduler),
+                (run.step, run.epoch, run.next_batch),
+                run.report,
+                run.fingerprint,
             )
-        return collate(data, index, pad_id, multiple)
+        if run.on_step is not None:
+            run.on_step(run.step, run.total, info)
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
 
-    running = torch.zeros((), device=device)
-    n_running = 0
-    started = time.perf_counter()
-    last_step_end = started
-    micro = 0
-    model.train()
-    while step < total:
-        batches = epoch_batches(epoch)
-        for bi in range(start_batch, len(batches)):
-            batch = make_batch(batches[bi]).to(device)
-            with accelerator.accumulate(prepared):
-                rewards = forward(*batch.model_inputs)
-                w = None
-                if weights_dev is not None:
-                    w = weights_dev[:, torch.as_tensor(batch.index, device=device)]
-                loss = pair_objective(rewards, batch, config, w)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(prepared.parameters(), config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            running += loss.detach()
-            n_running += 1
-            micro += 1
-            report.pairs_seen += len(batch.index) * world
-            report.tokens_seen += batch.n_tokens * world
-            report.padded_tokens += batch.n_padded * world
-            if not accelerator.sync_gradients:
-                continue
-            scheduler.step()
-            step += 1
-            now = time.perf_counter()
-            if step > report.resumed_from_step + 1:
-                report.step_seconds.append(now - last_step_end)
-            last_step_end = now
-            info: dict[str, Any] = {
-                "epoch": epoch,
-                "pairs_per_second": report.pairs_seen / (now - started),
-                "tokens_per_second": report.tokens_seen / (now - started),
-                "lr": scheduler.get_last_lr()[0],
-            }
-            if step % config.log_every == 0 or step == total:
-                info["loss"] = float(running) / max(n_running, 1)  # the one host sync
-                running.zero_()
-                n_running = 0
-                report.history.append({"step": step, "loss": info["loss"], "lr": info["lr"]})
-            if evaluate is not None and config.eval_every and step % config.eval_every == 0:
-                info["eval"] = _run_eval(model, evaluate, accelerator, step, report)
-            if (
-                manager is not None
-                and config.checkpoint_every
-                and step % config.checkpoint_every == 0
-            ):
-                _save(
-                    manager,
-                    accelerator,
-                    (model, optimizer, scheduler),
-                    (step, epoch, bi + 1),
-                    report,
-                    fingerprint,
-                )
-            if on_step is not None:
-                on_step(step, total, info)
-            if step >= total:
-                break
-        else:
-            epoch += 1
-            start_batch = 0
-            continue
-        break
-    report.steps = step
+def _every(n: int, step: int) -> bool:
+    """Whether a cadence of ``n`` steps (0: never) falls on ``step``."""
+    return bool(n) and step % n == 0
+
+
+def _train_step(run: _Run, positions: Iterator[tuple[int, int, np.ndarray]]) -> dict[str, Any]:
+    """One optimizer step: micro-batches until Accelerate syncs the gradients, then the
+    scheduler; the loss is read back every ``log_every`` steps and at the last.
+
+    Returns:
+        ``on_step``'s info: epoch, pairs/s, tokens/s, lr, and loss when it was read.
+    """
+    report = run.report
+    while True:
+        run.epoch, bi, index = next(positions)
+        run.next_batch = bi + 1
+        _micro_step(run, run.make_batch(index).to(run.device))
+        if run.accelerator.sync_gradients:
+            break
+    run.scheduler.step()
+    run.step += 1
+    now = time.perf_counter()
+    if run.step > report.resumed_from_step + 1:
+        report.step_seconds.append(now - run.last_step_end)
+    run.last_step_end = now
+    info: dict[str, Any] = {
+        "epoch": run.epoch,
+        "pairs_per_second": report.pairs_seen / (now - run.started),
+        "tokens_per_second": report.tokens_seen / (now - run.started),
+        "lr": run.scheduler.get_last_lr()[0],
+    }
+    if run.step % run.config.log_every == 0 or run.step == run.total:
+        assert run.running is not None
+        info["loss"] = float(run.running) / max(run.n_running, 1)  # the one host sync
+        run.running.zero_()
+        run.n_running = 0
+        report.history.append({"step": run.step, "loss": info["loss"], "lr": info["lr"]})
+    return info
+
+
+def _micro_step(run: _Run, batch: PairBatch) -> None:
+    """Forward and backward of one micro-batch; the optimizer steps (inside
+    ``accumulate``) only when the gradients sync, with clipping then."""
+    accelerator, config = run.accelerator, run.config
+    with accelerator.accumulate(run.prepared):
+        rewards = run.forward(*batch.model_inputs)
+        w = None
+        if run.weights is not None:
+            w = run.weights[:, torch.as_tensor(batch.index, device=run.device)]
+        loss = pair_objective(rewards, batch, config, w)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and config.max_grad_norm is not None:
+            accelerator.clip_grad_norm_(run.prepared.parameters(), config.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    assert run.running is not None
+    run.running += loss.detach()
+    run.n_running += 1
+    report, world = run.report, run.world
+    report.pairs_seen += len(batch.index) * world
+    report.tokens_seen += batch.n_tokens * world
+    report.padded_tokens += batch.n_padded * world
+
+
+def _finish(run: _Run) -> FinetuneReport:
+    """The report's totals and timings, the last evaluation, the model in eval mode."""
+    report, config, device = run.report, run.config, run.device
+    report.steps = run.step
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         report.peak_memory_bytes = int(torch.cuda.max_memory_allocated(device))
-    report.train_seconds = time.perf_counter() - started
-    if evaluate is not None and (not config.eval_every or step % config.eval_every):
-        _run_eval(model, evaluate, accelerator, step, report)
-    model.eval()
+    report.train_seconds = time.perf_counter() - run.started
+    if run.evaluate is not None and (not config.eval_every or run.step % config.eval_every):
+        _run_eval(run.model, run.evaluate, run.accelerator, run.step, run.report)
+    run.model.eval()
     return report
 
 

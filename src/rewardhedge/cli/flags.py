@@ -1,0 +1,323 @@
+"""Flags made from typed configs, so help text and defaults have one source.
+
+A command lists the config fields it exposes (a :class:`FlagSet`); each flag's
+help is the field's attribute docstring and the default it shows is the
+dataclass default, read from the class itself. The flag's own value defaults
+to ``None``, so a setting from ``--config FILE`` survives unless the flag is
+given: :func:`config_from` merges the dataclass defaults, then the file, then
+the flags, and names the flag when its value is refused.
+
+Options objects (:func:`options_params`, e.g. the data flags every command that
+reads a file takes) work the same way, with the field's default as the flag's.
+
+    TRAIN_FLAGS = FlagSet(EnsembleConfig, (Flag("n_members", "members"), Flag("train.lr")))
+
+    @with_flags(flags=TRAIN_FLAGS, data=DataOptions)
+    def train(data_path: ..., config: Path | None, flags: dict, data: DataOptions): ...
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import itertools
+import json
+import re
+import textwrap
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+from pathlib import Path
+from types import NoneType, UnionType
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from rewardhedge.config import from_dict
+from rewardhedge.errors import ConfigError
+
+T = TypeVar("T")
+
+
+# -- attribute docstrings ------------------------------------------------------------------
+@functools.cache
+def attribute_docs(cls: type) -> dict[str, str]:
+    """``field → docstring`` of a dataclass: the string literal right after each field
+    (and after the fields of its bases), as Sphinx reads attribute docstrings."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body  # type: ignore[attr-defined]
+        for node, after in itertools.pairwise(body):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def help_text(doc: str) -> str:
+    """A docstring as one-paragraph terminal help: the first paragraph, reST literals
+    (````x````) and roles (``:class:`X```) as plain text, whitespace collapsed."""
+    first = doc.split("\n\n", 1)[0]
+    first = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", first)
+    first = first.replace("``", "")
+    return " ".join(first.split())
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What a flag needs to know of the config field it sets."""
+
+    owner: type
+    name: str
+    hint: Any
+    default: Any
+    doc: str
+
+
+def field_info(cls: type, path: str) -> FieldInfo:
+    """The field ``path`` (dotted through nested dataclasses, e.g. ``train.lr``) of ``cls``."""
+    owner = cls
+    *parents, name = path.split(".")
+    for part in parents:
+        owner = typing.get_type_hints(owner)[part]
+    fields = {f.name: f for f in dataclasses.fields(owner)}
+    if name not in fields:
+        raise KeyError(f"{cls.__name__} has no field {path!r}")
+    f = fields[name]
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        default = dataclasses.MISSING
+    doc = attribute_docs(owner).get(name)
+    if doc is None:
+        raise KeyError(f"{owner.__name__}.{name} has no attribute docstring to use as help")
+    return FieldInfo(owner, name, typing.get_type_hints(owner)[name], default, doc)
+
+
+def shown_default(value: Any) -> str | bool:
+    """How ``--help`` shows a default: ``5``, ``linear``, ``a,b``; nothing for ``None``."""
+    if value is None or value is dataclasses.MISSING:
+        return False
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else False
+    return str(value)
+
+
+def _flag_type(hint: Any) -> type:
+    """The plain type a flag parses to: options (enums) and tuples are given as strings."""
+    args = [a for a in typing.get_args(hint) if a is not NoneType]
+    if typing.get_origin(hint) in (UnionType, typing.Union) and len(args) == 1:
+        hint = args[0]
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return str
+    if typing.get_origin(hint) is tuple:
+        return str
+    if hint in (int, float, bool, str):
+        return hint
+    raise TypeError(f"no flag type for {hint!r}")
+
+
+# -- config flags --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Flag:
+    """One config field exposed as a flag."""
+
+    path: str
+    """The field, dotted through nested configs (``train.lr``)."""
+    name: str | None = None
+    """The parameter name (``--name-with-dashes``); default: the field's name."""
+    decls: tuple[str, ...] = ()
+    """Flag spellings when not ``--name`` (e.g. ``("--lora/--full",)``)."""
+
+    @property
+    def param(self) -> str:
+        return self.name or self.path.rsplit(".", 1)[-1]
+
+    @property
+    def flag(self) -> str:
+        return (self.decls[0].split("/")[0] if self.decls else "--" + self.param).replace("_", "-")
+
+
+@dataclass(frozen=True)
+class FlagSet:
+    """The flags a command takes for config class ``cls``."""
+
+    cls: type
+    flags: tuple[Flag, ...]
+
+    def parameters(self) -> list[inspect.Parameter]:
+        """One keyword parameter per flag: help and shown default from the field, value None."""
+        params = []
+        for flag in self.flags:
+            info = field_info(self.cls, flag.path)
+            kind = _flag_type(info.hint)
+            decls = flag.decls or (
+                (f"--{flag.param}/--no-{flag.param}".replace("_", "-"),) if kind is bool else ()
+            )
+            option = typer.Option(
+                *decls, help=help_text(info.doc), show_default=shown_default(info.default)
+            )
+            params.append(_keyword(flag.param, Annotated[kind | None, option], None))
+        return params
+
+    def values(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``path → value`` of the flags given (``None``: not given), popped from ``kwargs``."""
+        given = {f.path: kwargs.pop(f.param) for f in self.flags}
+        return {path: value for path, value in given.items() if value is not None}
+
+    def config(self, file: Path | None, values: Mapping[str, Any]) -> Any:
+        """:func:`config_from` for this set's class and flag names."""
+        return config_from(self.cls, file, values, {f.path: f.flag for f in self.flags})
+
+
+def read_config_file(cls: type[T], file: Path) -> T:
+    """A JSON config file with the keys of ``cls.to_dict()``; a clear error naming the file."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read the config file ({exc}).") from exc
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+
+
+def config_from(
+    cls: type[T],
+    file: Path | None,
+    values: Mapping[str, Any],
+    flags: Mapping[str, str] | None = None,
+) -> T:
+    """``cls``'s defaults, overridden by the config ``file`` (JSON), overridden by
+    ``values`` (``dotted.path → value``, the flags given). A value the config refuses
+    is reported with its flag's name (``flags``: ``path → --flag``)."""
+    cfg = read_config_file(cls, file) if file is not None else cls()
+    try:
+        return _replace_paths(cfg, values)
+    except ConfigError as exc:
+        for path, flag in (flags or {}).items():
+            if path in values and _names_field(str(exc), path):
+                raise ConfigError(f"{flag}: {exc}") from exc
+        raise
+
+
+def _names_field(message: str, path: str) -> bool:
+    """Whether a config error is about ``path`` (``train.lr == …`` or ``…lr ==``)."""
+    last = path.rsplit(".", 1)[-1]
+    return re.search(rf"(^|\.|\b){re.escape(last)}\b", message.split(" ", 1)[0]) is not None
+
+
+def _replace_paths(cfg: Any, values: Mapping[str, Any]) -> Any:
+    """``cfg`` with the dotted fields in ``values`` replaced (nested configs rebuilt)."""
+    here = {p: v for p, v in values.items() if "." not in p}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, value in values.items():
+        if "." in path:
+            head, rest = path.split(".", 1)
+            nested.setdefault(head, {})[rest] = value
+    for head, sub in nested.items():
+        here[head] = _replace_paths(getattr(cfg, head), sub)
+    return replace(cfg, **here) if here else cfg
+
+
+# -- options objects -----------------------------------------------------------------------
+def options_params(
+    cls: type, decls: Mapping[str, tuple[str, ...]] | None = None
+) -> list[inspect.Parameter]:
+    """One keyword parameter per field of the options dataclass ``cls``: help from the
+    field's docstring, the field's default as the flag's default."""
+    params = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        info = field_info(cls, f.name)
+        option = typer.Option(*(decls or {}).get(f.name, ()), help=help_text(info.doc))
+        params.append(_keyword(f.name, Annotated[hints[f.name], option], info.default))
+    return params
+
+
+# -- commands ------------------------------------------------------------------------------
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+    )
+
+
+def with_flags(**groups: FlagSet | type) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Give a command the flags of each group: ``name=FlagSet`` passes ``name`` as the dict
+    of config values the flags set (``path → value``); ``name=OptionsClass`` passes an
+    instance built from its flags. The command's own parameters come first in ``--help``."""
+
+    def wrap(func: Callable[..., T]) -> Callable[..., T]:
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name not in groups]
+        extra: list[inspect.Parameter] = []
+        for group in groups.values():
+            extra += group.parameters() if isinstance(group, FlagSet) else options_params(group)
+        names = [p.name for p in own + extra]
+        repeated = {n for n in names if names.count(n) > 1}
+        if repeated:
+            raise TypeError(f"{func.__name__}: flags repeat: {sorted(repeated)}")
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> T:
+            for name, group in groups.items():
+                if isinstance(group, FlagSet):
+                    kwargs[name] = group.values(kwargs)
+                else:
+                    kwargs[name] = group(
+                        **{f.name: kwargs.pop(f.name) for f in dataclasses.fields(group)}
+                    )
+            return func(**kwargs)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own + extra]
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        del command.__wrapped__  # typer must read __signature__, not the wrapped function's
+        return command
+
+    return wrap
+
+
+def flag_help(command: Callable[..., Any]) -> dict[str, tuple[str, str | bool]]:
+    """``--flag → (help, shown default)`` of a command made by :func:`with_flags` (for tests
+    and docs: what ``--help`` prints comes from here)."""
+    out = {}
+    for p in inspect.signature(command).parameters.values():
+        meta = (
+            typing.get_args(p.annotation)[1:]
+            if typing.get_origin(p.annotation) is Annotated
+            else ()
+        )
+        for info in meta:
+            if isinstance(info, typer.models.OptionInfo):
+                out["--" + p.name.replace("_", "-")] = (info.help or "", info.show_default)
+    return out
+
+
+__all__ = [
+    "Flag",
+    "FlagSet",
+    "attribute_docs",
+    "config_from",
+    "field_info",
+    "flag_help",
+    "help_text",
+    "options_params",
+    "read_config_file",
+    "shown_default",
+    "with_flags",
+]
