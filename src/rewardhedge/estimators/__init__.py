@@ -25,6 +25,7 @@ _EXPORTS = {
     "evaluate_pairs": "evaluation",
     "evaluate_one_to_many": "evaluation",
     "evaluate_pools": "evaluation",
+    "check_reward_model": "checks",
 }
 
 __all__ = list(_EXPORTS)
