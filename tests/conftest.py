@@ -66,3 +66,33 @@ def _module_imports(path) -> list[str]:
 def module_imports():
     """``module_imports(path)``: the modules a file imports, for import-rule tests."""
     return _module_imports
+
+
+@pytest.fixture
+def hand_ensemble():
+    """A hand-built 2-member ensemble on four pairs, whose metrics are known by hand:
+    ``(estimate, pairs)``.
+
+    Members (rows) x pairs (columns):
+    chosen mean [1, 1, 1, 0], epistemic var [1, 0, 1, 0];
+    rejected mean [0, 1, 2, 1], epistemic var [0, 0, 1, 0];
+    ensemble: pair 0 right, pair 1 tie, pairs 2 and 3 wrong -> 1.5 / 4;
+    member 0 diffs [2, 0, -3, -1] -> 1.5 / 4; member 1 diffs [0, 0, 1, -1] -> 2 / 4;
+    chosen lengths [4, 2, 1, 2], rejected lengths [1, 2, 3, 1].
+    """
+    import numpy as np
+
+    from rewardhedge.types import PreferencePair, RewardEstimate, pairwise_from_estimates
+
+    chosen = np.array([[2.0, 1.0, 0.0, 0.0], [0.0, 1.0, 2.0, 0.0]])
+    rejected = np.array([[0.0, 1.0, 3.0, 1.0], [0.0, 1.0, 1.0, 1.0]])
+    pairs = [
+        PreferencePair("p0", "aaaa", "a", subset="a"),
+        PreferencePair("p1", "bb", "xx", subset="b"),
+        PreferencePair("p2", "c", "ccc"),
+        PreferencePair("p3", "dd", "d", subset="a"),
+    ]
+    estimate = pairwise_from_estimates(
+        RewardEstimate.from_members(chosen), RewardEstimate.from_members(rejected)
+    )
+    return estimate, pairs

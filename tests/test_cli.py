@@ -166,20 +166,21 @@ def test_usage_errors_exit_nonzero(argv):
 
 
 def test_config_file_and_flags_make_the_same_dataclass(tmp_path):
+    from rewardhedge.cli.train import TRAIN_FLAGS
     from rewardhedge.config import EnsembleConfig, HeadConfig, TrainConfig
 
     (tmp_path / "cfg.json").write_text(
         json.dumps({"n_members": 3, "head": {"kind": "mlp"}, "train": {"seed": 4}})
     )
-    cfg = cli.build_config(tmp_path / "cfg.json", members=None, seed=9, l2=0.2)
+    cfg = TRAIN_FLAGS.config(tmp_path / "cfg.json", {"train.seed": 9, "train.l2": 0.2})
     assert cfg == EnsembleConfig(
         n_members=3, head=HeadConfig(kind="mlp"), train=TrainConfig(seed=9, l2=0.2)
     )
     (tmp_path / "bad.json").write_text(json.dumps({"n_member": 3}))
     from rewardhedge.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"Unknown config key 'n_member' in EnsembleConfig"):
-        cli.build_config(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match=r"bad.json: Unknown config key 'n_member' in Ens"):
+        TRAIN_FLAGS.config(tmp_path / "bad.json", {})
 
 
 def test_eval_abstain_alpha_writes_the_rule_and_its_test_coverage(tmp_path, pair_factory, capsys):

@@ -550,6 +550,15 @@ class EvalConfig:
     every pair once."""
     perturbation_file: str | None = None
     """A JSONL file of user-supplied perturbations ``{prompt, perturbed, kind?}``."""
+    abstain_alpha: float | None = None
+    """Fit an abstention rule whose kept pairs err at most this often (pairs only;
+    ``None``: no abstention)."""
+    abstain_delta: float = 0.1
+    """Allowed probability that the abstention rule's error exceeds ``abstain_alpha``."""
+    abstain_on: str = "prob_entropy"
+    """Uncertainty the abstention rule thresholds: prob_entropy, member_std,
+    mutual_information, margin_abs_inverse, epistemic_sum (aleatoric_sum for
+    gaussian heads)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.reps, bool) or self.reps < 1:
@@ -564,3 +573,7 @@ class EvalConfig:
             raise ConfigError(f"eval.batch_sizes == {self.batch_sizes!r}, must be two sizes >= 1.")
         object.__setattr__(self, "batch_sizes", sizes)
         object.__setattr__(self, "perturbations", tuple(self.perturbations))
+        if self.abstain_alpha is not None and not 0.0 < self.abstain_alpha < 1.0:
+            raise ConfigError(f"eval.abstain_alpha == {self.abstain_alpha!r}, must be in (0, 1).")
+        if not 0.0 < self.abstain_delta < 1.0:
+            raise ConfigError(f"eval.abstain_delta == {self.abstain_delta!r}, must be in (0, 1).")

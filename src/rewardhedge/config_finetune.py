@@ -91,12 +91,14 @@ class FinetuneConfig:
     backbone: str = ""
     """Local model folder (nothing is downloaded)."""
     ensemble: FinetuneEnsemble = FinetuneEnsemble.SINGLE
+    """single, multihead, lora, independent or mc_dropout (see ``FinetuneEnsemble``)."""
     n_members: int | None = None
     """Members K; ``None`` picks 1 for ``single``/``mc_dropout`` and 4 otherwise."""
     use_lora: bool = False
     """Train LoRA adapters instead of every weight (implied by ``ensemble="lora"``)."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     objective: Objective = Objective.BT
+    """bt, regression or bt_regression (see ``Objective``)."""
     regression_weight: float = 1.0
     """Weight of the regression term in ``bt_regression``."""
     center_coef: float = 0.0
@@ -116,19 +118,27 @@ class FinetuneConfig:
     batch_size: int = 8
     """Pairs per micro-batch (2× sequences per forward pass)."""
     grad_accum: int = 1
+    """Micro-batches per optimizer step."""
     lr: float | None = None
     """AdamW learning rate; ``None``: 1e-5 for full fine-tuning, 1e-4 with LoRA."""
     head_lr: float | None = None
     """Learning rate of the heads; ``None``: the same as ``lr``."""
     weight_decay: float = 0.0
+    """AdamW decoupled weight decay."""
     epochs: float = 1.0
+    """Passes over the training pairs (fractions allowed)."""
     max_steps: int | None = None
     """Optimizer steps to run; overrides ``epochs`` when set."""
     warmup_ratio: float = 0.03
+    """Share of the steps over which the learning rate warms up from 0."""
     schedule: Schedule = Schedule.COSINE
+    """Learning-rate schedule after warm-up: cosine, linear or constant."""
     max_grad_norm: float | None = 1.0
+    """Clip the gradient norm to this (``None``: no clipping)."""
     precision: Precision = Precision.AUTO
+    """auto (bf16 on a GPU that supports it, else fp32), bf16 or fp32."""
     gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory, more time)."""
     compile: bool = False
     """``torch.compile`` the backbone (pays off on long runs; pads lengths to
     multiples of ``pad_to_multiple_of`` to bound recompiles)."""
@@ -157,10 +167,12 @@ class FinetuneConfig:
     checkpoint_every: int = 0
     """Write a resumable checkpoint every N optimizer steps (0: never)."""
     keep_checkpoints: int = 2
+    """How many of the newest checkpoints to keep."""
     log_every: int = 10
     """Read the loss back from the device every N steps (the only host syncs)."""
     score_batch_size: int = 32
     seed: int = 0
+    """Seed of the initialisation, the bootstrap weights and the batch order."""
     member_norm: MemberNormKind = MemberNormKind.STANDARDIZE
     """Per-member normalisation fitted on the training items after training, applied
     before every aggregation but the mean: ``standardize``, ``center`` or ``none``

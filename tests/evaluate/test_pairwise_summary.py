@@ -18,32 +18,20 @@ def sig(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-# Members (rows) x pairs (columns).
-#   chosen mean   [1, 1, 1, 0], epistemic var [1, 0, 1, 0]
-#   rejected mean [0, 1, 2, 1], epistemic var [0, 0, 1, 0]
-#   ensemble: pair 0 right, pair 1 tie, pairs 2 and 3 wrong -> 1.5 / 4
-#   member 0 diffs [2, 0, -3, -1] -> 1.5 / 4; member 1 diffs [0, 0, 1, -1] -> 2 / 4
-CHOSEN = np.array([[2.0, 1.0, 0.0, 0.0], [0.0, 1.0, 2.0, 0.0]])
-REJECTED = np.array([[0.0, 1.0, 3.0, 1.0], [0.0, 1.0, 1.0, 1.0]])
-# chosen lengths [4, 2, 1, 2], rejected lengths [1, 2, 3, 1]
-PAIRS = [
-    PreferencePair("p0", "aaaa", "a", subset="a"),
-    PreferencePair("p1", "bb", "xx", subset="b"),
-    PreferencePair("p2", "c", "ccc"),
-    PreferencePair("p3", "dd", "d", subset="a"),
-]
+@pytest.fixture
+def estimate(hand_ensemble):
+    """See the ``hand_ensemble`` fixture for the members and the metrics they give."""
+    return hand_ensemble[0]
 
 
 @pytest.fixture
-def estimate():
-    return pairwise_from_estimates(
-        RewardEstimate.from_members(CHOSEN), RewardEstimate.from_members(REJECTED)
-    )
+def pairs(hand_ensemble):
+    return hand_ensemble[1]
 
 
 @pytest.fixture
-def metrics(estimate):
-    return evaluate_pairwise(estimate, PAIRS, reps=300, seed=0)
+def metrics(estimate, pairs):
+    return evaluate_pairwise(estimate, pairs, reps=300, seed=0)
 
 
 def test_every_field_hand_computed(metrics):
@@ -114,9 +102,9 @@ def test_json_round_trip_plain_types(metrics):
     walk(metrics)
 
 
-def test_length_mismatch_names_both_lengths(estimate):
+def test_length_mismatch_names_both_lengths(estimate, pairs):
     with pytest.raises(ValueError, match=r"4 pairs.*pairs has 3"):
-        evaluate_pairwise(estimate, PAIRS[:3])
+        evaluate_pairwise(estimate, pairs[:3])
 
 
 def test_no_subsets_and_undefined_correlation_without_warnings():

@@ -243,8 +243,11 @@ def test_each_cross_fitted_fold_is_normalised_on_its_own_training_items(train_pa
 
 
 def test_member_norm_flag_reaches_the_config_and_a_bad_value_names_it(tmp_path, capsys):
-    assert cli.build_config(None, member_norm="center").member_norm is MemberNormKind.CENTER
-    assert cli.build_config(None).member_norm is MemberNormKind.STANDARDIZE
+    from rewardhedge.cli.train import TRAIN_FLAGS
+
+    center = TRAIN_FLAGS.config(None, {"member_norm": "center"})
+    assert center.member_norm is MemberNormKind.CENTER
+    assert TRAIN_FLAGS.config(None, {}).member_norm is MemberNormKind.STANDARDIZE
     (tmp_path / "pairs.jsonl").write_text(
         json.dumps({"prompt": "q", "chosen": "good", "rejected": "bad"}) + "\n"
     )

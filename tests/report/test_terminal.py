@@ -1,37 +1,23 @@
 """The terminal tables of rewardhedge.report.terminal, on the evaluate_pairwise dict of a
-hand-built 2-member ensemble (the same one as tests/evaluate/test_pairwise_summary.py)."""
+hand-built 2-member ensemble (the ``hand_ensemble`` fixture)."""
 
 from __future__ import annotations
 
 import doctest
 import json
 
-import numpy as np
 import pytest
 from rich.table import Table
 
 import rewardhedge.report.terminal as terminal_mod
 from rewardhedge.evaluate import evaluate_pairwise
 from rewardhedge.report.terminal import format_metrics, metrics_table
-from rewardhedge.types import PreferencePair, RewardEstimate, pairwise_from_estimates
-
-# Members (rows) x pairs (columns); see tests/evaluate/test_pairwise_summary.py.
-CHOSEN = np.array([[2.0, 1.0, 0.0, 0.0], [0.0, 1.0, 2.0, 0.0]])
-REJECTED = np.array([[0.0, 1.0, 3.0, 1.0], [0.0, 1.0, 1.0, 1.0]])
-PAIRS = [
-    PreferencePair("p0", "aaaa", "a", subset="a"),
-    PreferencePair("p1", "bb", "xx", subset="b"),
-    PreferencePair("p2", "c", "ccc"),
-    PreferencePair("p3", "dd", "d", subset="a"),
-]
 
 
 @pytest.fixture
-def metrics():
-    estimate = pairwise_from_estimates(
-        RewardEstimate.from_members(CHOSEN), RewardEstimate.from_members(REJECTED)
-    )
-    return evaluate_pairwise(estimate, PAIRS, reps=300, seed=0)
+def metrics(hand_ensemble):
+    estimate, pairs = hand_ensemble
+    return evaluate_pairwise(estimate, pairs, reps=300, seed=0)
 
 
 def test_format_metrics_plain_text(metrics):

@@ -1,10 +1,15 @@
-"""Command-line options and helpers that several commands share: data flags, cache flags,
-how a reward is aggregated and transformed, and reporting what a load kept."""
+"""What several commands share: the consoles, progress displays, and the typed option
+groups (how a data file is read, the embedding cache, how a reward is aggregated and
+transformed), each a dataclass whose attribute docstrings are the flags' help."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,86 +18,126 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rewardhedge.data import load_pairs, parse_field_map
 from rewardhedge.progress_log import LogProgress, draws_live
-from rewardhedge.types import LoadReport
+from rewardhedge.types import LoadReport, PreferencePair
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
 err = Console(stderr=True)
+out = Console()
 
-# Options shared by several commands.
-FieldOpt = Annotated[
-    list[str] | None,
-    typer.Option("--field", help="Map our field to a column: prompt=question (repeatable)."),
-]
-FormatOpt = Annotated[
-    str, typer.Option(help="jsonl, json, csv, parquet, hf (a datasets folder) or auto.")
-]
-DialogueOpt = Annotated[
-    str, typer.Option(help="hh: split HH-RLHF dialogues at the last Assistant turn; auto; none.")
-]
-SplitOpt = Annotated[str | None, typer.Option(help="Split of a Hugging Face DatasetDict folder.")]
-SkipOpt = Annotated[
-    bool,
-    typer.Option("--skip-invalid", help="Write bad rows to a rejects file instead of stopping."),
-]
-RejectsOpt = Annotated[Path | None, typer.Option(help="Where --skip-invalid writes bad rows.")]
-CacheDirOpt = Annotated[Path | None, typer.Option(help="Embedding cache folder.")]
-NoCacheOpt = Annotated[
-    bool, typer.Option("--no-cache", help="Do not read or write the embedding cache.")
-]
-
-MemberNormOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="Per-member normalisation on the training items before every aggregation "
-        "but the mean: standardize (default), center or none."
-    ),
-]
-AggregateOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--aggregate", help="mean, wco, uwo, lcb, brme or softmin (default: the model's)."
-    ),
-]
-LamOpt = Annotated[
-    float | None,
-    typer.Option(help="λ of uwo (× variance, default 0.5) or brme (weight of the mean)."),
-]
-BetaOpt = Annotated[
-    float | None, typer.Option(help="β of lcb (× std, default 1) or softmin (temperature).")
-]
-TransformOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="none, centered_logsigmoid, par or running_mean, applied after the aggregation "
-        "(default: the model's). References are per prompt: the median of its items."
-    ),
-]
-ReferenceOpt = Annotated[
-    str | None,
-    typer.Option(help="centered_logsigmoid reference of a prompt: median (default) or mean."),
+ConfigFileOpt = Annotated[
+    Path | None, typer.Option("--config", help="JSON config file; flags override it.")
 ]
 
 
-def rule_from_flags(
-    base: RewardRule,
-    aggregate: str | None,
-    lam: float | None,
-    beta: float | None,
-    transform: str | None,
-    reference: str | None,
-) -> RewardRule:
-    """``base`` (a model's saved rule) with whatever the flags override."""
-    if aggregate is None and (lam is not None or beta is not None):
-        aggregate = base.aggregation.name
-    agg = base.aggregation.to_dict() if aggregate is None else {"name": aggregate}
-    if aggregate is not None:
-        agg.update({k: v for k, v in (("lam", lam), ("beta", beta)) if v is not None})
-    tf = base.transform.to_dict() if transform is None else {"name": transform}
-    if reference is not None:
-        tf["reference"] = reference
-    return RewardRule.from_dict({"aggregation": agg, "transform": tf})
+def out_print(text: str) -> None:
+    """Plain text (a rendered table) on stdout, without rich markup or highlighting."""
+    out.print(text, markup=False, highlight=False)
 
 
+# -- option groups -------------------------------------------------------------------------
+def _flag(*decls: str) -> dict[str, Any]:
+    """Field metadata: the flag's spellings when not ``--name``."""
+    return {"flag": decls}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a data file is read."""
+
+    field: list[str] | None = dataclasses.field(default=None, metadata=_flag("--field"))
+    """Map our field to a column: prompt=question (repeatable)."""
+    format: str = "auto"
+    """jsonl, json, csv, parquet, hf (a datasets folder) or auto."""
+    split: str | None = None
+    """Split of a Hugging Face DatasetDict folder."""
+    skip_invalid: bool = dataclasses.field(default=False, metadata=_flag("--skip-invalid"))
+    """Write bad rows to a rejects file instead of stopping."""
+    rejects: Path | None = None
+    """Where --skip-invalid writes bad rows (default: beside the output)."""
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return parse_field_map(self.field or [])
+
+    def rejects_path(self, default: Path) -> Path | None:
+        """Where bad rows go: ``--rejects`` or ``default``, only with ``--skip-invalid``."""
+        return (self.rejects or default) if self.skip_invalid else None
+
+    def kwargs(self, default_rejects: Path) -> dict[str, Any]:
+        """The keyword arguments every ``load_*`` function takes."""
+        return {
+            "fields": self.fields,
+            "format": self.format,
+            "split": self.split,
+            "skip_invalid": self.skip_invalid,
+            "rejects_path": self.rejects_path(default_rejects),
+        }
+
+
+@dataclass(frozen=True)
+class PairReadOptions(ReadOptions):
+    """How a file of preference pairs is read."""
+
+    dialogue: str = "auto"
+    """hh: split HH-RLHF dialogues at the last Assistant turn; auto; none."""
+
+
+@dataclass(frozen=True)
+class CacheOptions:
+    """The embedding cache of frozen-encoder models."""
+
+    cache_dir: Path | None = None
+    """Embedding cache folder (default: the user cache folder)."""
+    no_cache: bool = dataclasses.field(default=False, metadata=_flag("--no-cache"))
+    """Do not read or write the embedding cache."""
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """What ``load_reward_model`` and the model classes take."""
+        return {"cache_dir": self.cache_dir, "use_cache": not self.no_cache}
+
+
+@dataclass(frozen=True)
+class AggregationOptions:
+    """How the members' rewards become one (``None``: the model's saved choice)."""
+
+    aggregate: str | None = None
+    """mean, wco, uwo, lcb, brme or softmin."""
+    lam: float | None = None
+    """λ of uwo (× variance) or brme (weight of the mean)."""
+    beta: float | None = None
+    """β of lcb (× std) or softmin (temperature)."""
+
+    def rule(self, base: RewardRule) -> RewardRule:
+        """``base`` (a model's saved rule) with what the flags override."""
+        name = self.aggregate
+        if name is None and (self.lam is not None or self.beta is not None):
+            name = base.aggregation.name
+        agg = base.aggregation.to_dict() if name is None else {"name": name}
+        if name is not None:
+            agg.update({k: v for k, v in (("lam", self.lam), ("beta", self.beta)) if v is not None})
+        return RewardRule.from_dict({"aggregation": agg, "transform": base.transform.to_dict()})
+
+
+@dataclass(frozen=True)
+class RuleOptions(AggregationOptions):
+    """The aggregation and the transform applied after it (``None``: the model's)."""
+
+    transform: str | None = None
+    """none, centered_logsigmoid, par or running_mean, applied after the aggregation.
+    References are per prompt: the median of its items."""
+    reference: str | None = None
+    """centered_logsigmoid reference of a prompt: median or mean."""
+
+    def rule(self, base: RewardRule) -> RewardRule:
+        rule = super().rule(base)
+        tf = base.transform.to_dict() if self.transform is None else {"name": self.transform}
+        if self.reference is not None:
+            tf["reference"] = self.reference
+        return RewardRule.from_dict({"aggregation": rule.aggregation.to_dict(), "transform": tf})
+
+
+# -- loading -------------------------------------------------------------------------------
 def report_load(report: LoadReport) -> None:
     """One stderr line: rows kept, rows rejected and where they went."""
     line = f"[bold]{escape(str(report.path))}[/]: {report.n_kept} rows kept of {report.n_read} read"
@@ -101,49 +146,26 @@ def report_load(report: LoadReport) -> None:
     err.print(line, soft_wrap=True)
 
 
-def load_pairs_cli(
-    path: Path, fields, format, dialogue, split, skip_invalid, rejects, default_rejects
-):
-    """``load_pairs`` with the CLI's flags, reporting what was kept and rejected."""
-    pairs, report = load_pairs(
-        path,
-        fields=parse_field_map(fields or []),
-        format=format,
-        dialogue=dialogue,
-        split=split,
-        skip_invalid=skip_invalid,
-        rejects_path=(rejects or default_rejects) if skip_invalid else None,
-    )
+def read_pairs(path: Path, read: PairReadOptions, default_rejects: Path) -> list[PreferencePair]:
+    """``load_pairs`` with the flags, reporting what was kept and rejected."""
+    pairs, report = load_pairs(path, dialogue=read.dialogue, **read.kwargs(default_rejects))
     report_load(report)
     return pairs
 
 
-def load_train_eval_cli(
-    data: Path,
-    eval_data: Path | None,
-    out: Path,
-    fields,
-    format,
-    dialogue,
-    split,
-    skip_invalid,
-    rejects,
-):
+def read_train_eval(
+    data: Path, eval_data: Path | None, out: Path, read: PairReadOptions
+) -> tuple[list[PreferencePair], list[PreferencePair] | None]:
     """Training pairs and, when given, held-out pairs, both read before any training
     starts; rejected rows go next to the model folder ``out``."""
-    train = load_pairs_cli(
-        data, fields, format, dialogue, split, skip_invalid, rejects,
-        out.with_name(out.name + ".rejects.jsonl"),
-    )  # fmt: skip
+    train = read_pairs(data, read, out.with_name(out.name + ".rejects.jsonl"))
     if eval_data is None:
         return train, None
-    test = load_pairs_cli(
-        eval_data, fields, format, dialogue, split, skip_invalid, None,
-        out.with_name(out.name + ".eval-rejects.jsonl"),
-    )  # fmt: skip
-    return train, test
+    held_out = replace(read, rejects=None)  # --rejects names where --data's bad rows go
+    return train, read_pairs(eval_data, held_out, out.with_name(out.name + ".eval-rejects.jsonl"))
 
 
+# -- progress ------------------------------------------------------------------------------
 def training_progress(disable: bool = False) -> Progress:
     """The bar training commands draw on stderr: label, bar, count, time, a status text.
     Off where stderr is not a terminal: there :func:`progress_log` prints instead."""
@@ -158,8 +180,39 @@ def training_progress(disable: bool = False) -> Progress:
     )
 
 
-def progress_log(label: str, *, disable: bool = False, **kwargs) -> LogProgress:
+def progress_log(label: str, *, disable: bool = False, **kwargs: Any) -> LogProgress:
     """Plain progress lines on stderr (first update, every 30 s or
     ``$REWARDHEDGE_LOG_EVERY_S``, the end), printing only where stderr is not a
     terminal, the rich bars' counterpart for logs; ``kwargs`` go to ``LogProgress``."""
     return LogProgress(label, enabled=not disable and not draws_live(err), **kwargs)
+
+
+@contextmanager
+def stages() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
+    """A rich progress display; ``stage(name, total)`` adds a bar and returns ``advance``.
+    Where stderr is not a terminal, each stage prints plain lines instead (its start,
+    every 30 s or ``$REWARDHEDGE_LOG_EVERY_S``, its end)."""
+    logs: list[LogProgress] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not draws_live(err),
+    ) as progress:
+
+        def stage(description: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(description, total=total)
+            log = progress_log(description, total=total)
+            logs.append(log)
+
+            def advance(k: int) -> None:
+                progress.advance(task, k)
+                log.advance(k)
+
+            return advance
+
+        yield stage
+    for log in logs:
+        log.close()

@@ -7,65 +7,94 @@ main process prints, saves and evaluates.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
-from rewardhedge.cli_options import (
-    AggregateOpt,
-    BetaOpt,
-    DialogueOpt,
-    FieldOpt,
-    FormatOpt,
-    LamOpt,
-    MemberNormOpt,
-    ReferenceOpt,
-    RejectsOpt,
-    SkipOpt,
-    SplitOpt,
-    TransformOpt,
-    load_train_eval_cli,
+from rewardhedge.cli.common import (
+    ConfigFileOpt,
+    PairReadOptions,
+    RuleOptions,
+    err,
     progress_log,
-    rule_from_flags,
+    read_train_eval,
     training_progress,
 )
-from rewardhedge.config import from_dict
+from rewardhedge.cli.flags import Flag, FlagSet, with_flags
+from rewardhedge.cli.train import evaluate_and_print
 from rewardhedge.config_finetune import FinetuneConfig
-from rewardhedge.data import write_json_atomic
-from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.finetuned import FinetunedRewardModel
-from rewardhedge.report.terminal import format_metrics
 from rewardhedge.train.finetune import mixed_precision
 from rewardhedge.train.top_layers import check_layer_count
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
-err = Console(stderr=True)
-stdout = Console()
+FINETUNE_FLAGS = FlagSet(
+    FinetuneConfig,
+    (
+        Flag("ensemble"),
+        Flag("n_members", "members"),
+        Flag("use_lora", decls=("--lora/--full",)),
+        Flag("lora.r", "lora_r"),
+        Flag("lora.alpha", "lora_alpha"),
+        Flag("lora.dropout", "lora_dropout"),
+        Flag("objective"),
+        Flag("center_coef"),
+        Flag("max_length"),
+        Flag("batch_size"),
+        Flag("grad_accum"),
+        Flag("lr"),
+        Flag("weight_decay"),
+        Flag("epochs"),
+        Flag("max_steps"),
+        Flag("warmup_ratio"),
+        Flag("schedule"),
+        Flag("precision"),
+        Flag("gradient_checkpointing"),
+        Flag("compile"),
+        Flag("group_by_length"),
+        Flag("attention"),
+        Flag("packing"),
+        Flag("train_top_layers"),
+        Flag("eval_every"),
+        Flag("checkpoint_every"),
+        Flag("keep_checkpoints"),
+        Flag("seed"),
+        Flag("member_norm"),
+    ),
+)
+"""The ``FinetuneConfig`` fields ``finetune`` takes as flags."""
 
-LORA_FLAGS = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout"}
+BackboneOpt = Annotated[
+    str,
+    typer.Option(
+        help="Local Hugging Face model folder (safetensors), or `minilm` for the "
+        "all-MiniLM-L6-v2 that ships with rewardhedge."
+    ),
+]
 
 
-def finetune_config(config_file: Path | None, flags: dict[str, Any]) -> FinetuneConfig:
-    """A JSON config file (``FinetuneConfig.to_dict()`` keys) overridden by the flags given."""
-    cfg = FinetuneConfig()
-    if config_file is not None:
-        try:
-            data = json.loads(config_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{config_file}: cannot read the config file ({exc}).") from exc
-        cfg = from_dict(FinetuneConfig, data)
-    lora = {LORA_FLAGS[k]: v for k, v in flags.items() if k in LORA_FLAGS and v is not None}
-    rest = {k: v for k, v in flags.items() if k not in LORA_FLAGS and v is not None}
-    if "members" in rest:
-        rest["n_members"] = rest.pop("members")
-    return replace(cfg, **rest, lora=replace(cfg.lora, **lora) if lora else cfg.lora)
+def resolve_backbone(backbone: str) -> str:
+    """``minilm`` → the shipped MiniLM folder; anything else as given."""
+    if backbone == "minilm":
+        from rewardhedge.encoders.transformer import minilm_path
+
+        return str(minilm_path())
+    return backbone
+
+
+def finetune_config(config_file: Path | None, flags: dict[str, Any], backbone: str | None = None):
+    """The config file overridden by the flags (and the backbone), with the top-layer
+    count checked against the backbone's layers before anything loads."""
+    cfg = FINETUNE_FLAGS.config(config_file, flags)
+    if backbone is not None:
+        cfg = replace(cfg, backbone=resolve_backbone(backbone))
+    if cfg.backbone and cfg.train_top_layers is not None:
+        check_layer_count(cfg.backbone, cfg.train_top_layers)
+    return cfg
 
 
 class StepBar:
@@ -101,135 +130,42 @@ class StepBar:
         self.log.close()
 
 
+@with_flags(flags=FINETUNE_FLAGS, read=PairReadOptions, rule=RuleOptions)
 def finetune(
-    backbone: Annotated[
-        str,
-        typer.Option(
-            help="Local Hugging Face model folder (safetensors), or `minilm` for the "
-            "all-MiniLM-L6-v2 that ships with rewardhedge."
-        ),
-    ],
+    backbone: BackboneOpt,
     data: Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")],
     out: Annotated[Path, typer.Option(help="Model folder to write.")],
     eval_data: Annotated[
         Path | None,
         typer.Option(help="Held-out pairs: evaluated during training, then used to calibrate."),
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="JSON FinetuneConfig file; flags override it.")
-    ] = None,
-    ensemble: Annotated[
-        str | None,
-        typer.Option(help="single (default), multihead, lora, independent or mc_dropout."),
-    ] = None,
-    members: Annotated[
-        int | None, typer.Option(help="Members K (default 4 for ensembles).")
-    ] = None,
-    use_lora: Annotated[
-        bool | None, typer.Option("--lora/--full", help="LoRA adapters or all weights.")
-    ] = None,
-    lora_r: Annotated[int | None, typer.Option()] = None,
-    lora_alpha: Annotated[int | None, typer.Option()] = None,
-    lora_dropout: Annotated[float | None, typer.Option()] = None,
-    objective: Annotated[
-        str | None, typer.Option(help="bt (default), regression or bt_regression.")
-    ] = None,
-    center_coef: Annotated[float | None, typer.Option(help="Reward-centering coefficient.")] = None,
-    max_length: Annotated[
-        int | None, typer.Option(help="Tokens per sequence (1024); the prompt is cut first.")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Pairs per micro-batch (8).")] = None,
-    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per step (1).")] = None,
-    lr: Annotated[float | None, typer.Option(help="1e-5 full, 1e-4 LoRA by default.")] = None,
-    weight_decay: Annotated[float | None, typer.Option()] = None,
-    epochs: Annotated[float | None, typer.Option()] = None,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Optimizer steps; overrides epochs.")
-    ] = None,
-    warmup_ratio: Annotated[float | None, typer.Option()] = None,
-    schedule: Annotated[str | None, typer.Option(help="cosine, linear or constant.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto (bf16 on GPU), bf16 or fp32.")] = None,
-    gradient_checkpointing: Annotated[
-        bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing")
-    ] = None,
-    compile: Annotated[bool | None, typer.Option("--compile/--no-compile")] = None,
-    group_by_length: Annotated[
-        bool | None,
-        typer.Option(
-            "--group-by-length/--no-group-by-length",
-            help="Batches of similar lengths (default: on, off with --packing).",
-        ),
-    ] = None,
-    attention: Annotated[
-        str | None,
-        typer.Option(help="attn_implementation: auto, sdpa, eager, flash_attention_2."),
-    ] = None,
-    packing: Annotated[
-        bool | None,
-        typer.Option(
-            "--packing/--no-packing",
-            help="Pack sequences end to end, position ids restarting (padding-free).",
-        ),
-    ] = None,
-    train_top_layers: Annotated[
-        int | None,
-        typer.Option(
-            help="Train only the top N layers (full weights) and the heads, on cached "
-            "outputs of the frozen layers below (BERT-style encoders; not with LoRA)."
-        ),
-    ] = None,
-    eval_every: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
-    checkpoint_every: Annotated[
-        int | None, typer.Option(help="Write a resumable checkpoint every N steps.")
-    ] = None,
-    keep_checkpoints: Annotated[int | None, typer.Option()] = None,
+    config: ConfigFileOpt = None,
     checkpoint_dir: Annotated[
         Path | None, typer.Option(help="Checkpoint folder (default: OUT.checkpoints).")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Continue from the newest checkpoint.")
     ] = True,
-    seed: Annotated[int | None, typer.Option()] = None,
-    member_norm: MemberNormOpt = None,
-    aggregate: AggregateOpt = None,
-    lam: LamOpt = None,
-    beta: BetaOpt = None,
-    transform: TransformOpt = None,
-    reference: ReferenceOpt = None,
-    field: FieldOpt = None,
-    format: FormatOpt = "auto",
-    dialogue: DialogueOpt = "auto",
-    split: SplitOpt = None,
-    skip_invalid: SkipOpt = False,
-    rejects: RejectsOpt = None,
+    *,
+    flags: dict[str, Any],
+    read: PairReadOptions,
+    rule: RuleOptions,
 ) -> None:
     """Fine-tune a local transformer (full or LoRA) into a reward model or an ensemble
     (multihead, lora, independent, mc_dropout), with resumable checkpoints; multi-GPU
     with `accelerate launch -m rewardhedge finetune ...`."""
     from accelerate import Accelerator
 
-    names = {f.name for f in dataclasses.fields(FinetuneConfig)} | set(LORA_FLAGS) | {"members"}
-    names.discard("backbone")
-    given = {name: value for name, value in locals().items() if name in names}
-    if backbone == "minilm":
-        from rewardhedge.encoders.transformer import minilm_path
-
-        backbone = str(minilm_path())
-    cfg = replace(finetune_config(config, given), backbone=backbone)
-    if cfg.train_top_layers is not None:
-        check_layer_count(cfg.backbone, cfg.train_top_layers)
+    cfg = finetune_config(config, flags, backbone)
     accelerator = Accelerator(
         mixed_precision=mixed_precision(cfg), gradient_accumulation_steps=cfg.grad_accum
     )
     main = accelerator.is_main_process
-    pairs, test = load_train_eval_cli(
-        data, eval_data, out, field, format, dialogue, split, skip_invalid, rejects
-    )
-    rule = rule_from_flags(RewardRule(), aggregate, lam, beta, transform, reference)
+    pairs, test = read_train_eval(data, eval_data, out, read)
     ckpt = checkpoint_dir or (
         out.with_name(out.name + ".checkpoints") if cfg.checkpoint_every else None
     )
-    model = FinetunedRewardModel(cfg, rule=rule, device=accelerator.device)
+    model = FinetunedRewardModel(cfg, rule=rule.rule(RewardRule()), device=accelerator.device)
     label = f"finetune {cfg.ensemble.value} K={cfg.members}" + (" LoRA" if cfg.lora_enabled else "")
     t0 = time.perf_counter()
     with training_progress(disable=not main) as progress:
@@ -259,13 +195,7 @@ def finetune(
     model.save(out)
     err.print(f"Saved model to [bold]{out}[/] (temperature {model.temperature:.3f})")
     if test is not None:
-        metrics = model.evaluate(test, progress=True)
-        write_json_atomic(out / "eval.json", metrics)
-        stdout.print(
-            format_metrics(metrics, title=f"Evaluation on {eval_data}"),
-            markup=False,
-            highlight=False,
-        )
+        evaluate_and_print(model, test, out, eval_data)
 
 
 def register(app: typer.Typer) -> None:

@@ -51,7 +51,11 @@ def attribute_docs(cls: type) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue
-        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body  # type: ignore[attr-defined]
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # made at run time (make_dataclass): no docstrings
+            continue
+        body = ast.parse(textwrap.dedent(source)).body[0].body  # type: ignore[attr-defined]
         for node, after in itertools.pairwise(body):
             if (
                 isinstance(node, ast.AnnAssign)
@@ -216,9 +220,11 @@ def config_from(
 
 
 def _names_field(message: str, path: str) -> bool:
-    """Whether a config error is about ``path`` (``train.lr == …`` or ``…lr ==``)."""
-    last = path.rsplit(".", 1)[-1]
-    return re.search(rf"(^|\.|\b){re.escape(last)}\b", message.split(" ", 1)[0]) is not None
+    """Whether a config error is about ``path``: the field, dotted as in the message,
+    among its first words (``train.lr == …``, ``ensemble.n_members …``, ``sandbox:
+    pool_size must …``; ``head.kind`` is not ``encoder.kind``)."""
+    words = [w.rstrip(":,") for w in message.split()[:3]]
+    return any(w == path or w.endswith("." + path) for w in words)
 
 
 def _replace_paths(cfg: Any, values: Mapping[str, Any]) -> Any:
@@ -235,16 +241,15 @@ def _replace_paths(cfg: Any, values: Mapping[str, Any]) -> Any:
 
 
 # -- options objects -----------------------------------------------------------------------
-def options_params(
-    cls: type, decls: Mapping[str, tuple[str, ...]] | None = None
-) -> list[inspect.Parameter]:
+def options_params(cls: type) -> list[inspect.Parameter]:
     """One keyword parameter per field of the options dataclass ``cls``: help from the
-    field's docstring, the field's default as the flag's default."""
+    field's docstring, the field's default as the flag's, spellings from the field's
+    ``metadata["flag"]`` when not ``--name``."""
     params = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         info = field_info(cls, f.name)
-        option = typer.Option(*(decls or {}).get(f.name, ()), help=help_text(info.doc))
+        option = typer.Option(*f.metadata.get("flag", ()), help=help_text(info.doc))
         params.append(_keyword(f.name, Annotated[hints[f.name], option], info.default))
     return params
 
@@ -267,7 +272,7 @@ def with_flags(**groups: FlagSet | type) -> Callable[[Callable[..., T]], Callabl
         extra: list[inspect.Parameter] = []
         for group in groups.values():
             extra += group.parameters() if isinstance(group, FlagSet) else options_params(group)
-        names = [p.name for p in own + extra]
+        names = [p.name for p in own + extra] + list(groups)
         repeated = {n for n in names if names.count(n) > 1}
         if repeated:
             raise TypeError(f"{func.__name__}: flags repeat: {sorted(repeated)}")
@@ -287,16 +292,23 @@ def with_flags(**groups: FlagSet | type) -> Callable[[Callable[..., T]], Callabl
         command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
         del command.__wrapped__  # typer must read __signature__, not the wrapped function's
+        command.own_flags = [p.name for p in own]  # type: ignore[attr-defined]
         return command
 
     return wrap
 
 
-def flag_help(command: Callable[..., Any]) -> dict[str, tuple[str, str | bool]]:
-    """``--flag → (help, shown default)`` of a command made by :func:`with_flags` (for tests
-    and docs: what ``--help`` prints comes from here)."""
+def flag_help(
+    command: Callable[..., Any], *, own_only: bool = False
+) -> dict[str, tuple[str, str | bool]]:
+    """``--flag → (help, shown default)`` of a command (for tests and docs: what ``--help``
+    prints comes from here); ``own_only``: only the flags written in the command itself,
+    not those :func:`with_flags` made from configs."""
     out = {}
+    own = getattr(command, "own_flags", None)
     for p in inspect.signature(command).parameters.values():
+        if own_only and own is not None and p.name not in own:
+            continue
         meta = (
             typing.get_args(p.annotation)[1:]
             if typing.get_origin(p.annotation) is Annotated

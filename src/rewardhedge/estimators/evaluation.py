@@ -224,9 +224,10 @@ def evaluate_pairs(
     *,
     config: EvalConfig | None = None,
     other: tuple[str, RewardModelBase] | None = None,
+    calibration_pairs: Sequence[PreferencePair] | None = None,
+    ood_pairs: Sequence[PreferencePair] | None = None,
     progress: bool = False,
     clock: Clock = time.perf_counter,
-    **abstention: Any,
 ) -> dict[str, Any]:
     """Every metric, control and statistic of ``model`` on preference pairs, as plain JSON.
 
@@ -234,12 +235,14 @@ def evaluate_pairs(
         model: the reward model to evaluate.
         pairs: held-out preference pairs (``subset`` names RewardBench subsets
             to get RewardBench v1 section scores).
-        config: bootstrap, control and perturbation settings.
+        config: bootstrap, control, perturbation and abstention settings.
         other: ``(name, model)`` to compare against on the same pairs.
+        calibration_pairs: where ``config.abstain_alpha``'s rule is fitted (default:
+            a seeded half of ``pairs``, the other half then being the test split).
+        ood_pairs: pairs from another distribution, to report how well each
+            uncertainty tells them apart.
         progress: show progress bars.
         clock: timer (tests pass a fake one).
-        **abstention: ``abstain_alpha``, ``abstain_delta``, ``abstain_on``,
-            ``calibration_pairs``, ``ood_pairs`` for :meth:`EnsembleRewardModel.evaluate`.
 
     Returns:
         :meth:`EnsembleRewardModel.evaluate`'s dict plus ``kind``, ``version``,
@@ -247,7 +250,15 @@ def evaluate_pairs(
         when they apply ``rewardbench``, ``comparison``, ``perturbation``;
         ``timing`` holds the scoring time, the total and their ratio.
     """
-    return _evaluate_pairs(model, pairs, config, other, progress, clock, abstention)[0]
+    cfg = config or EvalConfig()
+    abstention = {
+        "abstain_alpha": cfg.abstain_alpha,
+        "abstain_delta": cfg.abstain_delta,
+        "abstain_on": cfg.abstain_on,
+        "calibration_pairs": calibration_pairs,
+        "ood_pairs": ood_pairs,
+    }
+    return _evaluate_pairs(model, pairs, cfg, other, progress, clock, abstention)[0]
 
 
 def _evaluate_pairs(
@@ -259,6 +270,8 @@ def _evaluate_pairs(
     clock: Clock,
     abstention: dict[str, Any],
 ) -> tuple[dict[str, Any], PairwiseEstimate]:
+    """``evaluate_pairs``; ``abstention`` holds ``model.evaluate``'s abstention and OOD
+    arguments (empty for one-to-many rows)."""
     cfg = config or EvalConfig()
     t0 = clock()
     est = model.compare(pairs, progress=progress)

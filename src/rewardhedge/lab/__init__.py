@@ -11,6 +11,14 @@ It comes after the model classes (``estimators/``), which it trains and scores.
 
 from __future__ import annotations
 
-from rewardhedge.lab.overopt import LabConfig, run_lab
+from typing import Any
 
 __all__ = ["LabConfig", "run_lab"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: lab.data and lab.options need no torch
+    if name in __all__:
+        from rewardhedge.lab import overopt
+
+        return getattr(overopt, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -58,7 +58,10 @@ class LabelModel:
     """Bradley–Terry temperature in the units ``scale`` gives the gold; 0: the better
     candidate always wins before flips."""
     flip_rate: float = 0.25
+    """Share of labels flipped after the Bradley-Terry draw."""
     scale: LabelScale = LabelScale.RAW
+    """What the temperature is measured in: raw (gold units), standardize (gold standard
+    deviations) or rank (fractions of a pool's rank range)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", LabelScale.parse(self.scale, "labels.scale"))

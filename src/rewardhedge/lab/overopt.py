@@ -547,6 +547,58 @@ def _diversity_rows(
     return rows
 
 
+def _lab_result(
+    cfg: LabConfig,
+    data: LabData,
+    proxies: ProxyFactory,
+    runs: Sequence[SeedRun],
+    stage: Stage,
+) -> dict[str, Any]:
+    """The lab JSON (without timing and machine) from the seeds' runs: one best-of-n
+    curve per model × aggregation, the paired table, and the per-model tables."""
+    models = proxies.models()
+    gold = pool_gold(data)  # (P, N), NaN after a smaller pool's end
+    ns = ns_up_to(data.max_pool_size)
+    sizes = np.array([p.size for p in data.pools])
+    specs = [("single", Aggregation("mean"))] + [
+        (o, a) for o, _ in models[1:] for a in cfg.aggregations
+    ]
+    advance = stage("best-of-n curves", len(specs))
+    curves = []
+    for model, agg in specs:
+        curves.append(_curve(runs, model, agg, gold, ns, cfg.bootstrap_reps))
+        advance(1)
+    paired = _paired_rows(curves, cfg.bootstrap_reps)
+    for c in curves:
+        del c["_gold_max_n"]
+    conservative = next((a for a in cfg.aggregations if a.name == "uwo"), cfg.aggregations[0])
+    return {
+        "kind": LAB_KIND,
+        "version": LAB_VERSION,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "rewardhedge_version": __version__,
+        "config": cfg.to_dict(),
+        "encoder_id": proxies.reads,
+        "proxies": proxies.to_dict(),
+        "ns": ns,
+        "n_prompts": [int((sizes >= n).sum()) for n in ns],
+        "paired_n": ns[paired_n_index(gold, ns)],
+        "data": data.summary,
+        "kl": [float(x) for x in kl_best_of_n(np.asarray(ns, dtype=np.float64))],
+        "pool_gold": {
+            "mean": float(np.nanmean(gold)),
+            "best": float(np.nanmax(gold, axis=1).mean()),
+        },
+        "curves": curves,
+        "paired": paired,
+        "diversity": _diversity_rows(runs, models),
+        "length_controls": _length_block(data, runs, specs),
+        "accuracy": _accuracy_rows(data, runs, models),
+        "reliability": _reliability(data, runs, models),
+        "examples": _examples(data, runs[0], models[-1][0], conservative, cfg.n_examples),
+    }
+
+
 def run_lab(
     config: LabConfig | None = None,
     *,
@@ -597,46 +649,7 @@ def run_lab(
     timing["train_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    gold = pool_gold(data)  # (P, N), NaN after a smaller pool's end
-    ns = ns_up_to(data.max_pool_size)
-    sizes = np.array([p.size for p in data.pools])
-    specs = [("single", Aggregation("mean"))] + [
-        (o, a) for o, _ in models[1:] for a in cfg.aggregations
-    ]
-    advance = stage("best-of-n curves", len(specs))
-    curves = []
-    for model, agg in specs:
-        curves.append(_curve(runs, model, agg, gold, ns, cfg.bootstrap_reps))
-        advance(1)
-    paired = _paired_rows(curves, cfg.bootstrap_reps)
-    for c in curves:
-        del c["_gold_max_n"]
-    conservative = next((a for a in cfg.aggregations if a.name == "uwo"), cfg.aggregations[0])
-    result = {
-        "kind": LAB_KIND,
-        "version": LAB_VERSION,
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "rewardhedge_version": __version__,
-        "config": cfg.to_dict(),
-        "encoder_id": proxies.reads,
-        "proxies": proxies.to_dict(),
-        "ns": ns,
-        "n_prompts": [int((sizes >= n).sum()) for n in ns],
-        "paired_n": ns[paired_n_index(gold, ns)],
-        "data": data.summary,
-        "kl": [float(x) for x in kl_best_of_n(np.asarray(ns, dtype=np.float64))],
-        "pool_gold": {
-            "mean": float(np.nanmean(gold)),
-            "best": float(np.nanmax(gold, axis=1).mean()),
-        },
-        "curves": curves,
-        "paired": paired,
-        "diversity": _diversity_rows(runs, models),
-        "length_controls": _length_block(data, runs, specs),
-        "accuracy": _accuracy_rows(data, runs, models),
-        "reliability": _reliability(data, runs, models),
-        "examples": _examples(data, runs[0], models[-1][0], conservative, cfg.n_examples),
-    }
+    result = _lab_result(cfg, data, proxies, runs, stage)
     timing["bon_s"] = time.perf_counter() - t
     timing["total_s"] = time.perf_counter() - t0
     result["timing"] = timing

@@ -35,16 +35,20 @@ class SandboxConfig:
     """Sizes and noise of the sandbox task."""
 
     seed: int = 0
+    """Seed of the texts (tasks, responses and their gold)."""
     train_prompts: int = 3000
     """One comparison (two responses) per training prompt."""
     test_prompts: int = 1000
+    """Held-out comparisons (accuracy and calibration against the gold order)."""
     pool_prompts: int = 100
+    """Best-of-n prompts, one pool each; more give tighter CIs."""
     pool_size: int = 32
     """Candidates per best-of-n pool (the largest n of the lab)."""
     temperature: float = 1.0
     """Bradley-Terry temperature of the labels; 0 means the better response
     always wins (before flips)."""
     flip_rate: float = 0.25
+    """Share of training labels flipped after the Bradley-Terry draw."""
     families: tuple[str, ...] = FAMILIES
     gold: GoldWeights = field(default_factory=GoldWeights)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
