@@ -136,3 +136,30 @@ def test_importing_the_package_imports_no_torch() -> None:
     script = "import sys, rewardhedge, rewardhedge.estimators; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("old", "name"),
+    [
+        ("rewardhedge.reward_model", "EnsembleRewardModel"),
+        ("rewardhedge.finetuned_model", "FinetunedRewardModel"),
+        ("rewardhedge.loading", "load_reward_model"),
+        ("rewardhedge.eval_suite", "evaluate_pairs"),
+        ("rewardhedge.optimize.overopt", "run_lab"),
+    ],
+)
+def test_old_module_paths_still_import_the_same_objects(old: str, name: str) -> None:
+    import importlib
+    import warnings
+
+    from rewardhedge._moved import MOVED
+
+    sys.modules.pop(old, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = importlib.import_module(old)
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    new = importlib.import_module(MOVED[old])
+    assert getattr(module, name) is getattr(new, name)
+    with pytest.raises(AttributeError):
+        module.no_such_name  # noqa: B018
