@@ -12,6 +12,7 @@ from pathlib import Path
 from rewardhedge.estimators.base import RewardModelBase
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.estimators.finetuned import FinetunedRewardModel, is_finetuned_folder
+from rewardhedge.models.io import recover_model_folder
 
 
 def load_reward_model(
@@ -22,7 +23,9 @@ def load_reward_model(
     device: str | None = None,
 ) -> RewardModelBase:
     """The model in ``path``; ``cache_dir``/``use_cache`` apply to frozen-encoder models,
-    ``device`` to fine-tuned ones (default: CUDA when available)."""
+    ``device`` to fine-tuned ones (default: CUDA when available). A save that a crash
+    interrupted is repaired first, so the manifest read here names the right class."""
+    recover_model_folder(path)
     if is_finetuned_folder(path):
         return FinetunedRewardModel.load(path, device=device)
     return EnsembleRewardModel.load(path, cache_dir=cache_dir, use_cache=use_cache)

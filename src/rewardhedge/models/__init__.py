@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rewardhedge.models.heads import HeadStack
-from rewardhedge.models.io import load_model_folder, save_model_folder
+from rewardhedge.models.io import load_model_folder, recover_model_folder, save_model_folder
 from rewardhedge.models.laplace import LastLayerLaplace, bt_ggn
 from rewardhedge.models.losses import bradley_terry_loss
 from rewardhedge.models.reward_heads import RewardHeads
@@ -15,5 +15,6 @@ __all__ = [
     "bradley_terry_loss",
     "bt_ggn",
     "load_model_folder",
+    "recover_model_folder",
     "save_model_folder",
 ]
