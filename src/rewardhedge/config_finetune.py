@@ -164,6 +164,12 @@ class FinetuneConfig:
     with LoRA or packing). ``None``: every layer trains."""
     eval_every: int = 0
     """Evaluate on the eval pairs every N optimizer steps (0: only at the end)."""
+    calibration_fraction: float = 0.5
+    """Share of the eval pairs' prompts (drawn with ``seed``; all pairs of a prompt on
+    one side) whose pairs fit the ``compare`` temperature after training; the other
+    pairs are the report part, the only pairs ``finetune`` reports metrics on, so no
+    reported metric uses a pair the temperature saw. 0: temperature 1, every eval pair
+    reported; 1: every eval pair calibrates, none is reported."""
     checkpoint_every: int = 0
     """Write a resumable checkpoint every N optimizer steps (0: never)."""
     keep_checkpoints: int = 2
@@ -240,6 +246,11 @@ class FinetuneConfig:
             _check_positive(f"finetune.{name}", getattr(self, name), strict=False)
         if self.max_grad_norm is not None:
             _check_positive("finetune.max_grad_norm", self.max_grad_norm)
+        if not 0.0 <= self.calibration_fraction <= 1.0:
+            raise ConfigError(
+                f"finetune.calibration_fraction == {self.calibration_fraction!r}, "
+                "must be in [0, 1]."
+            )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"finetune.warmup_ratio == {self.warmup_ratio!r}, must be in [0, 1).")
         if self.head_dropout is not None and not 0.0 <= self.head_dropout < 1.0:

@@ -309,6 +309,9 @@ class LoadReport:
     n_kept: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
     rejects_path: str | None = None
+    n_duplicates: int = 0
+    """Kept rows that repeat an earlier row (pairs: same prompt, chosen and rejected
+    once whitespace is collapsed); they are kept, only counted."""
 
     @property
     def n_rejected(self) -> int:

@@ -5,7 +5,10 @@ transformed), each a dataclass whose attribute docstrings are the flags' help.""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rewardhedge.data import load_pairs, parse_field_map
+from rewardhedge.errors import ConfigError, DataError
 from rewardhedge.progress_log import LogProgress, draws_live
 from rewardhedge.types import LoadReport, PreferencePair
 from rewardhedge.uncertainty.reward_rule import RewardRule
@@ -55,15 +59,29 @@ class ReadOptions:
     rejects: Path | None = None
     """Where --skip-invalid writes bad rows (default: beside the output)."""
 
+    def __post_init__(self) -> None:
+        if self.rejects is not None and not self.skip_invalid:
+            raise ConfigError(
+                "--rejects is only used with --skip-invalid (without it a bad row stops the "
+                "run); add --skip-invalid or drop --rejects."
+            )
+
     @property
     def fields(self) -> dict[str, str]:
         return parse_field_map(self.field or [])
 
-    def rejects_path(self, default: Path) -> Path | None:
+    def rejects_path(self, default: Path | None) -> Path | None:
         """Where bad rows go: ``--rejects`` or ``default``, only with ``--skip-invalid``."""
         return (self.rejects or default) if self.skip_invalid else None
 
-    def kwargs(self, default_rejects: Path) -> dict[str, Any]:
+    def rejects_output(self, default: Path | None) -> dict[str, Path]:
+        """The rejects file as an output for :func:`check_outputs`, named by its flag."""
+        path = self.rejects_path(default)
+        if path is None:
+            return {}
+        return {"--rejects" if self.rejects is not None else "the rejects file": path}
+
+    def kwargs(self, default_rejects: Path | None) -> dict[str, Any]:
         """The keyword arguments every ``load_*`` function takes."""
         return {
             "fields": self.fields,
@@ -90,6 +108,13 @@ class CacheOptions:
     """Embedding cache folder (default: the user cache folder)."""
     no_cache: bool = dataclasses.field(default=False, metadata=_flag("--no-cache"))
     """Do not read or write the embedding cache."""
+
+    def __post_init__(self) -> None:
+        if self.no_cache and self.cache_dir is not None:
+            raise ConfigError(
+                "--no-cache and --cache-dir contradict each other (no cache is read or "
+                "written with --no-cache); give one of them."
+            )
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -137,20 +162,230 @@ class RuleOptions(AggregationOptions):
         return RewardRule.from_dict({"aggregation": rule.aggregation.to_dict(), "transform": tf})
 
 
+# -- outputs -------------------------------------------------------------------------------
+Named = Mapping[str, Path | None] | Iterable[tuple[str, Path | None]]
+"""Paths by the flag that gives them (``{"--out": path}``, or pairs when a label repeats);
+``None`` (a flag not given) is skipped."""
+
+MODEL_MANIFEST = "manifest.json"
+"""The file that marks a rewardhedge model folder (``models.io.MANIFEST_FILE``)."""
+
+
+def beside(path: Path, name: str) -> Path | None:
+    """The file ``name`` in ``path``'s folder; ``None`` when ``path`` has no name (empty or
+    ``.``, which :func:`check_outputs` refuses)."""
+    return path.with_name(name) if path.name else None
+
+
+def _named(paths: Named | None) -> list[tuple[str, Path]]:
+    items = paths.items() if isinstance(paths, Mapping) else (paths or ())
+    return [(label, Path(path)) for label, path in items if path is not None]
+
+
+def _shown(label: str, path: Path) -> str:
+    return f"{label} {str(path)!r}"
+
+
+def _is_empty(path: Path) -> bool:
+    """An empty path (typer reads ``""`` as ``.``) or the current folder itself."""
+    return str(path) in ("", ".")
+
+
+def _check_creatable(label: str, path: Path, what: str) -> None:
+    """``path`` can be made: its nearest existing ancestor is a folder we may write in."""
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(
+            f"{_shown(label, path)}: {str(parent)!r} is a file, so the {what} cannot be made."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{_shown(label, path)}: no permission to write in {str(parent)!r}.")
+
+
+def _check_file(label: str, path: Path) -> None:
+    if _is_empty(path):
+        raise ConfigError(f"{label} is empty (or '.'); name a file to write.")
+    if path.is_dir():
+        raise ConfigError(f"{_shown(label, path)} is a folder; name a file to write.")
+    _check_creatable(label, path, "file")
+
+
+def _check_folder(label: str, path: Path) -> None:
+    if _is_empty(path):
+        raise ConfigError(f"{label} is empty (or '.'); name a folder to write into.")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{_shown(label, path)} is a file; name a folder.")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{_shown(label, path)}: no permission to write in this folder.")
+    else:
+        _check_creatable(label, path, "folder")
+
+
+def _check_model_folder(label: str, path: Path) -> None:
+    """A model folder is written beside itself and renamed into place: it must be new,
+    empty or a model folder, and its parent writable."""
+    _check_folder(label, path)
+    if path.is_dir() and not (path / MODEL_MANIFEST).exists() and any(path.iterdir()):
+        raise ConfigError(
+            f"{_shown(label, path)} exists and is not a rewardhedge model folder; "
+            "name a new or empty folder."
+        )
+    _check_creatable(label, path, "model folder")
+
+
+def _model_files(folder: Path) -> set[Path]:
+    """The files of a model folder that writing over would corrupt (its manifest lists them)."""
+    manifest = folder / MODEL_MANIFEST
+    try:
+        listed = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {(folder / name).resolve() for name in [MODEL_MANIFEST, *listed]}
+
+
+def check_outputs(
+    *,
+    files: Named | None = None,
+    folders: Named | None = None,
+    models: Named | None = None,
+    inputs: Named | None = None,
+) -> None:
+    """Refuse, before any work, an output that cannot be written or would overwrite an input.
+
+    ``files``: a file must not be a folder, its parent must exist or be creatable, and
+    writable. ``folders``: a folder must not be a file and must be writable or creatable.
+    ``models``: model folders (replaced as a whole when saved): as folders, and new, empty
+    or a model folder, with no input inside. ``inputs``: what the command reads; no
+    output may resolve (through symlinks and relative paths) to one of them or to a file
+    of an input model folder, and no two ``files`` may be the same file. Empty paths
+    are refused. Each message is one line naming the flag(s).
+
+    Raises:
+        ConfigError: the first problem found; nothing has been written.
+    """
+    out_files, out_folders, out_models = _named(files), _named(folders), _named(models)
+    ins = _named(inputs)
+    for label, path in out_folders:
+        _check_folder(label, path)
+    for label, path in out_models:
+        _check_model_folder(label, path)
+    for label, path in out_files:
+        _check_file(label, path)
+    resolved_ins = [(label, path, path.resolve()) for label, path in ins]
+    seen: dict[Path, tuple[str, Path]] = {}
+    for label, path in out_files + out_folders + out_models:
+        target = path.resolve()
+        for in_label, in_path, source in resolved_ins:
+            if target == source:
+                raise ConfigError(
+                    f"{_shown(label, path)} is the same file as {in_label} {str(in_path)!r}: "
+                    "writing it would overwrite the input; name another path."
+                )
+            if source.is_dir() and target in _model_files(source):
+                raise ConfigError(
+                    f"{_shown(label, path)} is a file of the model folder {in_label} "
+                    f"{str(in_path)!r}; writing it would break the model. Name another path."
+                )
+        if (label, path) not in out_files:
+            continue
+        if target in seen:
+            other, other_path = seen[target]
+            raise ConfigError(
+                f"{_shown(label, path)} and {other} {str(other_path)!r} are the same file; "
+                "name two different ones."
+            )
+        seen[target] = (label, path)
+    for label, path in out_models:
+        target = path.resolve()
+        for in_label, in_path, source in resolved_ins:
+            if source.is_relative_to(target):
+                raise ConfigError(
+                    f"{in_label} {str(in_path)!r} is inside {_shown(label, path)}, which "
+                    "saving the model replaces; move it or name another folder."
+                )
+
+
+# -- library wording → flags ---------------------------------------------------------------
+_FLAG_WORDING = (
+    (re.compile(r"\bpass format= one of"), "pass --format, one of"),
+    (re.compile(r"\bpass split= one of"), "pass --split, one of"),
+    (re.compile(r"\buse format='(\w+)'"), r"use --format \1"),
+    (re.compile(r"^(format|split|dialogue) =="), r"--\1 =="),
+    (re.compile(r"^fields key =="), "--field key =="),
+    (re.compile(r"Leave split unset"), "Leave out --split"),
+)
+
+
+def flag_wording(message: str) -> str:
+    """A library message with the keyword arguments it names (``format=``, ``split``) as
+    the flags that set them on the command line."""
+    for pattern, repl in _FLAG_WORDING:
+        message = pattern.sub(repl, message)
+    return message
+
+
+@contextmanager
+def flag_errors() -> Iterator[None]:
+    """Re-raise the loaders' errors worded for the command line (see :func:`flag_wording`)."""
+    try:
+        yield
+    except DataError as exc:
+        reason = flag_wording(exc.reason)
+        if reason == exc.reason:
+            raise
+        raise DataError(reason, path=exc.path, line=exc.line, field=exc.field) from exc
+    except ConfigError as exc:
+        text = flag_wording(str(exc))
+        if text == str(exc):
+            raise
+        raise ConfigError(text) from exc
+
+
 # -- loading -------------------------------------------------------------------------------
 def report_load(report: LoadReport) -> None:
     """One stderr line: rows kept, rows rejected and where they went."""
     line = f"[bold]{escape(str(report.path))}[/]: {report.n_kept} rows kept of {report.n_read} read"
     if report.n_rejected:
         line += f", [yellow]{report.n_rejected} rejected[/] → {escape(str(report.rejects_path))}"
+    if report.n_duplicates:
+        s = "" if report.n_duplicates == 1 else "s"
+        line += f", [yellow]{report.n_duplicates} duplicate pair{s}[/] (kept)"
     err.print(line, soft_wrap=True)
 
 
-def read_pairs(path: Path, read: PairReadOptions, default_rejects: Path) -> list[PreferencePair]:
+def read_pairs(
+    path: Path, read: PairReadOptions, default_rejects: Path | None
+) -> list[PreferencePair]:
     """``load_pairs`` with the flags, reporting what was kept and rejected."""
-    pairs, report = load_pairs(path, dialogue=read.dialogue, **read.kwargs(default_rejects))
+    with flag_errors():
+        pairs, report = load_pairs(path, dialogue=read.dialogue, **read.kwargs(default_rejects))
     report_load(report)
     return pairs
+
+
+def _train_rejects(out: Path) -> tuple[Path | None, Path | None]:
+    """Where bad rows of --data and --eval-data go by default: next to the model folder."""
+    return beside(out, out.name + ".rejects.jsonl"), beside(out, out.name + ".eval-rejects.jsonl")
+
+
+def check_train_outputs(
+    out: Path,
+    read: PairReadOptions,
+    eval_data: Path | None,
+    *,
+    inputs: Named,
+    folders: Named | None = None,
+) -> None:
+    """:func:`check_outputs` for a command that reads pairs with :func:`read_train_eval`
+    and saves a model folder ``out``: the folder, the rejects files, ``inputs``."""
+    rejects, eval_rejects = _train_rejects(out)
+    files = read.rejects_output(rejects)
+    if eval_data is not None and read.skip_invalid and eval_rejects is not None:
+        files["the --eval-data rejects file"] = eval_rejects
+    check_outputs(models={"--out": out}, files=files, folders=folders, inputs=inputs)
 
 
 def read_train_eval(
@@ -158,11 +393,12 @@ def read_train_eval(
 ) -> tuple[list[PreferencePair], list[PreferencePair] | None]:
     """Training pairs and, when given, held-out pairs, both read before any training
     starts; rejected rows go next to the model folder ``out``."""
-    train = read_pairs(data, read, out.with_name(out.name + ".rejects.jsonl"))
+    rejects, eval_rejects = _train_rejects(out)
+    train = read_pairs(data, read, rejects)
     if eval_data is None:
         return train, None
     held_out = replace(read, rejects=None)  # --rejects names where --data's bad rows go
-    return train, read_pairs(eval_data, held_out, out.with_name(out.name + ".eval-rejects.jsonl"))
+    return train, read_pairs(eval_data, held_out, eval_rejects)
 
 
 # -- progress ------------------------------------------------------------------------------

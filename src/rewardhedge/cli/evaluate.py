@@ -13,7 +13,17 @@ from typing import Annotated, Any
 
 import typer
 
-from rewardhedge.cli.common import CacheOptions, PairReadOptions, err, out, read_pairs, report_load
+from rewardhedge.cli.common import (
+    CacheOptions,
+    PairReadOptions,
+    beside,
+    check_outputs,
+    err,
+    flag_errors,
+    out,
+    read_pairs,
+    report_load,
+)
 from rewardhedge.cli.flags import Flag, FlagSet, with_flags
 from rewardhedge.config import EvalConfig
 from rewardhedge.data import (
@@ -103,9 +113,20 @@ def eval_cmd(
     RewardBench's), one-to-many and best-of-n scores, length and batch-size controls,
     calibration, uncertainty quality, member statistics, STARC distances and, on request,
     a paired test against a second model and prompt-perturbation consistency."""
-    kind = EvalTask.parse(task, "task")
+    rejects = beside(json_out or Path(data.name), data.stem + ".rejects.jsonl")
+    check_outputs(
+        files={"--json": json_out} | read.rejects_output(rejects),
+        folders={"--cache-dir": cache.cache_dir},
+        inputs={
+            "--model": model, "--data": data, "--against": against,
+            "--calibration": extras.calibration, "--ood": extras.ood,
+            "--perturb-file": perturb_file,
+        },
+    )  # fmt: skip
+    kind = EvalTask.parse(task, "--task")
     if kind is EvalTask.AUTO:
-        kind = sniff_task(data, fields=read.fields, format=read.format, split=read.split)
+        with flag_errors():
+            kind = sniff_task(data, fields=read.fields, format=read.format, split=read.split)
     _pairs_only(kind, abstain_alpha=flags.get("abstain_alpha"), calibration=extras.calibration,
                 ood=extras.ood)  # fmt: skip
     perturbations = parse_perturbations(perturb)
@@ -118,7 +139,6 @@ def eval_cmd(
     )
     rm = load_reward_model(model, **cache.kwargs)
     other = None if against is None else (str(against), load_reward_model(against, **cache.kwargs))
-    rejects = (json_out or Path(data.name)).with_name(data.stem + ".rejects.jsonl")
     title = f"{model} on {data}"
     metrics, text = _evaluate(kind, rm, data, config, other, extras, read, rejects, title)
     metrics["model"] = str(model)
@@ -137,7 +157,7 @@ def _evaluate(
     other: Any,
     extras: PairExtras,
     read: PairReadOptions,
-    rejects: Path,
+    rejects: Path | None,
     title: str,
 ) -> tuple[dict[str, Any], str]:
     """Read ``data`` as ``kind`` and run that evaluation; the metrics and their table."""
@@ -151,9 +171,10 @@ def _evaluate(
         }
         metrics = evaluate_pairs(rm, pairs, config=config, other=other, progress=True, **more)
         return metrics, format_metrics(metrics, title=title)
-    rows, report = (load_pools if kind is EvalTask.POOLS else load_one_to_many)(
-        data, **read.kwargs(rejects)
-    )
+    with flag_errors():
+        rows, report = (load_pools if kind is EvalTask.POOLS else load_one_to_many)(
+            data, **read.kwargs(rejects)
+        )
     report_load(report)
     if kind is EvalTask.POOLS:
         metrics = evaluate_pools(rm, rows, config=config, progress=True)

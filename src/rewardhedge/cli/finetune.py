@@ -19,6 +19,7 @@ from rewardhedge.cli.common import (
     ConfigFileOpt,
     PairReadOptions,
     RuleOptions,
+    check_train_outputs,
     err,
     progress_log,
     read_train_eval,
@@ -60,6 +61,7 @@ FINETUNE_FLAGS = FlagSet(
         Flag("packing"),
         Flag("train_top_layers"),
         Flag("eval_every"),
+        Flag("calibration_fraction"),
         Flag("checkpoint_every"),
         Flag("keep_checkpoints"),
         Flag("seed"),
@@ -137,7 +139,11 @@ def finetune(
     out: Annotated[Path, typer.Option(help="Model folder to write.")],
     eval_data: Annotated[
         Path | None,
-        typer.Option(help="Held-out pairs: evaluated during training, then used to calibrate."),
+        typer.Option(
+            help="Held-out pairs: all evaluated during training; after it, split by prompt "
+            "(--calibration-fraction) into pairs that fit the temperature and pairs the "
+            "final metrics (OUT/eval.json) are reported on."
+        ),
     ] = None,
     config: ConfigFileOpt = None,
     checkpoint_dir: Annotated[
@@ -154,6 +160,12 @@ def finetune(
     """Fine-tune a local transformer (full or LoRA) into a reward model or an ensemble
     (multihead, lora, independent, mc_dropout), with resumable checkpoints; multi-GPU
     with `accelerate launch -m rewardhedge finetune ...`."""
+    inputs = {"--data": data, "--eval-data": eval_data, "--config": config}
+    if Path(backbone).exists():
+        inputs["--backbone"] = Path(backbone)
+    check_train_outputs(
+        out, read, eval_data, inputs=inputs, folders={"--checkpoint-dir": checkpoint_dir}
+    )
     from accelerate import Accelerator
 
     cfg = finetune_config(config, flags, backbone)
@@ -193,9 +205,20 @@ def finetune(
         "none dropped."
     )
     model.save(out)
-    err.print(f"Saved model to [bold]{out}[/] (temperature {model.temperature:.3f})")
-    if test is not None:
-        evaluate_and_print(model, test, out, eval_data)
+    n_cal = len(model.calibration_pairs_)
+    err.print(
+        f"Saved model to [bold]{out}[/] (temperature {model.temperature:.3f}, "
+        f"fitted on {n_cal} of the eval pairs)"
+    )
+    held = model.report_pairs_
+    if held:
+        title = f"Evaluation on {eval_data} (the {len(held)} pairs not used to calibrate)"
+        evaluate_and_print(model, held, out, eval_data, title=title)
+    elif test is not None:
+        err.print(
+            f"All {n_cal} eval pairs calibrated the temperature (--calibration-fraction 1): "
+            "no metrics reported; run `rewardhedge eval` on other pairs."
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -195,9 +195,69 @@ def read_config_file(cls: type[T], file: Path) -> T:
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read the config file ({exc}).") from exc
     try:
+        _check_json_types(cls, data)
         return from_dict(cls, data)
     except ConfigError as exc:
         raise ConfigError(f"{file}: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # a check the type test above does not cover
+        raise ConfigError(f"{file}: {exc}") from exc
+
+
+_KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+def _expected(hint: Any) -> str | None:
+    """What a JSON value for a field of type ``hint`` must be, in words; ``None``: any value
+    the type test does not know (the dataclass checks it)."""
+    options = [a for a in typing.get_args(hint) if a is not NoneType]
+    if typing.get_origin(hint) in (UnionType, typing.Union):
+        words = [_expected(a) for a in options]
+        if None in words:
+            return None
+        return " or ".join([*words, "null"] if NoneType in typing.get_args(hint) else words)
+    if isinstance(hint, type) and issubclass(hint, Enum | Path):
+        return "a string"
+    if typing.get_origin(hint) is tuple:
+        return "a list"
+    return _KINDS.get(hint)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value can be a field of type ``hint`` (a number for a float, not a
+    bool for an int; a string or a list for a tuple, as ``encoder.views`` takes)."""
+    if typing.get_origin(hint) in (UnionType, typing.Union):
+        return any(_fits(value, a) for a in typing.get_args(hint))
+    if hint is NoneType:
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str or (isinstance(hint, type) and issubclass(hint, Enum | Path)):
+        return isinstance(value, str)
+    if typing.get_origin(hint) is tuple:  # a comma-separated string where items are strings
+        return isinstance(value, list) or (isinstance(value, str) and str in typing.get_args(hint))
+    return True
+
+
+def _check_json_types(cls: type, data: Any, prefix: str = "") -> None:
+    """Each value of a config file against its field's type: ``n_members == 'three' is not
+    an integer`` instead of a TypeError from deep inside the dataclass."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return  # from_dict reports a value that is not a mapping
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        hint = hints.get(name)
+        if hint is None:
+            continue  # from_dict names unknown keys
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            _check_json_types(hint, value, f"{prefix}{name}.")
+            continue
+        expected = _expected(hint)
+        if expected is not None and not _fits(value, hint):
+            raise ConfigError(f"{prefix}{name} == {value!r} is not {expected}.")
 
 
 def config_from(

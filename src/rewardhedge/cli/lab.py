@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from rewardhedge.cli.common import ReadOptions, err, out, stages
+from rewardhedge.cli.common import ReadOptions, check_outputs, err, flag_errors, out, stages
 from rewardhedge.cli.flags import Flag, FlagSet, config_from, with_flags
 from rewardhedge.config import MemberNormKind
 from rewardhedge.data import load_pools, write_json_atomic
@@ -186,7 +186,10 @@ def _pool_data(pool: PoolOptions, split: Any, read: ReadOptions, out_dir: Path,
     """The lab data of ``--pools`` (gold from ``--gold-model`` when given)."""
     from rewardhedge.lab.data import from_pools
 
-    rows, load = load_pools(pool.pools, missing_gold=True, **read.kwargs(out_dir / "rejects.jsonl"))
+    with flag_errors():
+        rows, load = load_pools(
+            pool.pools, missing_gold=True, **read.kwargs(out_dir / "rejects.jsonl")
+        )
     err.print(f"[bold]{escape(str(pool.pools))}[/]: {load.n_kept} pools kept of {load.n_read} read")
     gold_info = None
     if pool.gold_model is not None:
@@ -260,6 +263,17 @@ def overopt(
     """The overoptimisation lab: gold → noisy labels → proxies → best-of-n; gold and proxy vs KL.
     On the sandbox by default, on your own pools with gold with --pools."""
     t0 = time.perf_counter()
+    written = ("overopt.json", "report.html") if report else ("overopt.json",)
+    inputs = {"--pools": pool.pools, "--finetune-config": proxies.finetune_config}
+    for flag, value in (("--finetune", proxies.finetune), ("--gold-model", pool.gold_model)):
+        if value and Path(value).exists():  # a local folder (not `minilm`, not a URL)
+            inputs[flag] = Path(value)
+    files = {f"--out's {name}": out_dir / name for name in written}
+    check_outputs(
+        folders={"--out": out_dir, "--cache-dir": models.cache_dir},
+        files=files | read.rejects_output(out_dir / "rejects.jsonl"),
+        inputs=inputs,
+    )
     if pool.gold_model is not None and pool.pools is None:
         raise ConfigError("--gold-model labels the pools of --pools; give --pools too.")
     split = None if pool.pools is None else _pool_split(pool, pool_split)
@@ -292,6 +306,11 @@ def demo(
 ) -> None:
     """The embedded default: sandbox → single model + ensemble → overoptimisation lab → report.html."""
     t0 = time.perf_counter()
+    written = ("overopt.json", "report.html")
+    check_outputs(
+        folders={"--out": out_dir, "--cache-dir": models.cache_dir},
+        files={f"--out's {name}": out_dir / name for name in written},
+    )
     cfg = lab_config(models, LAB_SANDBOX_FLAGS.config(None, sandbox))
     data = export_sandbox(generate_sandbox(cfg.sandbox), out_dir / "data", label_seed=cfg.seeds[0])
     err.print(

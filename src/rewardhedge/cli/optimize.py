@@ -10,7 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from rewardhedge.cli.common import AggregationOptions, CacheOptions, ReadOptions, err, out
+from rewardhedge.cli.common import (
+    AggregationOptions,
+    CacheOptions,
+    ReadOptions,
+    beside,
+    check_outputs,
+    err,
+    flag_errors,
+    out,
+)
 from rewardhedge.cli.flags import Flag, FlagSet, with_flags
 from rewardhedge.data import load_pools, write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
@@ -43,6 +52,10 @@ def sandbox(
     flags: dict[str, Any],
 ) -> None:
     """Write the sandbox task as example data: train/test pairs and best-of-n pools with gold."""
+    written = ("train.jsonl", "test.jsonl", "pools.jsonl", "sandbox.json")
+    check_outputs(
+        folders={"--out": out_dir}, files={f"--out's {name}": out_dir / name for name in written}
+    )
     cfg = SANDBOX_FLAGS.config(None, flags)
     paths = export_sandbox(generate_sandbox(cfg), out_dir, label_seed=label_seed)
     for name, path in paths.items():
@@ -67,11 +80,16 @@ def bon(
     (the model's saved aggregation unless --aggregate is given)."""
     from rewardhedge.optimize.bon import best_of_n, summarise_picks
 
+    rejects = beside(out_file, out_file.name + ".rejects.jsonl")
+    check_outputs(
+        files={"--out": out_file, "--summary": summary} | read.rejects_output(rejects),
+        folders={"--cache-dir": cache.cache_dir},
+        inputs={"--model": model, "--pools": pools},
+    )
     rm = load_reward_model(model, **cache.kwargs)
     agg = aggregation.rule(rm.rule).aggregation
-    rows, report = load_pools(
-        pools, **read.kwargs(out_file.with_name(out_file.name + ".rejects.jsonl"))
-    )
+    with flag_errors():
+        rows, report = load_pools(pools, **read.kwargs(rejects))
     err.print(f"[bold]{escape(str(pools))}[/]: {report.n_kept} pools kept of {report.n_read} read")
     picks = best_of_n(rm, rows, agg, progress=True)
     n = write_jsonl_atomic(out_file, (p.to_dict() | {"aggregation": agg.to_dict()} for p in picks))
@@ -94,6 +112,7 @@ def report(
     """Render lab (overopt.json) and eval JSON files as one self-contained HTML page."""
     from rewardhedge.report import render_report
 
+    check_outputs(files={"--out": out_file}, inputs=[("the input", path) for path in inputs])
     results = []
     for path in inputs:
         try:

@@ -3,6 +3,8 @@ and score items with a saved model of either kind."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +18,11 @@ from rewardhedge.cli.common import (
     PairReadOptions,
     ReadOptions,
     RuleOptions,
+    beside,
+    check_outputs,
+    check_train_outputs,
     err,
+    flag_errors,
     out_print,
     progress_log,
     read_train_eval,
@@ -24,9 +30,19 @@ from rewardhedge.cli.common import (
     training_progress,
 )
 from rewardhedge.cli.flags import Flag, FlagSet, with_flags
-from rewardhedge.config import EnsembleConfig
+from rewardhedge.config import (
+    HASH_VIEWS,
+    EncoderConfig,
+    EncoderKind,
+    EnsembleConfig,
+    EstimatorKind,
+    HeadKind,
+    Pooling,
+    View,
+)
 from rewardhedge.data import load_items, write_json_atomic, write_jsonl_atomic
-from rewardhedge.estimators.ensemble import EnsembleRewardModel
+from rewardhedge.errors import ConfigError
+from rewardhedge.estimators.ensemble import EnsembleRewardModel, check_calibration_size
 from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.report.terminal import format_metrics
 from rewardhedge.types import PreferencePair
@@ -130,6 +146,69 @@ def train_model(
     return model
 
 
+MINILM_HIDDEN = 384
+"""Hidden size of the shipped all-MiniLM-L6-v2."""
+
+
+def check_encoder_path(encoder: EncoderConfig) -> None:
+    """``--encoder-path`` is read only by the ``hf`` encoder; refuse it with the others."""
+    if encoder.path is not None and encoder.kind is not EncoderKind.HF:
+        raise ConfigError(
+            f"--encoder-path is only read with --encoder hf, not --encoder "
+            f"{encoder.kind.value}; drop --encoder-path or pass --encoder hf."
+        )
+
+
+def feature_dim(encoder: EncoderConfig) -> int | None:
+    """The width of the features ``encoder`` makes, from the config alone (``None``: an
+    ``hf`` folder whose config.json does not say)."""
+    if encoder.kind is EncoderKind.HASHING:
+        return encoder.dim * max(len(encoder.views), 1)
+    hidden = MINILM_HIDDEN
+    if encoder.kind is EncoderKind.HF:
+        try:
+            info = json.loads((Path(str(encoder.path)) / "config.json").read_text("utf-8"))
+            hidden = int(info["hidden_size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    if encoder.views:
+        return sum(encoder.dim if View(v) in HASH_VIEWS else hidden for v in encoder.views)
+    return hidden * (2 if encoder.pooling is Pooling.DUAL else 1)
+
+
+def heads_bytes(config: EnsembleConfig, dim: int) -> int:
+    """About the memory training the heads takes: every member's parameters (float32)
+    with their gradients and AdamW's two moments, plus the ``(K, dim)`` member masks."""
+    k, h = config.n_members, config.head.hidden
+    linear = config.head.kind is HeadKind.LINEAR
+    per_member = dim + 1 if linear else dim * h + 2 * h + 1
+    if config.uncertainty.estimator is EstimatorKind.GAUSSIAN:
+        per_member += (dim if linear else h) + 1
+    return 4 * (4 * k * per_member + k * dim)
+
+
+def memory_limit() -> int:
+    """Half this machine's memory (16 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def check_heads_memory(config: EnsembleConfig) -> None:
+    """Refuse before any work an ensemble whose heads would not fit in memory."""
+    dim = feature_dim(config.encoder)
+    if dim is None:
+        return
+    need, limit = heads_bytes(config, dim), memory_limit()
+    if need > limit:
+        raise ConfigError(
+            f"--members {config.n_members}: the heads would need about {need / 1e9:,.1f} GB "
+            f"({config.n_members} members × {dim} features, {config.head.kind.value} heads), "
+            f"more than half this machine's memory ({limit / 1e9:,.1f} GB); use fewer members."
+        )
+
+
 @with_flags(flags=TRAIN_FLAGS, read=PairReadOptions, rule=RuleOptions, cache=CacheOptions)
 def train(
     data: Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")],
@@ -146,18 +225,29 @@ def train(
 ) -> None:
     """Train a reward model with uncertainty on preference pairs and save it (with its
     temperature and, from --aggregate/--transform, the reward rule that score/bon use)."""
+    inputs = {"--data": data, "--eval-data": eval_data, "--config": config}
+    folders = {"--cache-dir": cache.cache_dir}
+    check_train_outputs(out, read, eval_data, inputs=inputs, folders=folders)
     cfg = TRAIN_FLAGS.config(config, flags)
+    check_encoder_path(cfg.encoder)
+    check_heads_memory(cfg)
     pairs, test = read_train_eval(data, eval_data, out, read)
+    check_calibration_size(
+        len(pairs), cfg.uncertainty.calibration_folds, hint="pass --calibration-folds 0"
+    )
     model = train_model(pairs, cfg, out, cache=cache, rule=rule.rule(RewardRule()))
     if test is not None:
         evaluate_and_print(model, test, out, eval_data)
 
 
-def evaluate_and_print(model: Any, test: list[PreferencePair], out: Path, source: Any) -> None:
-    """Evaluate a freshly trained model on held-out pairs: ``OUT/eval.json`` and a table."""
+def evaluate_and_print(
+    model: Any, test: list[PreferencePair], out: Path, source: Any, *, title: str | None = None
+) -> None:
+    """Evaluate a freshly trained model on held-out pairs: ``OUT/eval.json`` and a table
+    titled ``title`` (default: ``Evaluation on SOURCE``)."""
     metrics = model.evaluate(test, progress=True)
     write_json_atomic(out / "eval.json", metrics)
-    out_print(format_metrics(metrics, title=f"Evaluation on {source}"))
+    out_print(format_metrics(metrics, title=title or f"Evaluation on {source}"))
 
 
 @with_flags(read=ReadOptions, rule=RuleOptions, cache=CacheOptions)
@@ -172,9 +262,16 @@ def score(
 ) -> None:
     """Score (prompt, response) items: the reward (the model's aggregation and transform,
     or the flags'), mean, epistemic and aleatoric variance, members."""
+    rejects = beside(out, out.name + ".rejects.jsonl")
+    check_outputs(
+        files={"--out": out} | read.rejects_output(rejects),
+        folders={"--cache-dir": cache.cache_dir},
+        inputs={"--model": model, "--data": data},
+    )
     rm = load_reward_model(model, **cache.kwargs)
     reward_rule = rule.rule(rm.rule)
-    items, report = load_items(data, **read.kwargs(out.with_name(out.name + ".rejects.jsonl")))
+    with flag_errors():
+        items, report = load_items(data, **read.kwargs(rejects))
     report_load(report)
     t0 = time.perf_counter()
     est = rm.score_items(items, progress=True)

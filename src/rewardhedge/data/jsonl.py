@@ -53,7 +53,7 @@ def iter_jsonl(path: str | Path) -> Iterator[RawRow]:
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                reason = f"malformed JSON: {e.msg} at column {e.colno}"
+                reason = json_error_reason(e)
                 if not _valid_utf8_bytes(data):
                     reason += " (the line is not valid UTF-8)"
                 yield RawRow(lineno, None, text, reason)
@@ -172,6 +172,13 @@ def _valid_utf8_bytes(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def json_error_reason(e: json.JSONDecodeError) -> str:
+    """``malformed JSON: <what> at column N``; json's messages that already end in "at"
+    ("Unterminated string starting at") are not given a second one."""
+    where = "column" if e.msg.endswith(" at") else "at column"
+    return f"malformed JSON: {e.msg} {where} {e.colno}"
 
 
 def type_name(value: object) -> str:

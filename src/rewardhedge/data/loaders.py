@@ -13,7 +13,7 @@ non-blank; ``chosen != rejected``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,6 +77,8 @@ def load_pairs(
     Returns:
         The pairs in file order and a :class:`LoadReport`. Rows without an
         id get ``"<file name>:<line>"``; ``source`` defaults to the file name.
+        Duplicate pairs (the same prompt, chosen and rejected, also when they
+        differ only in whitespace) are kept and counted in ``n_duplicates``.
         Line numbers are 1-based lines (JSONL, JSON, CSV) or row numbers
         (Parquet, HF folders).
 
@@ -107,7 +109,18 @@ def load_pairs(
             id=chk.optional_id() or f"{name}:{line}",
         )
 
-    return _load(path, fields, PAIR_FIELDS, format, split, skip_invalid, rejects_path, build)
+    return _load(
+        path, fields, PAIR_FIELDS, format, split, skip_invalid, rejects_path, build, _pair_key
+    )
+
+
+def _pair_key(pair: PreferencePair) -> tuple[str, str, str]:
+    """What makes two pairs the same: prompt, chosen and rejected, whitespace collapsed."""
+    return (
+        " ".join(pair.prompt.split()),
+        " ".join(pair.chosen.split()),
+        " ".join(pair.rejected.split()),
+    )
 
 
 def load_items(
@@ -316,8 +329,10 @@ def _load(
     skip_invalid: bool,
     rejects_path: str | Path | None,
     build: Builder[T],
+    key: Callable[[T], Hashable] | None = None,
 ) -> tuple[list[T], LoadReport]:
-    """Shared loop: read raw rows, build or reject each, write rejects, report."""
+    """Shared loop: read raw rows, build or reject each, write rejects, report; with
+    ``key``, kept rows whose key repeats an earlier one are counted as duplicates."""
     cols = resolve_fields(fields, valid)
     fmt = resolve_format(Path(path), DataFormat.parse(format, "format"))
     shown = str(path)
@@ -343,6 +358,8 @@ def _load(
                 }
             )
     report.n_kept = len(out)
+    if key is not None:
+        report.n_duplicates = len(out) - len({key(row) for row in out})
     if rejects_path is not None:
         write_jsonl_atomic(rejects_path, report.rejects)
         report.rejects_path = str(rejects_path)

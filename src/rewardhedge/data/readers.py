@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardhedge.config import Option
-from rewardhedge.data.jsonl import RawRow, iter_jsonl, type_name
+from rewardhedge.data.jsonl import RawRow, iter_jsonl, json_error_reason, type_name
 from rewardhedge.errors import ConfigError, DataError, unknown_option
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -94,9 +94,7 @@ def _malformed(text: str, path: Path) -> DataError:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        return DataError(
-            f"malformed JSON: {e.msg} at column {e.colno}", path=str(path), line=e.lineno
-        )
+        return DataError(json_error_reason(e), path=str(path), line=e.lineno)
     return DataError(
         f"expected a JSON array of objects, got {type_name(value)}", path=str(path), line=1
     )
@@ -151,6 +149,7 @@ def _iter_csv(path: Path) -> Iterator[RawRow]:
             header = next(reader, None)
             if header is None:
                 return
+            _check_looks_like_csv(header, shown)
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:
                 reason = f"duplicate column name {dupes[0]!r} in the header"
@@ -170,6 +169,19 @@ def _iter_csv(path: Path) -> Iterator[RawRow]:
                 yield RawRow(start, row, row)
         except csv.Error as e:
             raise DataError(f"malformed CSV: {e}", path=shown, line=reader.line_num) from None
+
+
+def _check_looks_like_csv(header: list[str], shown: str) -> None:
+    """A header that starts like JSON (``{`` or ``[``) means a JSON file read as CSV."""
+    first = header[0].lstrip() if header else ""
+    if first[:1] in ("{", "["):
+        kind, fmt = ("JSON lines", "jsonl") if first[:1] == "{" else ("a JSON array", "json")
+        raise DataError(
+            f"does not look like CSV: its first line starts with {first[:1]!r}, like "
+            f"{kind}; use format='{fmt}'",
+            path=shown,
+            line=1,
+        )
 
 
 def _iter_parquet(path: Path) -> Iterator[RawRow]:

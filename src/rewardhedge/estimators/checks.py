@@ -74,14 +74,24 @@ check's name and the case's label. What each check asserts:
       recomputes that temperature from a fresh cross-fit and requires equality, and
       fits the same config with ``calibration_folds=0`` (and no error predictor,
       which needs the folds): its temperature is exactly 1.0.
-    - :class:`FinetunedRewardModel`: ``fit(pairs, eval_pairs=...)`` fits the
-      temperature after training (and after the member normalisation) on
-      ``compare(eval_pairs)``'s member logits; without ``eval_pairs`` it stays 1.0.
-      The check recomputes it from ``compare(calibration_pairs)`` and requires
-      equality, and fits once without ``eval_pairs`` (temperature 1.0). Note that
-      ``fit`` also reports training-time metrics on ``eval_pairs``
-      (``report_.history``: accuracy and mean probability, at temperature 1, computed
-      before the temperature is fitted); evaluate the model on other pairs.
+    - :class:`FinetunedRewardModel`: cross-fitting K fine-tunes is too costly, so
+      ``fit(pairs, eval_pairs=...)`` splits ``eval_pairs`` by prompt
+      (:func:`~rewardhedge.estimators.finetuned.split_calibration`: a share
+      ``config.calibration_fraction`` of the prompts, drawn with ``config.seed``) into
+      ``calibration_pairs_`` and ``report_pairs_``, and fits the temperature after
+      training (and after the member normalisation) on ``compare(calibration_pairs_)``'s
+      member logits alone; reported metrics use ``report_pairs_`` alone
+      (``rewardhedge finetune`` writes ``eval.json`` on them). The check, with the
+      case's ``calibration_pairs`` passed as ``eval_pairs``, recomputes the split and
+      requires: the model's two parts are that split, share no pair and no prompt, and
+      together are ``eval_pairs`` (as a multiset); ``calibration_pairs_hash_`` (saved
+      in the manifest) is ``hash_pairs`` of the calibration part, ``None`` when it is
+      empty; the temperature equals one fitted on ``compare`` of the calibration part
+      alone (1.0 when it is empty). A fit without ``eval_pairs`` has temperature 1.0,
+      no calibration pairs and ``report_pairs_ is None``. ``fit``'s training-time
+      metrics (``report_.history``: accuracy and mean probability every
+      ``eval_every`` steps) use all of ``eval_pairs``, at temperature 1, before the
+      temperature is fitted.
 """
 
 from __future__ import annotations
@@ -90,6 +100,7 @@ import functools
 import inspect
 import itertools
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,10 +108,11 @@ from typing import Any
 
 import numpy as np
 
+from rewardhedge.data.fingerprint import hash_pairs
 from rewardhedge.errors import NotFittedError
 from rewardhedge.estimators.base import RewardModelBase
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
-from rewardhedge.estimators.finetuned import FinetunedRewardModel
+from rewardhedge.estimators.finetuned import FinetunedRewardModel, split_calibration
 from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.types import (
     PairwiseEstimate,
@@ -720,23 +732,67 @@ def _ensemble_temperature(case: ConformanceCase, model: EnsembleRewardModel) -> 
 
 def _finetuned_temperature(case: ConformanceCase, model: FinetunedRewardModel) -> None:
     if case.calibration_pairs is None:
-        _require(
-            model.temperature == 1.0,
-            f"fitted without eval_pairs, the temperature is {model.temperature!r}, not 1.0",
-        )
-        return
-    est = model.compare(case.calibration_pairs)
-    logits = member_logits(est.chosen, est.rejected)
-    want = TemperatureScaling.fit(logits, np.ones(logits.shape[1]), bounds=TEMPERATURE_BOUNDS)
-    _require(
-        model.temperature == want.temperature,
-        f"temperature {model.temperature!r} is not the one fitted on compare(eval_pairs) "
-        f"({want.temperature!r})",
-    )
+        _no_calibration(model, "fitted without eval_pairs")
+    else:
+        _finetuned_split(case.calibration_pairs, model)
     bare = case.make_model(case.seed).fit(case.pairs)
+    _no_calibration(bare, "fitted without eval_pairs")
+
+
+def _no_calibration(model: FinetunedRewardModel, how: str) -> None:
+    _require(model.temperature == 1.0, f"{how}, the temperature is {model.temperature!r}, not 1.0")
+    cal = getattr(model, "calibration_pairs_", None)
+    _require(cal == [], f"{how}, calibration_pairs_ is not [] ({type(cal).__name__})")
     _require(
-        bare.temperature == 1.0,
-        f"fitted without eval_pairs, the temperature is {bare.temperature!r}, not 1.0",
+        getattr(model, "calibration_pairs_hash_", "missing") is None,
+        f"{how}, calibration_pairs_hash_ is not None",
+    )
+    _require(
+        getattr(model, "report_pairs_", "missing") is None, f"{how}, report_pairs_ is not None"
+    )
+
+
+def _finetuned_split(eval_pairs: list[PreferencePair], model: FinetunedRewardModel) -> None:
+    """The temperature saw the calibration part alone, and the report part is the rest."""
+    for name in ("calibration_pairs_", "report_pairs_", "calibration_pairs_hash_"):
+        _require(hasattr(model, name), f"fitted with eval_pairs, the model has no {name}")
+    cal, held = model.calibration_pairs_, model.report_pairs_
+    _require(held is not None, "fitted with eval_pairs, report_pairs_ is None")
+    _require(
+        Counter(cal) + Counter(held) == Counter(eval_pairs),
+        f"calibration_pairs_ ({len(cal)}) and report_pairs_ ({len(held)}) are not a "
+        f"partition of the {len(eval_pairs)} eval_pairs",
+    )
+    shared = {p.prompt for p in cal} & {p.prompt for p in held}
+    _require(
+        not shared,
+        f"{len(shared)} prompt(s) are in both calibration_pairs_ and report_pairs_, "
+        f"e.g. {min(shared, default='')[:60]!r}",
+    )
+    want_cal, want_held = split_calibration(
+        eval_pairs, model.config.calibration_fraction, model.config.seed
+    )
+    _require(
+        cal == want_cal and held == want_held,
+        "calibration_pairs_/report_pairs_ are not split_calibration(eval_pairs, "
+        f"calibration_fraction={model.config.calibration_fraction}, seed={model.config.seed})",
+    )
+    want_hash = hash_pairs(cal) if cal else None
+    _require(
+        model.calibration_pairs_hash_ == want_hash,
+        f"calibration_pairs_hash_ {model.calibration_pairs_hash_!r} is not the hash of "
+        f"calibration_pairs_ ({want_hash!r})",
+    )
+    want = 1.0
+    if cal:
+        est = model.compare(cal)
+        logits = member_logits(est.chosen, est.rejected)
+        fitted = TemperatureScaling.fit(logits, np.ones(logits.shape[1]), bounds=TEMPERATURE_BOUNDS)
+        want = fitted.temperature
+    _require(
+        model.temperature == want,
+        f"temperature {model.temperature!r} is not the one fitted on compare() of the "
+        f"{len(cal)} calibration pairs alone ({want!r})",
     )
 
 

@@ -40,6 +40,21 @@ SCORE_CHUNK = 8192
 """Items encoded per chunk when scoring, so memory stays bounded on large corpora."""
 
 
+def check_calibration_size(
+    n_pairs: int, folds: int, hint: str = "set uncertainty.calibration_folds=0"
+) -> None:
+    """Cross-fitting ``folds`` folds needs ``2 · folds`` pairs; checked before any fitting.
+
+    Raises:
+        ConfigError: too few pairs; ``hint`` says how to skip calibration.
+    """
+    if folds >= 2 and n_pairs < 2 * folds:
+        raise ConfigError(
+            f"calibration needs at least {2 * folds} pairs for {folds} cross-fitting folds, "
+            f"got {n_pairs}; {hint} to skip calibration."
+        )
+
+
 class EnsembleRewardModel(RewardModelBase):
     """K Bradley-Terry reward heads on one frozen encoder, with calibrated uncertainty.
 
@@ -120,6 +135,7 @@ class EnsembleRewardModel(RewardModelBase):
             on_fold: called after each cross-fitting fold as ``on_fold(fold, folds)``.
         """
         pairs = check_pairs(pairs, "fit")
+        check_calibration_size(len(pairs), self.config.uncertainty.calibration_folds)
         prompts = [p.prompt for p in pairs]
         feats = self._features(
             prompts + prompts,
@@ -144,11 +160,6 @@ class EnsembleRewardModel(RewardModelBase):
         self.error_predictor_: ErrorPredictor | None = None
         folds = self.config.uncertainty.calibration_folds
         if folds >= 2:
-            if n < 2 * folds:
-                raise ValueError(
-                    f"calibration needs at least {2 * folds} pairs for {folds} cross-fitting "
-                    f"folds, got {n}; set uncertainty.calibration_folds=0 to skip calibration."
-                )
             self._calibrate(xc, xr, margin, folds, on_fold)
         return self
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +60,9 @@ NORM_MAX_PAIRS = 4096
 """Training pairs (a seeded sample of them when there are more) scored after training
 to fit the member normalisation: a mean and a std per member need no more, and
 scoring every pair of a large set would cost a sizeable share of an epoch."""
+CALIBRATION_SPLIT_STREAM = 4129
+"""Second word of the seed of the calibration/report split of the eval pairs, so the
+split draws apart from the other streams seeded by ``config.seed``."""
 
 
 def _lora_backbone(backbone: Any, config: FinetuneConfig) -> Any:
@@ -92,6 +96,40 @@ def build_network(backbone: Any, config: FinetuneConfig, pooling: str) -> nn.Mod
     return RewardTransformer(backbone, k, pooling, config.dropout)
 
 
+def split_calibration(
+    pairs: Sequence[PreferencePair], fraction: float, seed: int
+) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """Split held-out pairs by prompt into ``(calibration, report)`` parts.
+
+    ``round(fraction · P)`` of the P distinct prompts, drawn with ``seed``, go to the
+    calibration part with all their pairs; every other pair is in the report part, so a
+    prompt is never on both sides. With ``0 < fraction < 1`` each part gets at least one
+    prompt (fewer than 2 distinct prompts is a :class:`ConfigError`); ``0`` puts every
+    pair in the report part, ``1`` every pair in the calibration part. Each part keeps
+    the pairs' order.
+    """
+    pairs = list(pairs)
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"calibration_fraction == {fraction!r}, must be in [0, 1].")
+    distinct = sorted({p.prompt for p in pairs})
+    n_cal = math.floor(fraction * len(distinct) + 0.5)
+    if 0.0 < fraction < 1.0:
+        if len(distinct) < 2:
+            raise ConfigError(
+                f"the {len(pairs)} eval pairs have {len(distinct)} distinct prompt(s); a "
+                f"calibration_fraction of {fraction} splits them by prompt and needs at "
+                "least 2. Give more eval pairs, or calibration_fraction 0 (no temperature) "
+                "or 1 (no reported metrics)."
+            )
+        n_cal = min(max(n_cal, 1), len(distinct) - 1)
+    order = np.random.default_rng([seed, CALIBRATION_SPLIT_STREAM]).permutation(len(distinct))
+    chosen = {distinct[i] for i in order[:n_cal]}
+    return (
+        [p for p in pairs if p.prompt in chosen],
+        [p for p in pairs if p.prompt not in chosen],
+    )
+
+
 def dropout_masks(n_samples: int, width: int, p: float, seed: int) -> torch.Tensor:
     """`(S, H)` fixed inverted-dropout masks: the same masks for every item and batch,
     so an MC-dropout reward does not depend on what else is scored with it."""
@@ -112,6 +150,7 @@ class FinetunedRewardModel(RewardModelBase):
         >>> # rm = FinetunedRewardModel(FinetuneConfig(backbone="models/qwen2.5-0.5b",
         >>> #                                          ensemble="multihead", n_members=4))
         >>> # rm.fit(pairs, eval_pairs=held_out).save("rm/")
+        >>> # rm.evaluate(rm.report_pairs_)  # the held-out pairs the temperature never saw
     """
 
     def __init__(
@@ -131,16 +170,37 @@ class FinetunedRewardModel(RewardModelBase):
         pairs: Sequence[PreferencePair],
         *,
         eval_pairs: Sequence[PreferencePair] | None = None,
+        calibration_pairs: Sequence[PreferencePair] | None = None,
         checkpoint_dir: str | Path | None = None,
         resume: bool = True,
         on_step: StepCallback | None = None,
         accelerator: Any | None = None,
         progress: bool = False,
     ) -> FinetunedRewardModel:
-        """Fine-tune on ``pairs``; evaluate on ``eval_pairs`` every ``eval_every`` steps
-        and at the end, then fit the ``compare`` temperature on them. Returns ``self``.
-        ``progress`` prints plain lines while the member normalisation and the temperature
-        score the training and evaluation items after the last step."""
+        """Fine-tune on ``pairs``, then fit the ``compare`` temperature on held-out pairs
+        that no reported metric may use. Returns ``self``.
+
+        Args:
+            eval_pairs: held-out pairs. During training, every ``eval_every`` steps and
+                at the end, all of them are scored for the progress line and
+                ``report_.history`` (accuracy, mean probability and epistemic std at
+                temperature 1: the temperature is not fitted yet). After training they
+                are split by prompt (:func:`split_calibration`, ``config.calibration_fraction``
+                of the prompts, drawn with ``config.seed``) into ``calibration_pairs_``,
+                which fit the temperature, and ``report_pairs_``, the pairs to report
+                metrics on (``rewardhedge finetune`` evaluates on them alone).
+            calibration_pairs: fit the temperature on exactly these instead of a share
+                of ``eval_pairs`` (which are then all ``report_pairs_``); they must share
+                no prompt with ``eval_pairs``.
+
+        Without either, the temperature stays 1.0. After ``fit``:
+        ``calibration_pairs_`` (the pairs the temperature saw, ``[]`` for none),
+        ``calibration_pairs_hash_`` (their :func:`hash_pairs`, ``None`` for none;
+        saved in the manifest as ``calibration_pairs_hash``) and ``report_pairs_``
+        (``None`` without ``eval_pairs``). The split is drawn before training, so a
+        bad one fails fast. ``progress`` prints plain lines while the member
+        normalisation and the temperature score the training and calibration items
+        after the last step."""
         from transformers import AutoTokenizer
 
         from rewardhedge.train.finetune import finetune  # training only: loading skips train/
@@ -149,6 +209,9 @@ class FinetunedRewardModel(RewardModelBase):
         pairs = check_pairs(pairs, "fit")
         if not self.config.backbone:
             raise ConfigError("finetune.backbone is empty; give a local model folder.")
+        if eval_pairs is not None:
+            eval_pairs = check_pairs(eval_pairs, "fit")
+        calibration, reported = self._calibration_split(eval_pairs, calibration_pairs)
         backbone = load_backbone(self.config.backbone, self.config.attn_implementation)
         tok = AutoTokenizer.from_pretrained(self.config.backbone, local_files_only=True)
         self.tokenizer_ = RewardTokenizer(
@@ -166,10 +229,10 @@ class FinetunedRewardModel(RewardModelBase):
         data = EncodedPairs.encode(pairs, self.tokenizer_)
         evaluate = None
         if eval_pairs is not None:
-            eval_pairs = check_pairs(eval_pairs, "fit")
+            all_eval = eval_pairs
 
             def evaluate(network: nn.Module) -> dict[str, Any]:
-                return self._quick_eval(eval_pairs)
+                return self._quick_eval(all_eval)  # at temperature 1, before calibration
 
         self.report_ = finetune(
             self.network_,
@@ -185,14 +248,38 @@ class FinetunedRewardModel(RewardModelBase):
         )
         self.network_.to(self.device).eval()
         self._fit_norm(pairs, progress)
-        if eval_pairs is not None:  # after the norm: compare sees normalised members
-            est = self.compare(eval_pairs, progress=progress)
+        if calibration:  # after the norm: compare sees normalised members
+            est = self.compare(calibration, progress=progress)
             logits = member_logits(est.chosen, est.rejected)
             self.temperature_ = TemperatureScaling.fit(
                 logits, np.ones(logits.shape[1]), bounds=TEMPERATURE_BOUNDS
             )
+        self.calibration_pairs_ = calibration
+        self.calibration_pairs_hash_ = hash_pairs(calibration) if calibration else None
+        self.report_pairs_ = reported
         self.data_hash_ = hash_pairs(pairs)
         return self
+
+    def _calibration_split(
+        self,
+        eval_pairs: list[PreferencePair] | None,
+        calibration_pairs: Sequence[PreferencePair] | None,
+    ) -> tuple[list[PreferencePair], list[PreferencePair] | None]:
+        """``(pairs that fit the temperature, pairs left to report on)``: the explicit
+        ``calibration_pairs`` and all of ``eval_pairs``, else a split of ``eval_pairs``."""
+        if calibration_pairs is not None:
+            calibration = check_pairs(calibration_pairs, "fit")
+            shared = {p.prompt for p in calibration} & {p.prompt for p in eval_pairs or ()}
+            if shared:
+                raise ConfigError(
+                    f"calibration_pairs and eval_pairs share {len(shared)} prompt(s), e.g. "
+                    f"{min(shared)[:60]!r}; metrics on eval_pairs would use prompts the "
+                    "temperature saw. Give disjoint sets, or only eval_pairs to split them."
+                )
+            return calibration, eval_pairs
+        if eval_pairs is None:
+            return [], None
+        return split_calibration(eval_pairs, self.config.calibration_fraction, self.config.seed)
 
     def _fit_norm(self, pairs: list[PreferencePair], progress: bool = False) -> None:
         """The member normalisation on both sides of (a sample of) the training pairs."""
@@ -218,6 +305,7 @@ class FinetunedRewardModel(RewardModelBase):
         changes the trajectory (not how often to log, evaluate or checkpoint)."""
         free = {
             "eval_every",
+            "calibration_fraction",
             "checkpoint_every",
             "keep_checkpoints",
             "log_every",
@@ -379,6 +467,7 @@ class FinetunedRewardModel(RewardModelBase):
         info = {
             "encoder_id": f"finetuned:{self.backbone_config_.get('model_type', 'unknown')}",
             "training_data_hash": getattr(self, "data_hash_", None),
+            "calibration_pairs_hash": getattr(self, "calibration_pairs_hash_", None),
             "n_members": self.config.members,
             "estimator": f"finetuned_{self.config.ensemble.value}",
         }
