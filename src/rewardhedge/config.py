@@ -266,6 +266,7 @@ class TrainConfig:
     """Seed for the split, the resamples, the initialisation and the batch order."""
 
     def __post_init__(self) -> None:
+        check_seed("train.seed", self.seed)
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} == {getattr(self, name)!r}, must be >= 1.")
@@ -312,6 +313,7 @@ class UncertaintyConfig:
         object.__setattr__(
             self, "estimator", EstimatorKind.parse(self.estimator, "uncertainty.estimator")
         )
+        check_seed("uncertainty.sample_seed", self.sample_seed)
         for name in ("mc_samples", "laplace_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"uncertainty.{name} == {getattr(self, name)!r}, must be >= 1.")
@@ -426,6 +428,12 @@ class EnsembleConfig:
         return from_dict(cls, data)
 
 
+def check_seed(name: str, value: object) -> None:
+    """Seeds are integers >= 0 (numpy's generators refuse negative ones)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} == {value!r}, must be an integer >= 0.")
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config dataclass (options as plain strings)."""
     out: dict[str, Any] = {}
@@ -501,6 +509,23 @@ class ServeConfig:
     """The ``Retry-After`` seconds a 503 suggests."""
     shutdown_grace_s: float = 30.0
     """On SIGTERM/SIGINT, how long requests in flight may take to finish."""
+    header_timeout_s: float = 10.0
+    """Seconds a client has to send a request's line and headers, counted from when it
+    connects or starts its next request on a kept-alive connection; then the
+    connection is closed."""
+    body_timeout_s: float = 30.0
+    """Seconds a request's body may take to arrive, counted from its headers; then 408
+    and the connection is closed."""
+    keep_alive_s: float = 5.0
+    """Seconds an idle kept-alive connection is held open for the client's next request."""
+    max_connections: int = 1024
+    """Open connections (and requests in progress) at once; a request beyond it gets 503."""
+    max_header_bytes: int = 16_384
+    """Bytes in a request's headers; more gets 431 (or 400, when they arrive in pieces)
+    and the connection is closed."""
+    api_docs: bool = False
+    """Serve /docs, a self-contained HTML page (no scripts) describing every route.
+    /openapi.json is served either way, behind the token when one is set."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -512,6 +537,8 @@ class ServeConfig:
             "max_text_chars",
             "max_body_bytes",
             "retry_after_s",
+            "max_connections",
+            "max_header_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve.{name} == {getattr(self, name)!r}, must be >= 1.")
@@ -520,6 +547,9 @@ class ServeConfig:
         _check_positive("serve.rejoin_gap_ms", self.rejoin_gap_ms, strict=False)
         _check_positive("serve.request_timeout_s", self.request_timeout_s)
         _check_positive("serve.shutdown_grace_s", self.shutdown_grace_s, strict=False)
+        _check_positive("serve.header_timeout_s", self.header_timeout_s)
+        _check_positive("serve.body_timeout_s", self.body_timeout_s)
+        _check_positive("serve.keep_alive_s", self.keep_alive_s)
         if self.max_items_per_request > self.max_queue_items:
             raise ConfigError(
                 f"serve.max_items_per_request == {self.max_items_per_request} exceeds "
@@ -563,6 +593,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if isinstance(self.reps, bool) or self.reps < 1:
             raise ConfigError(f"eval.reps == {self.reps!r}, must be an integer >= 1.")
+        check_seed("eval.seed", self.seed)
         if self.batch_check_items < 0:
             raise ConfigError(
                 f"eval.batch_check_items == {self.batch_check_items!r}, must be >= 0 "

@@ -172,6 +172,41 @@ def test_a_failing_model_answers_every_request_in_its_batch() -> None:
     assert all(isinstance(r, RuntimeError) and "out of memory" in str(r) for r in results)
 
 
+def test_a_failing_request_fails_alone() -> None:
+    """Eight requests share a batch and one of them makes the model raise: the batch is
+    re-scored in halves, so that request hears the error and the other seven get their
+    own scores, in few extra calls."""
+    calls: list[int] = []
+
+    def picky(prompts: list[str], responses: list[str]) -> RewardEstimate:
+        calls.append(len(responses))
+        if "bad" in responses:
+            raise ValueError("cannot tokenize 'bad'")
+        return slow_length_scorer(0.0)(prompts, responses)
+
+    async def run() -> list[BaseException | RewardEstimate]:
+        batcher = MicroBatcher(picky, max_wait_s=0.05)
+        batcher.start()
+        try:
+            texts = ["a" * (i + 1) if i != 5 else "bad" for i in range(8)]
+            results = await asyncio.gather(
+                *(batcher.score(["p"], [t]) for t in texts), return_exceptions=True
+            )
+            assert batcher.stats.errors == 1 and batcher.stats.isolations == 3
+            assert batcher.queued_items == 0
+            return results
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(run())
+    assert isinstance(results[5], ValueError) and "cannot tokenize" in str(results[5])
+    for i, est in enumerate(results):
+        if i != 5:
+            assert isinstance(est, RewardEstimate) and est.mean.tolist() == [i + 2.0]
+    # all 8 fail; 0-3 pass; 4-7 fail; 4-5 fail; 4 passes; 5 fails alone; 6-7 pass
+    assert calls == [8, 4, 4, 2, 1, 1, 2]
+
+
 @pytest.mark.parametrize("clients", [2, 5])
 def test_every_answer_is_the_callers_own(clients: int) -> None:
     batcher = MicroBatcher(slow_length_scorer(0.02))

@@ -5,25 +5,33 @@ responses) -> RewardEstimate`` (the ``RewardModel`` protocol); the fitted
 ``EnsembleRewardModel`` also reports its config and calibration under
 ``/v1/model``. Nothing a request sends names a file: the model folder is read
 once, by the operator, with safetensors + JSON only.
+
+Every request passes the :class:`~rewardhedge.serve.guard.RequestGuard` first
+(token, body size, body deadline, UTF-8), then pydantic (types), then the
+route's own checks (counts, text lengths, lone surrogates), and only then joins
+a micro-batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from rewardhedge import __version__
 from rewardhedge.config import ServeConfig
-from rewardhedge.serve import limits, openrlhf
-from rewardhedge.serve.auth import require_token
+from rewardhedge.errors import DataError
+from rewardhedge.serve import apidocs, limits, openrlhf
+from rewardhedge.serve.auth import checked_token
 from rewardhedge.serve.batcher import BatcherClosedError, MicroBatcher, QueueFullError
+from rewardhedge.serve.guard import RequestGuard
 from rewardhedge.serve.schemas import (
     CompareRequest,
     CompareResponse,
@@ -43,12 +51,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in (
         (401, "Missing or wrong token."),
+        (408, "The body did not arrive within body_timeout_s."),
         (413, "Too many items, or body too large."),
-        (422, "Malformed JSON, wrong types, an empty list, or a text over the limit."),
+        (
+            422,
+            "Malformed JSON or UTF-8, wrong types, an empty list, a text over the limit "
+            "or with a lone surrogate, or texts the model cannot take.",
+        ),
+        (500, "Scoring this request's own items failed (other requests are not affected)."),
         (503, "Queue full or shutting down; retry after the Retry-After seconds."),
         (504, "Not scored within request_timeout_s."),
     )
 }
+
+_log = logging.getLogger("uvicorn.error")
+
+
+def _brief(exc: BaseException) -> str:
+    """The first line of an error's message, at most 200 characters."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 class RewardService:
@@ -88,6 +110,13 @@ class RewardService:
             raise HTTPException(
                 504,
                 f"not scored within request_timeout_s={self.config.request_timeout_s:g}s",
+            ) from exc
+        except (UnicodeError, DataError) as exc:  # the model refused this request's texts
+            raise HTTPException(422, f"the model cannot score these texts: {_brief(exc)}") from exc
+        except Exception as exc:  # the batcher has made sure it is this request's own failure
+            _log.error("scoring a request failed", exc_info=exc)
+            raise HTTPException(
+                500, f"scoring failed: {type(exc).__name__}: {_brief(exc)}"
             ) from exc
 
     def rewards(self, est: RewardEstimate, prompts: Sequence[str]) -> np.ndarray:
@@ -161,10 +190,13 @@ def create_app(
     Args:
         model: anything with ``score(prompts, responses) -> RewardEstimate``.
         rule: how ``reward`` is computed (default: the model's saved ``rule``, else the mean).
-        config: batching, queue, limits and timeouts.
-        token: if set, every route but ``/health`` needs it as a bearer token.
+        config: batching, queue, limits, timeouts, and whether ``/docs`` is served.
+        token: if set, every route but ``/health`` needs it as a bearer token (or
+            ``X-Api-Key``), ``/openapi.json`` and ``/docs`` included. An empty one is
+            refused: it would turn auth off.
     """
     config = config if config is not None else ServeConfig()
+    token = checked_token(token)
     rule = rule if rule is not None else getattr(model, "rule", None) or RewardRule()
     service = RewardService(model, rule, config)
     app = FastAPI(
@@ -173,12 +205,35 @@ def create_app(
         description="Rewards with their uncertainty (mean, epistemic, aleatoric, members), "
         "micro-batched, with a bounded queue. Also speaks OpenRLHF's /get_reward.",
         lifespan=_lifespan(service),
+        docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.service = service
-    app.add_middleware(limits.BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        token=token,
+        max_body_bytes=config.max_body_bytes,
+        body_timeout_s=config.body_timeout_s,
+        max_header_bytes=config.max_header_bytes,
+    )
     app.exception_handler(RequestValidationError)(_invalid)
-    _register_routes(app, service, token)
+    _register_routes(app, service)
+    if config.api_docs:
+        _add_docs_route(app)
     return app
+
+
+def _add_docs_route(app: FastAPI) -> None:
+    """``/docs``: the API as one HTML page made here from the OpenAPI schema, with no
+    scripts and nothing loaded from elsewhere (its CSP says so)."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(
+            apidocs.render(app.openapi()),
+            headers={"Content-Security-Policy": apidocs.CSP, "X-Content-Type-Options": "nosniff"},
+        )
 
 
 def _lifespan(service: RewardService) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -201,14 +256,10 @@ async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
 
-def _register_routes(app: FastAPI, service: RewardService, token: str | None) -> None:
-    """The routes, in this order; all but ``/health`` need ``token`` when it is set."""
-
-    async def authorised(request: Request) -> None:
-        if token:
-            require_token(request, token)
-
-    guarded: dict[str, Any] = {"dependencies": [Depends(authorised)], "responses": ERRORS}
+def _register_routes(app: FastAPI, service: RewardService) -> None:
+    """The routes, in this order; all but ``/health`` need the token when one is set
+    (the request guard checks it before the body is read)."""
+    guarded: dict[str, Any] = {"responses": ERRORS}
     _add_info_routes(app, service, guarded)
     _add_score_route(app, service, guarded)
     _add_compare_route(app, service, guarded)
@@ -250,9 +301,7 @@ def _add_score_route(app: FastAPI, service: RewardService, guarded: dict[str, An
         limits.check_count(len(body.items), "items", config)
         prompts = [it.prompt for it in body.items]
         responses = [it.response for it in body.items]
-        limits.check_text_lengths(
-            (("items[].prompt", prompts), ("items[].response", responses)), config
-        )
+        limits.check_texts((("items[].prompt", prompts), ("items[].response", responses)), config)
         est = await service.estimate(prompts, responses)
         return ScoreResponse(
             results=_results(est, service.rewards(est, prompts)),
@@ -271,7 +320,7 @@ def _add_compare_route(app: FastAPI, service: RewardService, guarded: dict[str, 
         prompts = [p.prompt for p in body.pairs]
         a = [p.a for p in body.pairs]
         b = [p.b for p in body.pairs]
-        limits.check_text_lengths(
+        limits.check_texts(
             (("pairs[].prompt", prompts), ("pairs[].a", a), ("pairs[].b", b)), config
         )
         est = await service.estimate(prompts + prompts, a + b)
@@ -315,7 +364,7 @@ def _add_openrlhf_route(app: FastAPI, service: RewardService, guarded: dict[str,
                 f"prompts has {len(body.prompts)} entries but query has {len(body.query)}; "
                 "send one prompt per query (or none).",
             )
-        limits.check_text_lengths((("query[]", body.query),), config)
+        limits.check_texts((("query[]", body.query), ("prompts[]", body.prompts or ())), config)
         prompts, responses, split = openrlhf.split_queries(body.query, body.prompts)
         est = await service.estimate(prompts, responses)
         rewards = service.rewards(est, prompts).tolist()

@@ -25,6 +25,12 @@ already back when the worker looks.
 The queue is bounded in items, not requests: a request that would overflow it
 is refused at once (the HTTP layer answers 503 with Retry-After) instead of
 letting memory and latency grow without bound.
+
+One request must not fail its neighbours. If scoring a micro-batch raises (a
+text the tokenizer chokes on, say), the batch is split in halves and each is
+scored again, down to single requests, so only the requests whose own items
+fail hear the error and the others get their scores. A model that fails for
+everyone costs at most 2n - 1 calls for n requests.
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ class BatcherStats:
     requests_rejected: int = 0
     largest_batch: int = 0
     errors: int = 0
+    """Requests answered with an error because scoring their own items failed."""
+    isolations: int = 0
+    """Failed micro-batches re-scored in parts to find the requests that failed them."""
     rejoin_waits: int = 0
     """Times the worker waited for just-answered clients to send again."""
     scoring_seconds: float = 0.0
@@ -229,25 +238,44 @@ class MicroBatcher:
             batch = await self._next_batch()
             if not batch:
                 continue
-            prompts = [p for job in batch for p in job.prompts]
-            responses = [r for job in batch for r in job.responses]
             started = loop.time()
             try:
-                est = await loop.run_in_executor(self._executor, self._score_fn, prompts, responses)
-            except Exception as exc:  # the model failed: every request in the batch hears why
-                self.stats.scoring_seconds += loop.time() - started
-                self.stats.errors += 1
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-            else:
-                self._last_batch_s = loop.time() - started
-                self.stats.scoring_seconds += self._last_batch_s
-                self._returned = 0
-                self._deliver(batch, est)
-                self._expected_jobs = len(self._jobs) + len(batch)
+                answered = await self._score_isolating(batch)
             finally:
-                self._queued_items -= len(prompts)
+                self._queued_items -= sum(job.n for job in batch)
+            if answered:
+                self._last_batch_s = loop.time() - started
+                self._returned = 0
+                self._expected_jobs = len(self._jobs) + len(batch)
+
+    async def _score_isolating(self, jobs: list[_Job]) -> bool:
+        """Score ``jobs`` in one call; if it raises, score each half apart, down to
+        single requests, so only a request whose own items fail hears the error.
+        Returns whether any request got its scores."""
+        jobs = [job for job in jobs if not job.future.done()]  # timed out meanwhile: skip
+        if not jobs:
+            return False
+        loop = asyncio.get_running_loop()
+        prompts = [p for job in jobs for p in job.prompts]
+        responses = [r for job in jobs for r in job.responses]
+        started = loop.time()
+        try:
+            est = await loop.run_in_executor(self._executor, self._score_fn, prompts, responses)
+        except Exception as exc:
+            self.stats.scoring_seconds += loop.time() - started
+            if len(jobs) == 1:  # this request's own items fail: it hears why
+                self.stats.errors += 1
+                if not jobs[0].future.done():
+                    jobs[0].future.set_exception(exc)
+                return False
+            self.stats.isolations += 1
+            half = len(jobs) // 2
+            first = await self._score_isolating(jobs[:half])
+            second = await self._score_isolating(jobs[half:])
+            return first or second
+        self.stats.scoring_seconds += loop.time() - started
+        self._deliver(jobs, est)
+        return True
 
     def _deliver(self, batch: list[_Job], est: RewardEstimate) -> None:
         self.stats.batches += 1
