@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardhedge.config import MemberNormKind, Option, _check_positive, from_dict, to_dict
+from rewardhedge.config import (
+    MemberNormKind,
+    Option,
+    _check_positive,
+    check_seed,
+    from_dict,
+    to_dict,
+)
 from rewardhedge.errors import ConfigError
 
 
@@ -196,6 +203,7 @@ class FinetuneConfig:
             object.__setattr__(self, name, cls.parse(getattr(self, name), f"finetune.{name}"))
         if isinstance(self.lora, dict):
             object.__setattr__(self, "lora", from_dict(LoraSettings, self.lora, "finetune.lora."))
+        check_seed("finetune.seed", self.seed)
         if self.n_members is not None and self.n_members < 1:
             raise ConfigError(f"finetune.n_members == {self.n_members!r}, must be >= 1.")
         if self.ensemble in (FinetuneEnsemble.SINGLE, FinetuneEnsemble.MC_DROPOUT) and (

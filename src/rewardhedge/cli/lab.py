@@ -177,6 +177,7 @@ def _pool_split(pool: PoolOptions, values: dict[str, Any]):
     labels = {"labels.temperature": pool.temperature, "labels.flip_rate": pool.flip_rate}
     names = {f.path: f.flag for f in flags.flags} | {
         "labels.temperature": "--label-temperature", "labels.flip_rate": "--flip-rate",
+        "seed": "--data-seed",
     }  # fmt: skip
     return config_from(flags.cls, None, values | labels | {"seed": pool.data_seed}, names)
 

@@ -91,7 +91,9 @@ class RowCheck:
         return f"'{name}'" if column == name else f"'{column}' (mapped to '{name}')"
 
     def keys(self) -> str:
-        return ", ".join(str(k) for k in self.row)
+        """The row's keys for an error message: plain names as they are, any other key
+        quoted and escaped (a newline or a lone surrogate must not break the one line)."""
+        return ", ".join(k if k.isidentifier() else ascii(k) for k in map(str, self.row))
 
     def fail(self, name: str, what: str, *, keys: bool = False) -> DataError:
         reason = f"field {self.label(name)} {what}"

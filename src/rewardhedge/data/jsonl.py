@@ -131,7 +131,8 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> i
     Args:
         path: Target file.
         rows: Mappings to write, one per line (UTF-8, ``ensure_ascii=False``,
-            strict JSON: NaN and infinity are refused). If ``rows`` raises, or a
+            strict JSON: NaN and infinity are refused; a row with lone surrogates
+            is written with ``\\uXXXX`` escapes). If ``rows`` raises, or a
             row cannot be encoded, an existing ``path`` is left untouched.
 
     Returns:
@@ -140,10 +141,22 @@ def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> i
     n = 0
     with atomic_text_writer(path) as fh:
         for row in rows:
-            fh.write(json.dumps(dict(row), ensure_ascii=False, allow_nan=False))
+            fh.write(_json_line(dict(row)))
             fh.write("\n")
             n += 1
     return n
+
+
+def _json_line(row: dict[str, Any]) -> str:
+    """One JSON line, UTF-8 where it can be; a row holding lone surrogates (a rejected
+    row's bad bytes, or an error message quoting them) is written with ``\\uXXXX``
+    escapes instead, so writing it cannot fail and loses nothing."""
+    line = json.dumps(row, ensure_ascii=False, allow_nan=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(row, ensure_ascii=True, allow_nan=False)
+    return line
 
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:

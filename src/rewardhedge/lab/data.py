@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from rewardhedge.config import Option
+from rewardhedge.config import Option, check_seed
 from rewardhedge.data.sandbox.generate import label_draws
 from rewardhedge.errors import ConfigError
 from rewardhedge.types import CandidatePool, PreferencePair
@@ -238,9 +238,12 @@ class PoolSplit:
     pairs_per_prompt: int = 16
     """Comparisons drawn per prompt (a seeded sample of its candidate pairs); 0: all pairs."""
     seed: int = 0
+    """Seed of the prompt split and of the comparisons drawn (``--data-seed``)."""
     labels: LabelModel = field(default_factory=LabelModel)
+    """How noisy labels are drawn from the gold."""
 
     def __post_init__(self) -> None:
+        check_seed("pools.seed", self.seed)
         if not 0.0 < self.train_fraction < 1.0:
             raise ConfigError(
                 f"pools.train_fraction == {self.train_fraction!r}, must be in (0, 1)."

@@ -54,6 +54,8 @@ class SandboxConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"sandbox: seed must be an integer >= 0, got {self.seed!r}")
         for name in ("train_prompts", "test_prompts", "pool_prompts"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"sandbox: {name} must be at least 1, got {getattr(self, name)}")
