@@ -160,3 +160,56 @@ def trained(pairs_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--members", "2", "--epochs", "5", "--calibration-folds", "0"]  # fmt: skip
     assert main(args) == 0
     return out
+
+
+def _flags_of(command: str) -> list[str]:
+    """Every ``--flag`` of a command, from its signature (so a new flag is fuzzed too)."""
+    from rewardhedge.cli import app
+    from rewardhedge.cli.flags import flag_help
+
+    callback = next(
+        c.callback for c in app.registered_commands if (c.name or c.callback.__name__) == command
+    )
+    return sorted(flag_help(callback))
+
+
+@pytest.fixture(scope="module")
+def pools_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("fuzz-pools") / "pools.jsonl"
+    rows = [{"prompt": f"q{i}", "candidates": [f"a{i}", f"b {i}", f"c {i} x"], "gold": [1, 2, 3]}
+            for i in range(6)]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("command", ["score", "bon", "serve", "overopt"])
+@FUZZ
+@given(data=st.data())
+def test_any_flags_of_any_command_work_or_exit_2_without_a_traceback(
+    command: str, data: st.DataObject, trained: Path, pairs_file: Path, pools_file: Path,
+    tmp_path_factory: pytest.TempPathFactory, capsys,
+) -> None:  # fmt: skip
+    """Random values for the command's own flags, on inputs that keep the work small:
+    serve gets a model path that does not exist (it must stop before serving), overopt
+    a pools file that does not exist (it must stop before training)."""
+    out = tmp_path_factory.mktemp("out")
+    base = {
+        "score": ["score", "--model", str(trained), "--data", str(pairs_file),
+                  "--out", str(out / "s.jsonl")],
+        "bon": ["bon", "--model", str(trained), "--pools", str(pools_file),
+                "--out", str(out / "b.jsonl")],
+        "serve": ["serve", "--model", str(out / "no-model"), "--port", "0"],
+        "overopt": ["overopt", "--pools", str(out / "no-pools.jsonl"), "--out", str(out / "lab")],
+    }[command]  # fmt: skip
+    skip = {"--model", "--data", "--out", "--pools", "--port", "--json", "--summary"}
+    flags = [f for f in _flags_of(command) if f not in skip]
+    chosen = data.draw(st.lists(st.tuples(st.sampled_from(flags), flag_values), max_size=3))
+    args = list(base)
+    for flag, value in chosen:
+        args += [flag, value]
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code in (0, 2), (args, err)
+    assert "Traceback" not in err, (args, err)
+    if code == 2 and err.startswith("error:"):
+        assert len(err.strip().splitlines()) == 1, (args, err)
