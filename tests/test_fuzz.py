@@ -85,6 +85,15 @@ def test_any_file_loads_or_gives_one_clear_error(
     assert report.n_kept == len(loaded) and report.n_read >= report.n_kept
 
 
+def assert_clean(code: int, err: str, args: list[str]) -> None:
+    """The invariant of every command line: exit 0 or 2, no traceback, and an error this
+    library raises is one line."""
+    assert code in (0, 2), (args, err)
+    assert "Traceback" not in err, (args, err)
+    if code == 2 and err.startswith("error:"):
+        assert len(err.strip().splitlines()) == 1, (args, err)
+
+
 flag_values = st.one_of(
     st.integers(-(10**12), 10**12).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
@@ -125,10 +134,7 @@ def test_any_train_flags_work_or_exit_2_without_a_traceback(
         args += [flag, value]
     code = main(args)
     err = capsys.readouterr().err
-    assert code in (0, 2), (args, err)
-    assert "Traceback" not in err, (args, err)
-    if code == 2 and err.startswith("error:"):
-        assert len(err.strip().splitlines()) == 1, (args, err)
+    assert_clean(code, err, args)
 
 
 @FUZZ
@@ -147,10 +153,7 @@ def test_any_eval_flags_work_or_exit_2_without_a_traceback(
         args += [flag, value]
     code = main(args)
     err = capsys.readouterr().err
-    assert code in (0, 2), (args, err)
-    assert "Traceback" not in err, (args, err)
-    if code == 2 and err.startswith("error:"):
-        assert len(err.strip().splitlines()) == 1, (args, err)
+    assert_clean(code, err, args)
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +212,4 @@ def test_any_flags_of_any_command_work_or_exit_2_without_a_traceback(
         args += [flag, value]
     code = main(args)
     err = capsys.readouterr().err
-    assert code in (0, 2), (args, err)
-    assert "Traceback" not in err, (args, err)
-    if code == 2 and err.startswith("error:"):
-        assert len(err.strip().splitlines()) == 1, (args, err)
+    assert_clean(code, err, args)

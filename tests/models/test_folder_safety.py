@@ -26,7 +26,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import rewardhedge.data.jsonl as jsonl_mod
 import rewardhedge.models.io as io_mod
+from rewardhedge.data.jsonl import current_umask
 from rewardhedge.errors import ModelFormatError
 from rewardhedge.models.io import (
     load_model_folder,
@@ -159,12 +161,14 @@ def instrumented(crash_at: int | None = None, kill: bool = False):
     }
     for name, value in patches.items():
         setattr(io_mod, name, value)
+    jsonl_mod.os = patches["os"]  # fsync_dir (shared with the JSONL writer) syncs folders
     try:
         yield inst
     finally:
         for name, value in real.items():
             setattr(io_mod, name, value)
         io_mod._write_file, io_mod.save_file = real_write, real_save
+        jsonl_mod.os = os
 
 
 def _record(scenario: str) -> list[str]:
@@ -417,7 +421,7 @@ def test_files_and_folders_follow_the_umask(tmp_path, umask, mask):
 
 def test_the_umask_is_read_without_changing_it(umask):
     umask(0o027)
-    assert io_mod._umask() == 0o027
+    assert current_umask() == 0o027
     assert io_mod._modes() == (0o640, 0o750)
     assert os.umask(0o027) == 0o027
 

@@ -8,6 +8,7 @@ half-written file (and never clobbers the previous one).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -113,16 +114,14 @@ def atomic_text_writer(path: str | Path) -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _target_mode(target: Path) -> int:
     try:
         return target.stat().st_mode & 0o777
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~current_umask()
 
 
 def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -165,18 +164,32 @@ def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
         fh.write(json.dumps(dict(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable where the OS allows it (POSIX); best effort."""
+def fsync_dir(folder: Path) -> None:
+    """Make renames and new entries in ``folder`` durable where the OS allows (POSIX);
+    a file system that cannot sync a folder is fine, any other I/O error is raised."""
     try:
-        dfd = os.open(folder, os.O_RDONLY)
+        fd = os.open(folder, os.O_RDONLY)
     except OSError:  # pragma: no cover - e.g. Windows
         return
     try:
-        os.fsync(dfd)
-    except OSError:  # pragma: no cover
-        pass
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise  # pragma: no cover - an I/O error; unsupported is fine
     finally:
-        os.close(dfd)
+        os.close(fd)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (changing it,
+    even briefly, races with other threads creating files)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _valid_utf8_bytes(data: bytes) -> bool:

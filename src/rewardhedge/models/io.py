@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
 import hashlib
 import json
 import os
@@ -57,6 +56,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from rewardhedge import __version__
+from rewardhedge.data.jsonl import current_umask, fsync_dir
 from rewardhedge.errors import ModelFormatError
 
 try:
@@ -176,14 +176,14 @@ def _publish(
         }
         _write_file(tmp / MANIFEST_FILE, _json_bytes(manifest), file_mode)
         for folder in reversed(folders):  # innermost first
-            _fsync_dir(folder)
+            fsync_dir(folder)
         os.replace(tmp, new)  # the commit point: the new model is complete
-        _fsync_dir(parent)
+        fsync_dir(parent)
         if os.path.lexists(dest):
             os.replace(dest, old)
             moved_aside = True
         os.replace(new, dest)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException:
         # Undo an unfinished save, or finish a committed one; the first error is the news.
         with contextlib.suppress(Exception):
@@ -248,12 +248,12 @@ def _repair(dest: Path) -> list[str]:
             os.replace(dest, aside)
             olds.append(aside)
         os.replace(new, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         actions.append(f"finished the interrupted save: moved the complete {new.name} to {dest}")
     elif olds and not os.path.lexists(dest):
         back = olds.pop()
         os.replace(back, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         actions.append(
             f"the interrupted save had not completed: restored the previous model from {back.name}"
         )
@@ -351,20 +351,9 @@ def _locked(dest: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _umask() -> int:
-    """The process umask, read without changing it where Linux allows."""
-    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _modes() -> tuple[int, int]:
     """(file mode, folder mode) for the current umask."""
-    umask = _umask()
+    umask = current_umask()
     return 0o666 & ~umask, 0o777 & ~umask
 
 
@@ -386,21 +375,6 @@ def _sync_file(path: Path, mode: int) -> None:
     os.chmod(path, mode)
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make renames and new entries in ``folder`` durable where the OS allows (POSIX)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise  # pragma: no cover - an I/O error; unsupported is fine
-    finally:
-        os.close(fd)
 
 
 def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:

@@ -45,6 +45,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from rewardhedge.data.jsonl import fsync_dir
 from rewardhedge.errors import RewardHedgeError
 
 __all__ = [
@@ -302,20 +303,7 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(folder)
 
 
 # --------------------------------------------------------------------------- manager
@@ -413,7 +401,7 @@ class CheckpointManager:
             old = Path(tempfile.mkdtemp(dir=self.root, prefix=TMP_PREFIX))
             os.replace(final, old / final.name)
         os.replace(tmp, final)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return final
