@@ -194,17 +194,30 @@ def finetune(
         bar.close()
     if not main:
         return
-    rep = model.report_
+    _report(model, time.perf_counter() - t0, ckpt)
+    model.save(out)
+    _save_and_evaluate_lines(model, out, eval_data, test)
+
+
+def _report(model: FinetunedRewardModel, seconds: float, ckpt: Path | None) -> None:
+    """How training went: resumed from where, pace, padding, truncation."""
+    rep, cfg = model.report_, model.config
     if rep.resumed_from_step:
         err.print(f"Resumed from the checkpoint at step {rep.resumed_from_step} in {ckpt}.")
     err.print(
-        f"Trained {rep.steps} steps in {time.perf_counter() - t0:.1f}s: "
+        f"Trained {rep.steps} steps in {seconds:.1f}s: "
         f"{rep.pairs_per_second:,.1f} pairs/s, {rep.tokens_per_second:,.0f} tokens/s, "
         f"padding {rep.padding_fraction:.1%}; {rep.n_truncated} of {rep.n_pairs} pairs were "
         f"longer than {cfg.max_length} tokens and were truncated (prompt cut from the left), "
         "none dropped."
     )
-    model.save(out)
+
+
+def _save_and_evaluate_lines(
+    model: FinetunedRewardModel, out: Path, eval_data: Path | None, test: Any
+) -> None:
+    """Say where the model went and what calibrated it; evaluate on the eval pairs the
+    temperature did not see."""
     n_cal = len(model.calibration_pairs_)
     err.print(
         f"Saved model to [bold]{out}[/] (temperature {model.temperature:.3f}, "
