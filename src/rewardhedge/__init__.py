@@ -20,6 +20,8 @@ _moved.install()
 _EXPORTS = {
     "EnsembleRewardModel": "rewardhedge.estimators.ensemble",
     "FinetunedRewardModel": "rewardhedge.estimators.finetuned",
+    "GeneralPreferenceModel": "rewardhedge.estimators.general_preference",
+    "GPMConfig": "rewardhedge.models.general_preference",
     "RewardModelBase": "rewardhedge.estimators.base",
     "load_reward_model": "rewardhedge.estimators.loading",
     "FinetuneConfig": "rewardhedge.config_finetune",

@@ -183,9 +183,10 @@ class FlagSet:
         given = {f.path: kwargs.pop(f.param) for f in self.flags}
         return {path: value for path, value in given.items() if value is not None}
 
-    def config(self, file: Path | None, values: Mapping[str, Any]) -> Any:
+    def config(self, file: Path | None, values: Mapping[str, Any], *, base: Any = None) -> Any:
         """:func:`config_from` for this set's class and flag names."""
-        return config_from(self.cls, file, values, {f.path: f.flag for f in self.flags})
+        flags = {f.path: f.flag for f in self.flags}
+        return config_from(self.cls, file, values, flags, base=base)
 
 
 def read_config_file(cls: type[T], file: Path) -> T:
@@ -265,11 +266,16 @@ def config_from(
     file: Path | None,
     values: Mapping[str, Any],
     flags: Mapping[str, str] | None = None,
+    *,
+    base: T | None = None,
 ) -> T:
-    """``cls``'s defaults, overridden by the config ``file`` (JSON), overridden by
-    ``values`` (``dotted.path → value``, the flags given). A value the config refuses
-    is reported with its flag's name (``flags``: ``path → --flag``)."""
-    cfg = read_config_file(cls, file) if file is not None else cls()
+    """The config ``file`` (JSON over ``cls``'s defaults), else ``base`` (e.g. a saved
+    model's config), else the defaults; overridden by ``values`` (``dotted.path →
+    value``, the flags given). A value the config refuses is reported with its flag's
+    name (``flags``: ``path → --flag``)."""
+    if file is not None:
+        base = read_config_file(cls, file)
+    cfg = base if base is not None else cls()
     try:
         return _replace_paths(cfg, values)
     except ConfigError as exc:

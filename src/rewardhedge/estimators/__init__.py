@@ -3,7 +3,9 @@
 * :class:`RewardModelBase` — the API every model family shares (``base.py``);
 * :class:`EnsembleRewardModel` — heads on a frozen encoder (``ensemble.py``);
 * :class:`FinetunedRewardModel` — a fine-tuned transformer (``finetuned.py``);
-* :func:`load_reward_model` — opens either kind of folder (``loading.py``);
+* :class:`GeneralPreferenceModel` — skew-symmetric pair scores on a frozen encoder,
+  no scalar reward (``general_preference.py``);
+* :func:`load_reward_model` — opens any kind of folder (``loading.py``);
 * :func:`evaluate_pairs`, :func:`evaluate_one_to_many`, :func:`evaluate_pools` —
   the full evaluation of a model (``evaluation.py``).
 
@@ -21,6 +23,7 @@ _EXPORTS = {
     "RewardModelBase": "base",
     "EnsembleRewardModel": "ensemble",
     "FinetunedRewardModel": "finetuned",
+    "GeneralPreferenceModel": "general_preference",
     "load_reward_model": "loading",
     "evaluate_pairs": "evaluation",
     "evaluate_one_to_many": "evaluation",

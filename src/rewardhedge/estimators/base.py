@@ -34,6 +34,10 @@ class RewardModelBase(ABC):
     ``temperature_`` (a :class:`TemperatureScaling`) when they calibrate."""
 
     rule: RewardRule
+    scalar_rewards: bool = True
+    """Whether ``score`` gives one reward per response. ``False`` for a model that only
+    compares (``GeneralPreferenceModel``): its ``compare`` sides are relative to each
+    other, and evaluation blocks that need rewards per response are skipped."""
 
     @abstractmethod
     def score(

@@ -33,6 +33,7 @@ import numpy as np
 
 from rewardhedge.config import EvalConfig
 from rewardhedge.data.perturb import load_perturbations, perturb_prompt
+from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.base import RewardModelBase
 from rewardhedge.evaluate.consistency import perturbation_consistency
 from rewardhedge.evaluate.invariance import batch_invariance
@@ -192,15 +193,19 @@ def _comparison_block(
     other_est: PairwiseEstimate,
     groups: Sequence[str],
     cfg: EvalConfig,
+    starc: bool = True,
 ) -> dict[str, Any]:
-    """Paired bootstrap test of accuracy and STARC distance against a second model."""
+    """Paired bootstrap test of accuracy and STARC distance against a second model
+    (``starc=False``: one of them has no scalar rewards; the distance is ``None``)."""
     other_correct = pairwise_correct(other_est.chosen.mean, other_est.rejected.mean)
     test = paired_bootstrap_test(correct, other_correct, reps=cfg.reps, seed=cfg.seed)
     other_reward = np.concatenate([other_est.chosen.mean, other_est.rejected.mean])
-    dist = starc_distance(mean_reward, other_reward, list(groups))
-    low, high = starc_bootstrap_ci(
-        mean_reward, other_reward, list(groups), reps=min(cfg.reps, 1000), seed=cfg.seed
-    )
+    dist = low = high = float("nan")
+    if starc:
+        dist = starc_distance(mean_reward, other_reward, list(groups))
+        low, high = starc_bootstrap_ci(
+            mean_reward, other_reward, list(groups), reps=min(cfg.reps, 1000), seed=cfg.seed
+        )
     return {
         "other_model": other_name,
         "n_pairs": int(correct.shape[0]),
@@ -215,6 +220,26 @@ def _comparison_block(
         "starc_ci_low": None if not np.isfinite(low) else float(low),
         "starc_ci_high": None if not np.isfinite(high) else float(high),
     }
+
+
+NO_SCALAR_REWARD = (
+    "not applicable: the model gives no scalar reward per response (a general "
+    "preference model compares pairs only), and this block needs one"
+)
+"""The note ``skipped`` holds for each block left out for a model without scalar rewards."""
+
+
+def _has_scalar_rewards(model: RewardModelBase) -> bool:
+    return bool(getattr(model, "scalar_rewards", True))
+
+
+def _need_scalar_rewards(model: RewardModelBase, task: str) -> None:
+    """Refuse, before any work, a task that ranks candidates by one reward each."""
+    if not _has_scalar_rewards(model):
+        raise ConfigError(
+            f"{type(model).__name__} gives no scalar reward per response, and {task} rank "
+            "each prompt's candidates by one; evaluate it on preference pairs instead."
+        )
 
 
 # -- pairs ---------------------------------------------------------------------------------
@@ -288,16 +313,30 @@ def _evaluate_pairs(
     if rb is not None:
         out["rewardbench"] = rb
     out["members"] = _members_block(est.chosen, est.rejected, subsets, cfg)
-    out["starc"] = _starc_block(members, mean_reward, groups)
+    scalar = _has_scalar_rewards(model)
+    skipped: dict[str, str] = {}
+    if scalar:
+        out["starc"] = _starc_block(members, mean_reward, groups)
+    else:
+        skipped["starc"] = NO_SCALAR_REWARD
     controls: dict[str, Any] = {}
-    batch = _pair_batch_check(model, pairs, cfg)
+    batch = _pair_batch_check(model, pairs, cfg) if scalar else None
     if batch is not None:
         controls["batch_invariance"] = batch
+    elif not scalar and cfg.batch_check_items:
+        skipped["controls.batch_invariance"] = NO_SCALAR_REWARD
     out["controls"] = controls
     if other is not None:
         name, other_model = other
         other_est = other_model.compare(pairs, progress=progress)
-        out["comparison"] = _comparison_block(correct, mean_reward, name, other_est, groups, cfg)
+        both = scalar and _has_scalar_rewards(other_model)
+        out["comparison"] = _comparison_block(
+            correct, mean_reward, name, other_est, groups, cfg, starc=both
+        )
+        if not both:
+            skipped["comparison.starc_distance"] = NO_SCALAR_REWARD
+    if skipped:
+        out["skipped"] = skipped
     perturbation = _perturbation_block(model, pairs, est, cfg, progress)
     if perturbation is not None:
         out["perturbation"] = perturbation
@@ -335,6 +374,7 @@ def evaluate_one_to_many(
     cfg = config or EvalConfig()
     if not rows:
         raise ValueError("no one-to-many rows to evaluate.")
+    _need_scalar_rewards(model, "one-to-many rows")
     t0 = clock()
     pairs = [pair for row in rows for pair in row.pairs()]
     out, est = _evaluate_pairs(model, pairs, cfg, other, progress, clock, {})
@@ -406,6 +446,7 @@ def evaluate_pools(
     cfg = config or EvalConfig()
     if not pools:
         raise ValueError("no pools to evaluate.")
+    _need_scalar_rewards(model, "best-of-n pools")
     t0 = clock()
     estimates = score_pools(model, pools, progress=progress)
     t_score = clock() - t0

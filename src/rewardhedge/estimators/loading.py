@@ -1,7 +1,8 @@
 """Open any rewardhedge model folder with the class that wrote it.
 
 The manifest names the class (``EnsembleRewardModel`` for heads on a frozen
-encoder, ``FinetunedRewardModel`` for a fine-tuned transformer); ``score``,
+encoder, ``FinetunedRewardModel`` for a fine-tuned transformer,
+``GeneralPreferenceModel`` for a general preference model); ``score``,
 ``eval``, ``bon`` and ``serve`` call this, so every command takes either.
 """
 
@@ -12,6 +13,10 @@ from pathlib import Path
 from rewardhedge.estimators.base import RewardModelBase
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.estimators.finetuned import FinetunedRewardModel, is_finetuned_folder
+from rewardhedge.estimators.general_preference import (
+    GeneralPreferenceModel,
+    is_general_preference_folder,
+)
 from rewardhedge.models.io import recover_model_folder
 
 
@@ -28,4 +33,6 @@ def load_reward_model(
     recover_model_folder(path)
     if is_finetuned_folder(path):
         return FinetunedRewardModel.load(path, device=device)
+    if is_general_preference_folder(path):
+        return GeneralPreferenceModel.load(path, cache_dir=cache_dir, use_cache=use_cache)
     return EnsembleRewardModel.load(path, cache_dir=cache_dir, use_cache=use_cache)

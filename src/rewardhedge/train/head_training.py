@@ -63,10 +63,8 @@ def fit_head_stack(
     n, d = x_chosen.shape
     if x_rejected.shape != (n, d):
         raise ValueError(f"x_rejected has shape {x_rejected.shape}, expected {(n, d)}.")
-    rng = np.random.default_rng(tc.seed)
-    order = rng.permutation(n)
-    n_val = round(n * tc.val_fraction) if n >= 10 else 0
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    train_idx, val_idx, counts = training_split(n, config)
+    n_val = len(val_idx)
     k = config.n_members
 
     with torch.random.fork_rng(devices=[]), single_thread():
@@ -80,13 +78,7 @@ def fit_head_stack(
         both = torch.cat([xc[train_idx], xr[train_idx]])  # (2*n_train, d)
         heads.set_standardisation(both.mean(0), both.std(0).clamp_min(1e-6))
 
-        if tc.bootstrap and k > 1:
-            counts = rng.multinomial(
-                len(train_idx), np.full(len(train_idx), 1 / len(train_idx)), size=k
-            )
-            weights = torch.as_tensor(counts, dtype=torch.float32)  # (K, n_train)
-        else:
-            weights = torch.ones(k, len(train_idx))
+        weights = torch.as_tensor(counts, dtype=torch.float32)  # (K, n_train)
 
         decay = {id(p) for p in heads.decay_parameters()}
         optimiser = torch.optim.AdamW(
@@ -161,6 +153,24 @@ def fit_head_stack(
             result.best_epoch = [len(result.history)] * k
     heads.eval()
     return result
+
+
+def training_split(n: int, config: EnsembleConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx, weights)`` for ``n`` pairs, as :func:`fit_head_stack` draws
+    them from ``train.seed``: the pairs trained on, those held out for early stopping,
+    and each member's `(K, n_train)` example weights (bootstrap counts, or ones).
+    Influence functions read it to know what each member minimised."""
+    tc = config.train
+    rng = np.random.default_rng(tc.seed)
+    order = rng.permutation(n)
+    n_val = round(n * tc.val_fraction) if n >= 10 else 0
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    k, m = config.n_members, len(train_idx)
+    if tc.bootstrap and k > 1:
+        counts = rng.multinomial(m, np.full(m, 1 / m), size=k).astype(np.float32)
+    else:
+        counts = np.ones((k, m), dtype=np.float32)
+    return train_idx, val_idx, counts
 
 
 def _pair_loss(

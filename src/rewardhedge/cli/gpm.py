@@ -1,0 +1,151 @@
+"""``rewardhedge train-gpm``: fit a general preference model on preference pairs and save it.
+
+A general preference model (Zhang et al. 2024; ``docs/general-preference.md``) scores a
+pair directly, P(a ≻ b) = σ(v_aᵀ R v_b), so it can hold cyclic preferences that no
+reward can; it gives no scalar reward. Its folder opens with ``load_reward_model``, so
+``rewardhedge eval --model FOLDER --data PAIRS`` evaluates it (``score``, ``bon`` and
+``serve``, which need one reward per response, refuse it with one line).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rewardhedge.cli.common import (
+    CacheOptions,
+    ConfigFileOpt,
+    PairReadOptions,
+    check_train_outputs,
+    err,
+    progress_log,
+    read_train_eval,
+    training_progress,
+)
+from rewardhedge.cli.flags import Flag, FlagSet, with_flags
+from rewardhedge.cli.train import (
+    EpochBar,
+    check_encoder_path,
+    evaluate_and_print,
+    feature_dim,
+    memory_limit,
+)
+from rewardhedge.errors import ConfigError
+from rewardhedge.estimators.ensemble import check_calibration_size
+from rewardhedge.estimators.general_preference import GeneralPreferenceModel
+from rewardhedge.models.general_preference import GPMConfig
+from rewardhedge.types import PreferencePair
+
+GPM_FLAGS = FlagSet(
+    GPMConfig,
+    (
+        Flag("n_members", "members"),
+        Flag("dim", "gpm_dim"),
+        Flag("hidden"),
+        Flag("epochs"),
+        Flag("lr"),
+        Flag("l2"),
+        Flag("val_fraction"),
+        Flag("patience"),
+        Flag("bootstrap"),
+        Flag("seed"),
+        Flag("calibration_folds"),
+        Flag("encoder.kind", "encoder"),
+        Flag("encoder.path", "encoder_path"),
+        Flag("encoder.max_length"),
+    ),
+)
+"""The ``GPMConfig`` fields ``train-gpm`` takes as flags (a flag left out keeps the
+``--config`` file's value, else the default)."""
+
+
+def gpm_heads_bytes(config: GPMConfig, in_dim: int) -> int:
+    """About the memory training the heads takes: every member's parameters (float32)
+    with their gradients and AdamW's two moments."""
+    h, m = config.hidden, config.dim
+    per_member = (in_dim + 1) * m if h == 0 else (in_dim + 1) * h + (h + 1) * m
+    return 4 * 4 * config.n_members * per_member
+
+
+def check_gpm_memory(config: GPMConfig) -> None:
+    """Refuse before any work heads that would not fit in memory."""
+    in_dim = feature_dim(config.encoder)
+    if in_dim is None:
+        return
+    need, limit = gpm_heads_bytes(config, in_dim), memory_limit()
+    if need > limit:
+        raise ConfigError(
+            f"--members {config.n_members} × --gpm-dim {config.dim} (hidden "
+            f"{config.hidden}): the heads would need about {need / 1e9:,.1f} GB, more "
+            f"than half this machine's memory ({limit / 1e9:,.1f} GB); use fewer or smaller."
+        )
+
+
+def fit_and_save(
+    pairs: list[PreferencePair], config: GPMConfig, out: Path, *, cache: CacheOptions
+) -> GeneralPreferenceModel:
+    """Fit with progress bars (or log lines) and save the folder."""
+    model = GeneralPreferenceModel(config, **cache.kwargs)
+    err.print(f"Encoding {2 * len(pairs)} texts with [bold]{config.encoder.kind}[/] …")
+    t0 = time.perf_counter()
+    folds = config.calibration_folds
+    with training_progress() as progress:
+        bar = EpochBar(progress, f"train GPM K={config.n_members} dim={config.dim}")
+        fold_task = progress.add_task("calibrate (cross-fit)", total=folds, status="")
+        fold_log = progress_log("calibrate (cross-fit)", noun="fold")
+
+        def on_fold(done: int, total: int) -> None:
+            progress.update(fold_task, completed=done, total=total)
+            if fold_log.done == 0:
+                fold_log.restart(done)
+            fold_log.update(done, total)
+
+        if not folds:
+            progress.remove_task(fold_task)
+        model.fit(pairs, progress=True, on_epoch=bar, on_fold=on_fold)
+        bar.close()
+        fold_log.close()
+    err.print(
+        f"Fitted in {time.perf_counter() - t0:.1f}s; best epochs {model.best_epoch_}; "
+        f"temperature {model.temperature:.3f}"
+    )
+    model.save(out)
+    err.print(f"Saved model to [bold]{out}[/]")
+    return model
+
+
+@with_flags(flags=GPM_FLAGS, read=PairReadOptions, cache=CacheOptions)
+def train_gpm(
+    data: Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")],
+    out: Annotated[Path, typer.Option(help="Model folder to write.")],
+    config: ConfigFileOpt = None,
+    eval_data: Annotated[
+        Path | None, typer.Option(help="Held-out pairs to evaluate after training.")
+    ] = None,
+    *,
+    flags: dict[str, Any],
+    read: PairReadOptions,
+    cache: CacheOptions,
+) -> None:
+    """Train a general preference model on preference pairs and save it: skew-symmetric
+    pair scores P(a ≻ b) = σ(v_a·R·v_b) on a frozen encoder, which can hold cyclic
+    preferences. It gives no scalar reward: evaluate it with eval on pairs."""
+    inputs = {"--data": data, "--eval-data": eval_data, "--config": config}
+    folders = {"--cache-dir": cache.cache_dir}
+    check_train_outputs(out, read, eval_data, inputs=inputs, folders=folders)
+    cfg = GPM_FLAGS.config(config, flags)
+    check_encoder_path(cfg.encoder)
+    check_gpm_memory(cfg)
+    pairs, test = read_train_eval(data, eval_data, out, read)
+    check_calibration_size(len(pairs), cfg.calibration_folds, hint="pass --calibration-folds 0")
+    model = fit_and_save(pairs, cfg, out, cache=cache)
+    if test is not None:
+        evaluate_and_print(model, test, out, eval_data)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train-gpm`` to the main app."""
+    app.command(name="train-gpm")(train_gpm)
