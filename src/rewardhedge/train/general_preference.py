@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from rewardhedge.models.general_preference import GPMConfig, GPMHeads, gpm_loss, skew_score
+from rewardhedge.train.early_stopping import MemberEarlyStopping
 from rewardhedge.train.head_training import single_thread
 
 __all__ = ["GPMFitResult", "cross_fit_gpm", "fit_gpm_heads"]
@@ -88,9 +89,7 @@ def fit_gpm_heads(
             weight_decay=0.0,
         )
         result = GPMFitResult(heads=heads)
-        best_loss = np.full(k, np.inf)
-        best_epoch = np.zeros(k, dtype=int)
-        snapshot = heads.member_slices()
+        stopping = MemberEarlyStopping(heads, k, config.patience)
         train_t = torch.as_tensor(train_idx)
         for epoch in range(1, config.epochs + 1):
             heads.train()
@@ -110,23 +109,14 @@ def fit_gpm_heads(
             if n_val:
                 val_loss, val_acc = _validate(heads, xc[val_idx], xr[val_idx])
                 info["val_loss"], info["val_accuracy"] = val_loss.tolist(), val_acc.tolist()
-                improved = val_loss < best_loss - 1e-6
-                if improved.any():
-                    fresh = heads.member_slices()
-                    for member in np.flatnonzero(improved):
-                        for name in snapshot:
-                            snapshot[name][member] = fresh[name][member]
-                best_loss = np.where(improved, val_loss, best_loss)
-                best_epoch = np.where(improved, epoch, best_epoch)
+                stopping.update(epoch, val_loss)
             result.history.append(info)
             if progress is not None:
                 progress(epoch, config.epochs, info)
-            if n_val and np.all(epoch - best_epoch >= config.patience):
+            if n_val and stopping.done(epoch):
                 break
         if n_val:
-            for member in range(k):
-                heads.load_member(snapshot, member)
-            result.best_epoch = best_epoch.tolist()
+            result.best_epoch = stopping.restore()
         else:
             result.best_epoch = [len(result.history)] * k
     heads.eval()

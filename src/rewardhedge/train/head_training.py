@@ -18,6 +18,7 @@ import torch
 from rewardhedge.config import EnsembleConfig
 from rewardhedge.models.heads import HeadStack, build_heads
 from rewardhedge.models.losses import bradley_terry_loss
+from rewardhedge.train.early_stopping import MemberEarlyStopping
 
 
 @dataclass
@@ -101,9 +102,7 @@ def fit_head_stack(
             train_index=train_idx,
             weights=weights.numpy(),
         )
-        best_loss = np.full(k, np.inf)
-        best_epoch = np.zeros(k, dtype=int)
-        snapshot = heads.member_slices()
+        stopping = MemberEarlyStopping(heads, k, tc.patience)
         train_t = torch.as_tensor(train_idx)
         for epoch in range(1, tc.epochs + 1):
             heads.train()
@@ -132,23 +131,14 @@ def fit_head_stack(
                     heads, xc[val_idx], xr[val_idx], None if m is None else m[val_idx]
                 )
                 info["val_loss"], info["val_accuracy"] = val_loss.tolist(), val_acc.tolist()
-                improved = val_loss < best_loss - 1e-6
-                if improved.any():
-                    fresh = heads.member_slices()
-                    for member in np.flatnonzero(improved):
-                        for name in snapshot:
-                            snapshot[name][member] = fresh[name][member]
-                best_loss = np.where(improved, val_loss, best_loss)
-                best_epoch = np.where(improved, epoch, best_epoch)
+                stopping.update(epoch, val_loss)
             result.history.append(info)
             if progress is not None:
                 progress(epoch, tc.epochs, info)
-            if n_val and np.all(epoch - best_epoch >= tc.patience):
+            if n_val and stopping.done(epoch):
                 break
         if n_val:
-            for member in range(k):
-                heads.load_member(snapshot, member)
-            result.best_epoch = best_epoch.tolist()
+            result.best_epoch = stopping.restore()
         else:
             result.best_epoch = [len(result.history)] * k
     heads.eval()
