@@ -20,9 +20,10 @@ import torch
 
 from rewardhedge.config import EnsembleConfig, MemberNormKind
 from rewardhedge.data.fingerprint import hash_pairs
-from rewardhedge.encoders import CachedEncoder, Encoder, build_cached_encoder
+from rewardhedge.encoders import CachedEncoder, Encoder
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.estimators.base import RewardModelBase, check_pairs
+from rewardhedge.estimators.frozen_features import FrozenFeatures
 from rewardhedge.models.heads import build_heads
 from rewardhedge.models.io import load_model_folder, save_model_folder
 from rewardhedge.models.reward_heads import RewardHeads
@@ -55,7 +56,7 @@ def check_calibration_size(
         )
 
 
-class EnsembleRewardModel(RewardModelBase):
+class EnsembleRewardModel(FrozenFeatures, RewardModelBase):
     """K Bradley-Terry reward heads on one frozen encoder, with calibrated uncertainty.
 
     ``config.uncertainty.estimator`` picks how uncertainty is estimated (deep
@@ -98,23 +99,6 @@ class EnsembleRewardModel(RewardModelBase):
         self.use_cache = use_cache
         self.rule = rule if rule is not None else RewardRule()
         self._encoder = encoder
-
-    # -- encoder --------------------------------------------------------------------------
-    @property
-    def encoder(self) -> Encoder:
-        """The feature extractor, built on first use (loading MiniLM takes a second)."""
-        if self._encoder is None:
-            self._encoder = build_cached_encoder(
-                self.config.encoder, self.cache_dir, use_cache=self.use_cache
-            )
-        return self._encoder
-
-    def _features(
-        self, prompts: Sequence[str], responses: Sequence[str], progress: bool
-    ) -> np.ndarray:
-        return np.asarray(
-            self.encoder.encode(prompts, responses, progress=progress), dtype=np.float32
-        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def fit(

@@ -36,10 +36,11 @@ from typing import Any
 import numpy as np
 
 from rewardhedge.data.fingerprint import hash_pairs
-from rewardhedge.encoders import Encoder, build_cached_encoder
+from rewardhedge.encoders import Encoder
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError, RewardHedgeError
 from rewardhedge.estimators.base import RewardModelBase, check_pairs
 from rewardhedge.estimators.ensemble import check_calibration_size
+from rewardhedge.estimators.frozen_features import FrozenFeatures
 from rewardhedge.models.general_preference import GPMConfig, GPMHeads
 from rewardhedge.models.io import load_model_folder, save_model_folder
 from rewardhedge.types import (
@@ -75,7 +76,7 @@ def _no_scalar_reward(name: str) -> NoScalarRewardError:
     )
 
 
-class GeneralPreferenceModel(RewardModelBase):
+class GeneralPreferenceModel(FrozenFeatures, RewardModelBase):
     """K general-preference heads on one frozen encoder, with their spread.
 
     Each member maps the features of a (prompt, response) to a preference embedding
@@ -115,24 +116,6 @@ class GeneralPreferenceModel(RewardModelBase):
         self.use_cache = use_cache
         self.rule = RewardRule()
         self._encoder = encoder
-
-    # -- encoder --------------------------------------------------------------------------
-    @property
-    def encoder(self) -> Encoder:
-        """The feature extractor, built on first use."""
-        if self._encoder is None:
-            self._encoder = build_cached_encoder(
-                self.config.encoder, self.cache_dir, use_cache=self.use_cache
-            )
-        return self._encoder
-
-    def _features(
-        self, prompts: Sequence[str], responses: Sequence[str], progress: bool
-    ) -> np.ndarray:
-        return np.asarray(
-            self.encoder.encode(list(prompts), list(responses), progress=progress),
-            dtype=np.float32,
-        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def fit(
