@@ -31,9 +31,8 @@ from rewardhedge.cli.train import (
     check_encoder_path,
     evaluate_and_print,
     feature_dim,
-    memory_limit,
+    refuse_oversized,
 )
-from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.ensemble import check_calibration_size
 from rewardhedge.estimators.general_preference import GeneralPreferenceModel
 from rewardhedge.models.general_preference import GPMConfig
@@ -73,14 +72,11 @@ def gpm_heads_bytes(config: GPMConfig, in_dim: int) -> int:
 def check_gpm_memory(config: GPMConfig) -> None:
     """Refuse before any work heads that would not fit in memory."""
     in_dim = feature_dim(config.encoder)
-    if in_dim is None:
-        return
-    need, limit = gpm_heads_bytes(config, in_dim), memory_limit()
-    if need > limit:
-        raise ConfigError(
-            f"--members {config.n_members} × --gpm-dim {config.dim} (hidden "
-            f"{config.hidden}): the heads would need about {need / 1e9:,.1f} GB, more "
-            f"than half this machine's memory ({limit / 1e9:,.1f} GB); use fewer or smaller."
+    if in_dim is not None:
+        refuse_oversized(
+            gpm_heads_bytes(config, in_dim),
+            f"--members {config.n_members} × --gpm-dim {config.dim} (hidden {config.hidden})",
+            "use fewer or smaller",
         )
 
 

@@ -195,17 +195,26 @@ def memory_limit() -> int:
         return 16 * 2**30
 
 
+def refuse_oversized(need: int, what: str, advice: str) -> None:
+    """A one-line error, before any work, when ``need`` bytes exceed :func:`memory_limit`;
+    ``what`` names the flags and the sizes, ``advice`` what to change."""
+    limit = memory_limit()
+    if need > limit:
+        raise ConfigError(
+            f"{what}: the heads would need about {need / 1e9:,.1f} GB, more than half "
+            f"this machine's memory ({limit / 1e9:,.1f} GB); {advice}."
+        )
+
+
 def check_heads_memory(config: EnsembleConfig) -> None:
     """Refuse before any work an ensemble whose heads would not fit in memory."""
     dim = feature_dim(config.encoder)
-    if dim is None:
-        return
-    need, limit = heads_bytes(config, dim), memory_limit()
-    if need > limit:
-        raise ConfigError(
-            f"--members {config.n_members}: the heads would need about {need / 1e9:,.1f} GB "
-            f"({config.n_members} members × {dim} features, {config.head.kind.value} heads), "
-            f"more than half this machine's memory ({limit / 1e9:,.1f} GB); use fewer members."
+    if dim is not None:
+        refuse_oversized(
+            heads_bytes(config, dim),
+            f"--members {config.n_members} ({config.n_members} members × {dim} features, "
+            f"{config.head.kind.value} heads)",
+            "use fewer members",
         )
 
 
