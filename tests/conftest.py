@@ -96,3 +96,20 @@ def hand_ensemble():
         RewardEstimate.from_members(chosen), RewardEstimate.from_members(rejected)
     )
     return estimate, pairs
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, pair_factory):
+    """A saved 2-member ensemble on the hashing encoder (no calibration): a model folder
+    for command-line tests, fitted once per session."""
+    from rewardhedge.config import EncoderConfig, EnsembleConfig, UncertaintyConfig
+    from rewardhedge.estimators.ensemble import EnsembleRewardModel
+
+    folder = tmp_path_factory.mktemp("model") / "rm"
+    cfg = EnsembleConfig(
+        n_members=2,
+        encoder=EncoderConfig(kind="hashing", dim=64),
+        uncertainty=UncertaintyConfig(calibration_folds=0),
+    )
+    EnsembleRewardModel(cfg, use_cache=False).fit(pair_factory(20)).save(folder)
+    return folder

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from rewardhedge import cli
-from rewardhedge.config import EncoderConfig, EnsembleConfig, UncertaintyConfig
 from rewardhedge.data import load_pairs
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
@@ -33,18 +32,6 @@ def pairs_file(tmp_path, pair_factory) -> Path:
     ]
     rows[3]["chosen"], rows[3]["rejected"] = rows[3]["rejected"], rows[3]["chosen"]
     return write_jsonl(tmp_path / "pairs.jsonl", rows)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, pair_factory) -> Path:
-    folder = tmp_path_factory.mktemp("audit-model") / "rm"
-    cfg = EnsembleConfig(
-        n_members=2,
-        encoder=EncoderConfig(kind="hashing", dim=64),
-        uncertainty=UncertaintyConfig(calibration_folds=0),
-    )
-    EnsembleRewardModel(cfg, use_cache=False).fit(pair_factory(20)).save(folder)
-    return folder
 
 
 def test_audit_flip_writes_rows_clean_pairs_and_a_retrained_model(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rewardhedge import cli
-from rewardhedge.config import EncoderConfig, EnsembleConfig, UncertaintyConfig
+from rewardhedge.config import EncoderConfig, EnsembleConfig
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 
 HASHING = ["--encoder", "hashing"]
@@ -50,18 +50,6 @@ def refused(capsys, argv, *needles):
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, pair_factory):
-    folder = tmp_path_factory.mktemp("model") / "rm"
-    cfg = EnsembleConfig(
-        n_members=2,
-        encoder=EncoderConfig(kind="hashing", dim=64),
-        uncertainty=UncertaintyConfig(calibration_folds=0),
-    )
-    EnsembleRewardModel(cfg, use_cache=False).fit(pair_factory(20)).save(folder)
-    return folder
 
 
 @pytest.fixture
