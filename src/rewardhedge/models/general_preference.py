@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 from rewardhedge.config import EncoderConfig, check_seed, from_dict, to_dict
 from rewardhedge.errors import ConfigError
+from rewardhedge.models.heads import MemberStack
 
 __all__ = [
     "GPMConfig",
@@ -182,7 +183,7 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class GPMHeads(nn.Module):
+class GPMHeads(MemberStack):
     """``n_members`` preference-embedding heads on ``in_dim``-dimensional features.
 
     Features are standardised with the training mean and scale (buffers, so a saved
@@ -264,20 +265,6 @@ class GPMHeads(nn.Module):
     def decay_parameters(self) -> list[nn.Parameter]:
         """Weights that get the L2 penalty (biases do not)."""
         return [self.weight] if self.hidden == 0 else [self.w1, self.w2]
-
-    def l2_penalty(self) -> torch.Tensor:
-        """`(K,)` squared norm of each member's weights."""
-        return sum(p.pow(2).flatten(1).sum(dim=1) for p in self.decay_parameters())  # type: ignore[return-value]
-
-    def member_slices(self) -> dict[str, torch.Tensor]:
-        """Every parameter, member axis first, for snapshotting the best epoch."""
-        return {name: p.detach().clone() for name, p in self.named_parameters()}
-
-    def load_member(self, snapshot: dict[str, torch.Tensor], member: int) -> None:
-        """Copy member ``member``'s parameters from a snapshot into this stack."""
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                p[member].copy_(snapshot[name][member])
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor to save (parameters and standardisation buffers)."""

@@ -29,7 +29,29 @@ from rewardhedge.config import EnsembleConfig, EstimatorKind, HeadConfig, HeadKi
 from rewardhedge.models.diversity import member_masks
 
 
-class HeadStack(nn.Module):
+class MemberStack(nn.Module):
+    """K members batched on a leading axis: the per-member L2 penalty and the snapshots
+    early stopping keeps (subclasses say which weights ``decay_parameters`` are)."""
+
+    def decay_parameters(self) -> list[nn.Parameter]:
+        raise NotImplementedError
+
+    def l2_penalty(self) -> torch.Tensor:
+        """`(K,)` squared norm of each member's weights (biases excluded)."""
+        return sum(p.pow(2).flatten(1).sum(dim=1) for p in self.decay_parameters())  # type: ignore[return-value]
+
+    def member_slices(self) -> dict[str, torch.Tensor]:
+        """Every parameter, member axis first, for snapshotting the best epoch."""
+        return {name: p.detach().clone() for name, p in self.named_parameters()}
+
+    def load_member(self, snapshot: dict[str, torch.Tensor], member: int) -> None:
+        """Copy member ``member``'s parameters from a snapshot into this stack."""
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                p[member].copy_(snapshot[name][member])
+
+
+class HeadStack(MemberStack):
     """``n_members`` heads of one kind on ``dim``-dimensional features.
 
     Features are standardised with the training mean and scale, stored as
@@ -182,20 +204,6 @@ class HeadStack(nn.Module):
         if self.gaussian:
             params.append(self.var_weight)
         return params
-
-    def l2_penalty(self) -> torch.Tensor:
-        """`(K,)` squared norm of each member's weights (biases excluded)."""
-        return sum(p.pow(2).flatten(1).sum(dim=1) for p in self.decay_parameters())  # type: ignore[return-value]
-
-    def member_slices(self) -> dict[str, torch.Tensor]:
-        """Every parameter, member axis first, for snapshotting the best epoch."""
-        return {name: p.detach().clone() for name, p in self.named_parameters()}
-
-    def load_member(self, snapshot: dict[str, torch.Tensor], member: int) -> None:
-        """Copy member ``member``'s parameters from a snapshot into this stack."""
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                p[member].copy_(snapshot[name][member])
 
 
 def _last_layer(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
