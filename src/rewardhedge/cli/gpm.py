@@ -9,7 +9,6 @@ reward can; it gives no scalar reward. Its folder opens with ``load_reward_model
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,17 +19,14 @@ from rewardhedge.cli.common import (
     ConfigFileOpt,
     PairReadOptions,
     check_train_outputs,
-    err,
-    progress_log,
     read_train_eval,
-    training_progress,
 )
 from rewardhedge.cli.flags import Flag, FlagSet, with_flags
 from rewardhedge.cli.train import (
-    EpochBar,
     check_encoder_path,
     evaluate_and_print,
     feature_dim,
+    fit_with_progress,
     refuse_oversized,
 )
 from rewardhedge.estimators.ensemble import check_calibration_size
@@ -85,32 +81,8 @@ def fit_and_save(
 ) -> GeneralPreferenceModel:
     """Fit with progress bars (or log lines) and save the folder."""
     model = GeneralPreferenceModel(config, **cache.kwargs)
-    err.print(f"Encoding {2 * len(pairs)} texts with [bold]{config.encoder.kind}[/] …")
-    t0 = time.perf_counter()
-    folds = config.calibration_folds
-    with training_progress() as progress:
-        bar = EpochBar(progress, f"train GPM K={config.n_members} dim={config.dim}")
-        fold_task = progress.add_task("calibrate (cross-fit)", total=folds, status="")
-        fold_log = progress_log("calibrate (cross-fit)", noun="fold")
-
-        def on_fold(done: int, total: int) -> None:
-            progress.update(fold_task, completed=done, total=total)
-            if fold_log.done == 0:
-                fold_log.restart(done)
-            fold_log.update(done, total)
-
-        if not folds:
-            progress.remove_task(fold_task)
-        model.fit(pairs, progress=True, on_epoch=bar, on_fold=on_fold)
-        bar.close()
-        fold_log.close()
-    err.print(
-        f"Fitted in {time.perf_counter() - t0:.1f}s; best epochs {model.best_epoch_}; "
-        f"temperature {model.temperature:.3f}"
-    )
-    model.save(out)
-    err.print(f"Saved model to [bold]{out}[/]")
-    return model
+    label = f"train GPM K={config.n_members} dim={config.dim}"
+    return fit_with_progress(model, pairs, out, label=label, folds=config.calibration_folds)
 
 
 @with_flags(flags=GPM_FLAGS, read=PairReadOptions, cache=CacheOptions)

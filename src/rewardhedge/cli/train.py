@@ -117,23 +117,30 @@ def train_model(
 ) -> EnsembleRewardModel:
     """Fit with progress bars and save the folder."""
     model = EnsembleRewardModel(config, rule=rule, **cache.kwargs)
-    err.print(f"Encoding {2 * len(pairs)} texts with [bold]{config.encoder.kind}[/] …")
-    t0 = time.perf_counter()
     unc = config.uncertainty
+    label = f"train K={config.n_members} {config.head.kind} {unc.estimator}"
+    return fit_with_progress(model, pairs, out_dir, label=label, folds=unc.calibration_folds)
+
+
+def fit_with_progress(model: Any, pairs, out_dir: Path, *, label: str, folds: int) -> Any:
+    """``model.fit(pairs)`` with an epoch bar and, when ``folds``, a bar for the
+    cross-fitted calibration (log lines when stderr is not a terminal); then save the
+    folder. Shared by ``train`` and ``train-gpm``."""
+    err.print(f"Encoding {2 * len(pairs)} texts with [bold]{model.config.encoder.kind}[/] …")
+    t0 = time.perf_counter()
     with training_progress() as progress:
-        label = f"train K={config.n_members} {config.head.kind} {unc.estimator}"
         bar = EpochBar(progress, label)
-        folds = progress.add_task("calibrate (cross-fit)", total=unc.calibration_folds, status="")
+        fold_task = progress.add_task("calibrate (cross-fit)", total=folds, status="")
         fold_log = progress_log("calibrate (cross-fit)", noun="fold")
 
         def on_fold(done: int, total: int) -> None:
-            progress.update(folds, completed=done, total=total)
+            progress.update(fold_task, completed=done, total=total)
             if fold_log.done == 0:  # the pace counts from the first fold
                 fold_log.restart(done)
             fold_log.update(done, total)
 
-        if not unc.calibration_folds:
-            progress.remove_task(folds)
+        if not folds:
+            progress.remove_task(fold_task)
         model.fit(pairs, progress=True, on_epoch=bar, on_fold=on_fold)
         bar.close()
         fold_log.close()

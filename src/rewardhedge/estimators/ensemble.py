@@ -274,19 +274,9 @@ class EnsembleRewardModel(FrozenFeatures, RewardModelBase):
             "ensemble": self.config.to_dict(),
             "reward_rule": self.rule.to_dict(),
             "calibration": calibration,
-            "fitted": {
-                "dim": heads.heads.dim,
-                "n_pairs": self.n_pairs_,
-                "best_epoch": list(self.best_epoch_),
-                "epochs_run": len(self.history_),
-            },
+            "fitted": self._fitted_record(dim=heads.heads.dim),
         }
-        info = {
-            "encoder_id": self.encoder_id_,
-            "training_data_hash": self.data_hash_,
-            "n_members": heads.heads.n_members,
-            "estimator": self.config.uncertainty.estimator.value,
-        }
+        info = self._manifest_info(heads.heads.n_members, self.config.uncertainty.estimator.value)
         return save_model_folder(
             path, model_class=type(self).__name__, config=config, tensors=tensors, info=info
         )
@@ -334,12 +324,7 @@ class EnsembleRewardModel(FrozenFeatures, RewardModelBase):
                 f"{Path(path) / 'weights.safetensors'}: weights do not match config.json ({exc})."
             ) from exc
         model = cls(config, encoder=encoder, cache_dir=cache_dir, use_cache=use_cache, rule=rule)
-        if model.encoder.id != manifest.get("encoder_id"):
-            raise ModelFormatError(
-                f"{Path(path) / 'manifest.json'}: the model was trained on encoder "
-                f"{manifest.get('encoder_id')!r}, but the encoder available here is "
-                f"{model.encoder.id!r}; its scores would be meaningless."
-            )
+        model._restore_fitted(path, manifest, fitted, temperature)
         if (heads.norm is None) != (config.member_norm is MemberNormKind.NONE):
             raise ModelFormatError(
                 f"{config_path}: ensemble.member_norm is {config.member_norm.value!r} but "
@@ -347,14 +332,8 @@ class EnsembleRewardModel(FrozenFeatures, RewardModelBase):
                 "member_norm.loc/scale."
             )
         model.heads_ = heads
-        model.temperature_ = temperature
         model.density_ = density
         model.error_predictor_ = predictor
-        model.history_ = []
-        model.best_epoch_ = list(fitted.get("best_epoch", []))
-        model.n_pairs_ = int(fitted.get("n_pairs", 0))
-        model.data_hash_ = manifest.get("training_data_hash")
-        model.encoder_id_ = manifest.get("encoder_id")
         return model
 
 

@@ -267,19 +267,9 @@ class GeneralPreferenceModel(FrozenFeatures, RewardModelBase):
         config = {
             "gpm": self.config.to_dict(),
             "calibration": {"temperature": self.temperature_.to_dict()},
-            "fitted": {
-                "in_dim": heads.in_dim,
-                "n_pairs": self.n_pairs_,
-                "best_epoch": list(self.best_epoch_),
-                "epochs_run": len(self.history_),
-            },
+            "fitted": self._fitted_record(in_dim=heads.in_dim),
         }
-        info = {
-            "encoder_id": self.encoder_id_,
-            "training_data_hash": self.data_hash_,
-            "n_members": heads.n_members,
-            "estimator": "general_preference",
-        }
+        info = self._manifest_info(heads.n_members, "general_preference")
         return save_model_folder(
             path,
             model_class=type(self).__name__,
@@ -319,19 +309,8 @@ class GeneralPreferenceModel(FrozenFeatures, RewardModelBase):
             ) from exc
         heads.eval()
         model = cls(config, encoder=encoder, cache_dir=cache_dir, use_cache=use_cache)
-        if model.encoder.id != manifest.get("encoder_id"):
-            raise ModelFormatError(
-                f"{Path(path) / 'manifest.json'}: the model was trained on encoder "
-                f"{manifest.get('encoder_id')!r}, but the encoder available here is "
-                f"{model.encoder.id!r}; its scores would be meaningless."
-            )
+        model._restore_fitted(path, manifest, fitted, temperature)
         model.heads_ = heads
-        model.temperature_ = temperature
-        model.history_ = []
-        model.best_epoch_ = list(fitted.get("best_epoch", []))
-        model.n_pairs_ = int(fitted.get("n_pairs", 0))
-        model.data_hash_ = manifest.get("training_data_hash")
-        model.encoder_id_ = manifest.get("encoder_id")
         return model
 
 

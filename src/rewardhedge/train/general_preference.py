@@ -17,12 +17,10 @@ import numpy as np
 import torch
 
 from rewardhedge.models.general_preference import GPMConfig, GPMHeads, gpm_loss, skew_score
-from rewardhedge.train.early_stopping import MemberEarlyStopping
 from rewardhedge.train.head_training import single_thread
+from rewardhedge.train.member_loop import Progress, draw_split, train_members
 
 __all__ = ["GPMFitResult", "cross_fit_gpm", "fit_gpm_heads"]
-
-Progress = Callable[[int, int, dict[str, Any]], None]
 
 
 @dataclass
@@ -58,27 +56,23 @@ def fit_gpm_heads(
     n, d = x_chosen.shape
     if x_rejected.shape != (n, d):
         raise ValueError(f"x_rejected has shape {x_rejected.shape}, expected {(n, d)}.")
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(n)
-    n_val = round(n * config.val_fraction) if n >= 10 else 0
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    k = config.n_members
+    train_idx, val_idx, counts = draw_split(
+        n,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        bootstrap=config.bootstrap,
+        n_members=config.n_members,
+    )
 
     with torch.random.fork_rng(devices=[]), single_thread():
         torch.manual_seed(config.seed)
         gen = torch.Generator().manual_seed(config.seed)
         xc = torch.as_tensor(x_chosen, dtype=torch.float32)
         xr = torch.as_tensor(x_rejected, dtype=torch.float32)
-        heads = GPMHeads(d, k, config.dim, config.hidden, generator=gen)
+        heads = GPMHeads(d, config.n_members, config.dim, config.hidden, generator=gen)
         both = torch.cat([xc[train_idx], xr[train_idx]])
         heads.set_standardisation(both.mean(0), both.std(0))
-        if config.bootstrap and k > 1:
-            counts = rng.multinomial(
-                len(train_idx), np.full(len(train_idx), 1 / len(train_idx)), size=k
-            )
-            weights = torch.as_tensor(counts, dtype=torch.float32)  # (K, n_train)
-        else:
-            weights = torch.ones(k, len(train_idx))
+        weights = torch.as_tensor(counts)  # (K, n_train)
         decay = {id(p) for p in heads.decay_parameters()}
         optimiser = torch.optim.AdamW(
             [
@@ -88,39 +82,29 @@ def fit_gpm_heads(
             lr=config.lr,
             weight_decay=0.0,
         )
-        result = GPMFitResult(heads=heads)
-        stopping = MemberEarlyStopping(heads, k, config.patience)
         train_t = torch.as_tensor(train_idx)
-        for epoch in range(1, config.epochs + 1):
-            heads.train()
-            perm = torch.randperm(len(train_idx), generator=gen)
-            epoch_loss = 0.0
-            for start in range(0, len(perm), config.batch_size):
-                pos = perm[start : start + config.batch_size]
-                idx = train_t[pos]
-                loss = gpm_loss(_scores(heads, xc[idx], xr[idx]), weights[:, pos])
-                if config.l2 > 0.0:
-                    loss = loss + config.l2 * heads.l2_penalty()
-                optimiser.zero_grad(set_to_none=True)
-                loss.sum().backward()
-                optimiser.step()
-                epoch_loss += float(loss.detach().mean()) * len(pos)
-            info: dict[str, Any] = {"epoch": epoch, "train_loss": epoch_loss / max(len(perm), 1)}
-            if n_val:
-                val_loss, val_acc = _validate(heads, xc[val_idx], xr[val_idx])
-                info["val_loss"], info["val_accuracy"] = val_loss.tolist(), val_acc.tolist()
-                stopping.update(epoch, val_loss)
-            result.history.append(info)
-            if progress is not None:
-                progress(epoch, config.epochs, info)
-            if n_val and stopping.done(epoch):
-                break
-        if n_val:
-            result.best_epoch = stopping.restore()
-        else:
-            result.best_epoch = [len(result.history)] * k
-    heads.eval()
-    return result
+
+        def batch_loss(pos: torch.Tensor) -> torch.Tensor:
+            idx = train_t[pos]
+            return gpm_loss(_scores(heads, xc[idx], xr[idx]), weights[:, pos])
+
+        def validate() -> tuple[np.ndarray, np.ndarray]:
+            return _validate(heads, xc[val_idx], xr[val_idx])
+
+        history, best_epoch = train_members(
+            heads,
+            optimiser,
+            batch_loss,
+            n_train=len(train_idx),
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            patience=config.patience,
+            l2=config.l2,
+            generator=gen,
+            validate=validate if len(val_idx) else None,
+            progress=progress,
+        )
+    return GPMFitResult(heads=heads, history=history, best_epoch=best_epoch)
 
 
 def _scores(heads: GPMHeads, xc: torch.Tensor, xr: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from rewardhedge.config import EnsembleConfig
 from rewardhedge.models.heads import HeadStack, build_heads
 from rewardhedge.models.losses import bradley_terry_loss
-from rewardhedge.train.early_stopping import MemberEarlyStopping
+from rewardhedge.train.member_loop import draw_split, train_members
 
 
 @dataclass
@@ -66,7 +66,6 @@ def fit_head_stack(
         raise ValueError(f"x_rejected has shape {x_rejected.shape}, expected {(n, d)}.")
     train_idx, val_idx, counts = training_split(n, config)
     n_val = len(val_idx)
-    k = config.n_members
 
     with torch.random.fork_rng(devices=[]), single_thread():
         torch.manual_seed(tc.seed)
@@ -95,72 +94,58 @@ def fit_head_stack(
             ],
             lr=config.learning_rate,
         )
-        result = FitResult(
-            heads=heads,
-            n_train=len(train_idx),
-            n_val=n_val,
-            train_index=train_idx,
-            weights=weights.numpy(),
-        )
-        stopping = MemberEarlyStopping(heads, k, tc.patience)
         train_t = torch.as_tensor(train_idx)
-        for epoch in range(1, tc.epochs + 1):
-            heads.train()
-            perm = torch.randperm(len(train_idx), generator=gen)
-            epoch_loss = 0.0
-            for start in range(0, len(perm), tc.batch_size):
-                pos = perm[start : start + tc.batch_size]  # positions within train_idx
-                idx = train_t[pos]
-                loss = _pair_loss(
-                    heads,
-                    xc[idx],
-                    xr[idx],
-                    None if m is None else m[idx],
-                    weights[:, pos],
-                    tc.center_coef,
-                )
-                if config.l2_strength > 0.0:
-                    loss = loss + config.l2_strength * heads.l2_penalty()
-                optimiser.zero_grad(set_to_none=True)
-                loss.sum().backward()
-                optimiser.step()
-                epoch_loss += float(loss.detach().mean()) * len(pos)
-            info: dict[str, Any] = {"epoch": epoch, "train_loss": epoch_loss / max(len(perm), 1)}
-            if n_val:
-                val_loss, val_acc = _validate(
-                    heads, xc[val_idx], xr[val_idx], None if m is None else m[val_idx]
-                )
-                info["val_loss"], info["val_accuracy"] = val_loss.tolist(), val_acc.tolist()
-                stopping.update(epoch, val_loss)
-            result.history.append(info)
-            if progress is not None:
-                progress(epoch, tc.epochs, info)
-            if n_val and stopping.done(epoch):
-                break
-        if n_val:
-            result.best_epoch = stopping.restore()
-        else:
-            result.best_epoch = [len(result.history)] * k
-    heads.eval()
-    return result
+
+        def batch_loss(pos: torch.Tensor) -> torch.Tensor:
+            idx = train_t[pos]
+            return _pair_loss(
+                heads,
+                xc[idx],
+                xr[idx],
+                None if m is None else m[idx],
+                weights[:, pos],
+                tc.center_coef,
+            )
+
+        def validate() -> tuple[np.ndarray, np.ndarray]:
+            return _validate(heads, xc[val_idx], xr[val_idx], None if m is None else m[val_idx])
+
+        history, best_epoch = train_members(
+            heads,
+            optimiser,
+            batch_loss,
+            n_train=len(train_idx),
+            batch_size=tc.batch_size,
+            epochs=tc.epochs,
+            patience=tc.patience,
+            l2=config.l2_strength,
+            generator=gen,
+            validate=validate if n_val else None,
+            progress=progress,
+        )
+    return FitResult(
+        heads=heads,
+        history=history,
+        best_epoch=best_epoch,
+        n_train=len(train_idx),
+        n_val=n_val,
+        train_index=train_idx,
+        weights=weights.numpy(),
+    )
 
 
 def training_split(n: int, config: EnsembleConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(train_idx, val_idx, weights)`` for ``n`` pairs, as :func:`fit_head_stack` draws
-    them from ``train.seed``: the pairs trained on, those held out for early stopping,
-    and each member's `(K, n_train)` example weights (bootstrap counts, or ones).
-    Influence functions read it to know what each member minimised."""
+    them from ``train.seed`` (see :func:`draw_split`). Influence functions read it to know
+    what each member minimised."""
     tc = config.train
-    rng = np.random.default_rng(tc.seed)
-    order = rng.permutation(n)
-    n_val = round(n * tc.val_fraction) if n >= 10 else 0
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    k, m = config.n_members, len(train_idx)
-    if tc.bootstrap and k > 1:
-        counts = rng.multinomial(m, np.full(m, 1 / m), size=k).astype(np.float32)
-    else:
-        counts = np.ones((k, m), dtype=np.float32)
-    return train_idx, val_idx, counts
+    return draw_split(
+        n,
+        seed=tc.seed,
+        val_fraction=tc.val_fraction,
+        bootstrap=tc.bootstrap,
+        n_members=config.n_members,
+    )
 
 
 def _pair_loss(
