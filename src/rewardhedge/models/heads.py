@@ -207,8 +207,14 @@ class HeadStack(MemberStack):
 
 
 def _last_layer(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """`(K, ..., p)` features · `(K, p)` weights + `(K,)` bias -> `(K, ...)`."""
-    out = torch.einsum("k...p,kp->k...", feats, weight)
+    """`(K, ..., p)` features · `(K, p)` weights + `(K,)` bias -> `(K, ...)`.
+
+    A product and a sum over ``p``, not a matrix product: BLAS picks its kernel (and
+    so its rounding) by the number of items, which made one item scored alone differ
+    from the same item in a batch by a float32 ulp; each item's sum here is reduced
+    the same way whatever the batch."""
+    shape = (weight.shape[0], *([1] * (feats.dim() - 2)), weight.shape[1])
+    out = (feats * weight.reshape(shape)).sum(dim=-1)
     return out + bias.reshape(-1, *([1] * (out.dim() - 1)))
 
 
