@@ -26,6 +26,8 @@ from rewardhedge.evaluate import (
     pairwise_correct,
     per_subset,
 )
+from rewardhedge.evaluate.length_controls import MATCH_TOLERANCE
+from rewardhedge.evaluate.pairwise import length_matched_mask
 
 # --- pairwise_correct / pairwise_accuracy -------------------------------------------
 
@@ -138,6 +140,54 @@ def test_length_baseline_errors():
         length_baseline_correct(["a"], ["b"], prefer="longr")
     with pytest.raises(ValueError, match="2 vs 1"):
         length_baseline_correct(["a", "b"], ["c"])
+
+
+# --- length-matched pairs -------------------------------------------------------------
+
+
+def test_length_matched_mask_hand_computed():
+    chosen = ["a" * 10, "a" * 10, "a" * 100, "a" * 100, "abc", ""]
+    rejected = ["a" * 9, "a" * 8, "a" * 90, "a" * 89, "xyz", ""]
+    # 1/10 and 10/100 sit exactly on the 10% boundary and count; 2/10 and 11/100 do not;
+    # equal lengths and two empty strings are matched.
+    assert length_matched_mask(chosen, rejected).tolist() == [True, False, True, False, True, True]
+
+
+def test_length_matched_mask_is_symmetric_and_counts_characters():
+    chosen = ["a" * 9, "", "éé"]
+    rejected = ["a" * 10, "a", "ab"]  # "éé" is 2 characters, 4 bytes
+    assert length_matched_mask(chosen, rejected).tolist() == [True, False, True]
+    assert length_matched_mask(rejected, chosen).tolist() == [True, False, True]
+
+
+def test_length_matched_mask_tolerance():
+    chosen, rejected = ["a" * 10, "a" * 10, "a" * 10], ["a" * 10, "a" * 8, "a" * 5]
+    assert MATCH_TOLERANCE == 0.10
+    default = length_matched_mask(chosen, rejected)
+    assert default.dtype == np.bool_ and default.shape == (3,)
+    assert default.tolist() == length_matched_mask(chosen, rejected, MATCH_TOLERANCE).tolist()
+    assert length_matched_mask(chosen, rejected, 0.0).tolist() == [True, False, False]
+    assert length_matched_mask(chosen, rejected, 0.2).tolist() == [True, True, False]
+    assert length_matched_mask(chosen, rejected, 0.5).tolist() == [True, True, True]
+    assert length_matched_mask([], []).tolist() == []
+
+
+def test_length_matched_mask_errors():
+    with pytest.raises(ValueError, match="2 vs 1"):
+        length_matched_mask(["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="tolerance"):
+        length_matched_mask(["a"], ["b"], -0.1)
+    with pytest.raises(ValueError, match="tolerance"):
+        length_matched_mask(["a"], ["b"], float("nan"))
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=30))
+@settings(max_examples=100, deadline=None)
+def test_length_matched_mask_matches_the_relative_difference(lengths):
+    chosen = ["x" * a for a, _ in lengths]
+    rejected = ["y" * b for _, b in lengths]
+    expected = [a == b or abs(a - b) / max(a, b) <= 0.10 for a, b in lengths]
+    assert length_matched_mask(chosen, rejected).tolist() == expected
 
 
 # --- bootstrap_ci ---------------------------------------------------------------------

@@ -78,6 +78,15 @@ def test_every_field_hand_computed(metrics):
     expected_rho = np.corrcoef(rankdata(lengths), rankdata(rewards))[0, 1]
     assert m["length_reward_corr"] == pytest.approx(expected_rho, rel=1e-12)
 
+    # Only pair 1 ("bb" vs "xx") is within 10% in length, and it is a tie.
+    assert m["length_matched"] == {
+        "n_pairs": 1,
+        "accuracy": 0.5,
+        "ci_low": 0.5,
+        "ci_high": 0.5,
+        "tolerance": 0.1,
+    }
+
     assert m["subsets"] == {
         "a": {"n": 2, "accuracy": 0.5, "ci_low": 0.0, "ci_high": 1.0},
         "b": {"n": 1, "accuracy": 0.5, "ci_low": 0.5, "ci_high": 0.5},
@@ -133,3 +142,57 @@ def test_single_pair_is_json_safe():
     assert (m["accuracy_ci_low"], m["accuracy_ci_high"]) == (1.0, 1.0)
     assert m["length_reward_corr"] is None  # both lengths equal
     json.dumps(m, allow_nan=False)
+
+
+def _pairs_estimate(r_chosen, r_rejected):
+    """A 1-member estimate with the given rewards."""
+    return pairwise_from_estimates(
+        RewardEstimate.from_members(np.array([r_chosen], dtype=float)),
+        RewardEstimate.from_members(np.array([r_rejected], dtype=float)),
+    )
+
+
+def test_length_matched_accuracy_hand_computed():
+    pairs = [
+        PreferencePair("p0", "a" * 10, "b" * 9),  # 10% apart: matched (boundary), right
+        PreferencePair("p1", "a" * 20, "b" * 20),  # equal: matched, wrong
+        PreferencePair("p2", "a" * 10, "b" * 8),  # 20% apart: not matched, right
+        PreferencePair("p3", "a", "b" * 30),  # not matched, right
+    ]
+    est = _pairs_estimate([1.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0])
+    m = evaluate_pairwise(est, pairs, reps=300, seed=7)
+    assert m["pairwise_accuracy"] == pytest.approx(0.75)
+    lm = m["length_matched"]
+    assert lm["n_pairs"] == 2 and type(lm["n_pairs"]) is int
+    assert lm["accuracy"] == 0.5
+    assert (lm["ci_low"], lm["ci_high"]) == bootstrap_ci([1.0, 0.0], reps=300, seed=7)
+    assert lm["tolerance"] == 0.1
+    json.dumps(m, allow_nan=False)
+
+
+def test_length_matched_ties_count_half_and_empty_strings_match():
+    pairs = [
+        PreferencePair("p0", "", ""),  # both empty: matched, tie
+        PreferencePair("p1", "abc", "xyz"),  # matched, right
+        PreferencePair("p2", "", "x"),  # not matched
+    ]
+    est = _pairs_estimate([2.0, 1.0, 0.0], [2.0, 0.0, 1.0])
+    lm = evaluate_pairwise(est, pairs, reps=200)["length_matched"]
+    assert (lm["n_pairs"], lm["accuracy"]) == (2, 0.75)
+    assert (lm["ci_low"], lm["ci_high"]) == bootstrap_ci([0.5, 1.0], reps=200, seed=0)
+
+
+def test_no_length_matched_pairs_gives_none():
+    pairs = [PreferencePair("p0", "long answer", "no"), PreferencePair("p1", "a", "bb")]
+    est = _pairs_estimate([1.0, 0.0], [0.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = evaluate_pairwise(est, pairs, reps=100)
+    assert m["length_matched"] == {
+        "n_pairs": 0,
+        "accuracy": None,
+        "ci_low": None,
+        "ci_high": None,
+        "tolerance": 0.1,
+    }
+    assert json.loads(json.dumps(m, allow_nan=False))["length_matched"] == m["length_matched"]

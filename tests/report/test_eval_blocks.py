@@ -219,6 +219,31 @@ def test_older_eval_dict_renders_without_new_sections(eval_factory):
     assert 'class="facts"' not in report_html(eval_factory.make_eval())  # no task/model box
 
 
+def test_length_matched_accuracy_row_only_when_present(eval_factory):
+    label = "accuracy, length-matched (±10%, n=412)"
+    result = eval_factory.make_eval()
+    assert not any("length-matched" in r[0] for r in parse(result).rows("metrics"))
+    result["length_matched"] = {
+        "n_pairs": 412,
+        "accuracy": 0.6214,
+        "ci_low": 0.5752,
+        "ci_high": 0.6675,
+        "tolerance": 0.1,
+    }
+    rows = parse(result).rows("metrics")
+    assert [label, "0.6214", "[0.5752, 0.6675]", "412"] in rows
+    spearman = next(i for i, r in enumerate(rows) if r[0].startswith("Spearman"))
+    assert rows[spearman + 1][0] == label
+    result["length_matched"] = {
+        "n_pairs": 0,
+        "accuracy": None,
+        "ci_low": None,
+        "ci_high": None,
+        "tolerance": 0.1,
+    }
+    assert ["accuracy, length-matched (±10%, n=0)", "—", "—", "0"] in parse(result).rows("metrics")
+
+
 def test_rewardbench_table_plot_and_caption(eval_factory):
     page = parse(eval_factory.make_eval_full())
     assert page.rows("rewardbench") == [

@@ -34,8 +34,8 @@ def test_metrics_table_rows_and_json_reload(metrics):
     table = metrics_table(metrics)
     assert isinstance(table, Table)
     # accuracy, log loss, Brier, margin, ties, members, epistemic, 2 baselines, corr,
-    # 2 ECEs, 4 uncertainty AUROCs, 2 subsets
-    assert table.row_count == 19
+    # length-matched accuracy, 2 ECEs, 4 uncertainty AUROCs, 2 subsets
+    assert table.row_count == 20
     reloaded = json.loads(json.dumps(metrics))
     assert format_metrics(reloaded) == format_metrics(metrics)
 
@@ -43,6 +43,27 @@ def test_metrics_table_rows_and_json_reload(metrics):
 def test_format_metrics_handles_none_correlation():
     text = format_metrics({"n_pairs": 2, "pairwise_accuracy": 0.5, "length_reward_corr": None})
     assert "n/a" in text
+
+
+def test_length_matched_row_present(metrics):
+    # Only the "bb" vs "xx" pair of the hand ensemble is length-matched, and it is a tie.
+    lines = [ln for ln in format_metrics(metrics).splitlines() if "length-matched" in ln]
+    assert len(lines) == 1
+    assert "accuracy, length-matched (±10%, n=1)" in lines[0]
+    assert "0.5000" in lines[0] and "[0.5000, 0.5000]" in lines[0]
+
+
+def test_length_matched_row_absent_in_older_dicts(metrics):
+    old = {k: v for k, v in metrics.items() if k != "length_matched"}
+    assert "length-matched" not in format_metrics(old)
+    assert metrics_table(old).row_count == metrics_table(metrics).row_count - 1
+
+
+def test_length_matched_row_without_matched_pairs():
+    lm = {"n_pairs": 0, "accuracy": None, "ci_low": None, "ci_high": None, "tolerance": 0.1}
+    text = format_metrics({"n_pairs": 2, "pairwise_accuracy": 0.5, "length_matched": lm})
+    line = next(ln for ln in text.splitlines() if "length-matched" in ln)
+    assert "(±10%, n=0)" in line and "n/a" in line and "[n/a" not in line
 
 
 def test_docstring_examples():

@@ -24,6 +24,7 @@ __all__ = [
     "brier",
     "finite_1d",
     "length_baseline_correct",
+    "length_matched_mask",
     "log_loss",
     "pairwise_accuracy",
     "pairwise_correct",
@@ -209,6 +210,47 @@ def length_baseline_correct(
     if prefer == "shorter":
         lc, lr = -lc, -lr
     return pairwise_correct(lc, lr)
+
+
+def length_matched_mask(
+    chosen: Sequence[str], rejected: Sequence[str], tolerance: float | None = None
+) -> np.ndarray:
+    """Which pairs have responses of about equal length: the "is my reward just length?" control.
+
+    A pair is length-matched when ``|len_c - len_r| / max(len_c, len_r) <= tolerance``
+    (lengths in characters; two empty strings count as matched). Accuracy on these
+    pairs is accuracy where a length preference cannot help.
+
+    Args:
+        chosen: `(n,)` chosen response texts.
+        rejected: `(n,)` rejected response texts.
+        tolerance: the largest relative length difference that counts as matched;
+            ``None`` means :data:`rewardhedge.evaluate.length_controls.MATCH_TOLERANCE`
+            (0.10). The boundary itself counts as matched.
+
+    Returns:
+        `(n,)` bool array.
+
+    Raises:
+        ValueError: if the lengths of ``chosen`` and ``rejected`` differ, or
+            ``tolerance`` is negative or NaN.
+
+    Example:
+        >>> length_matched_mask(["a" * 10, "a" * 10, "", "ab"], ["a" * 9, "a" * 8, "", "cd"]).tolist()
+        [True, False, True, True]
+    """
+    # Imported here: length_controls imports this module (bootstrap_ci) at import time.
+    from rewardhedge.evaluate.length_controls import MATCH_TOLERANCE
+
+    tol = MATCH_TOLERANCE if tolerance is None else float(tolerance)
+    if not tol >= 0.0:
+        raise ValueError(f"tolerance == {tolerance!r}, must be >= 0.")
+    if len(chosen) != len(rejected):
+        raise ValueError(f"chosen and rejected differ in length: {len(chosen)} vs {len(rejected)}.")
+    lc = np.array([len(t) for t in chosen], dtype=np.float64)
+    lr = np.array([len(t) for t in rejected], dtype=np.float64)
+    # |lc - lr| <= tol * max: no division, so two empty strings (0 <= 0) need no special case.
+    return np.abs(lc - lr) <= tol * np.maximum(lc, lr)
 
 
 def bootstrap_ci(

@@ -12,10 +12,12 @@ import numpy as np
 from scipy import stats
 
 from rewardhedge.evaluate.calibration import calibration_metrics, ece_noise_floor
+from rewardhedge.evaluate.length_controls import MATCH_TOLERANCE
 from rewardhedge.evaluate.pairwise import (
     bootstrap_ci,
     brier,
     length_baseline_correct,
+    length_matched_mask,
     log_loss,
     pairwise_correct,
     per_subset,
@@ -70,8 +72,13 @@ def evaluate_pairwise(
         responses), ``length_baseline`` (``{"longer"|"shorter": {"accuracy",
         "ci_low", "ci_high"}}``), ``length_reward_corr`` (Spearman between
         character length and mean reward over all `2n` responses; ``None``
-        if undefined) and ``subsets`` (see :func:`per_subset`; ``{}`` if no
-        pair has one).
+        if undefined), ``length_matched`` (``{"n_pairs", "accuracy",
+        "ci_low", "ci_high", "tolerance"}``: accuracy, ties half, on the pairs
+        whose two responses are within ±``tolerance`` (10%) of each other's
+        character length, see :func:`length_matched_mask`; CI with the same
+        ``reps`` and ``seed``; ``n_pairs`` 0 and ``None`` accuracy and CI if
+        no pair is matched), ``subsets`` (see :func:`per_subset`; ``{}`` if
+        no pair has one), ``calibration`` and ``uncertainty``.
 
     Raises:
         ValueError: if ``len(pairwise) != len(pairs)``, or there are no pairs.
@@ -84,6 +91,8 @@ def evaluate_pairwise(
         >>> m = evaluate_pairwise(pairwise_from_estimates(c, r), pairs, reps=200)
         >>> m["pairwise_accuracy"], m["n_ties"], m["member_accuracy_min"]
         (0.75, 1, 0.5)
+        >>> m["length_matched"]["n_pairs"], m["length_matched"]["accuracy"]  # no pair within 10%
+        (0, None)
     """
     n = len(pairwise)
     if n != len(pairs):
@@ -138,10 +147,35 @@ def evaluate_pairwise(
         "mean_epistemic_std": float(epi_std.mean()),
         "length_baseline": baselines,
         "length_reward_corr": spearman_or_none(lengths, rewards),
+        "length_matched": _length_matched(correct, texts_c, texts_r, reps=reps, seed=seed),
         "subsets": per_subset(correct, [p.subset for p in pairs], reps=reps, seed=seed),
         "calibration": _calibration(pairwise),
         "uncertainty": _uncertainty_quality(pairwise, correct),
     }
+
+
+def _length_matched(
+    correct: np.ndarray,
+    chosen: Sequence[str],
+    rejected: Sequence[str],
+    *,
+    reps: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Accuracy (ties half) and its bootstrap CI on the length-matched pairs only: where a
+    length preference cannot help, is the model still right?"""
+    values = correct[length_matched_mask(chosen, rejected, MATCH_TOLERANCE)]
+    out: dict[str, Any] = {
+        "n_pairs": int(values.shape[0]),
+        "accuracy": None,
+        "ci_low": None,
+        "ci_high": None,
+        "tolerance": float(MATCH_TOLERANCE),
+    }
+    if values.shape[0]:
+        low, high = bootstrap_ci(values, reps=reps, level=CI_LEVEL, seed=seed)
+        out.update(accuracy=float(values.mean()), ci_low=low, ci_high=high)
+    return out
 
 
 def _none_if_nan(x: float) -> float | None:

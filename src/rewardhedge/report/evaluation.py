@@ -7,6 +7,7 @@ and :mod:`rewardhedge.report.diagnostics`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -67,6 +68,19 @@ def _metric_rows(m: Mapping[str, Any]) -> list[list[str]]:
                 )
     if "length_reward_corr" in m:
         rows.append(["Spearman ρ, length vs reward", fmt(m["length_reward_corr"], 4), "", ""])
+    matched = m.get("length_matched")
+    if isinstance(matched, Mapping):
+        tol = number(matched.get("tolerance"))
+        tol_text = f"±{100 * tol:.0f}%, " if math.isfinite(tol) else ""
+        n_matched = fmt_int(matched.get("n_pairs"))
+        rows.append(
+            [
+                f"accuracy, length-matched ({tol_text}n={n_matched})",
+                fmt(matched.get("accuracy"), 4),
+                fmt_ci(matched.get("ci_low"), matched.get("ci_high"), 4),
+                n_matched,
+            ]
+        )
     return rows
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "fmt_number",
     "format_metrics",
     "format_pools",
+    "length_matched_row",
     "length_rows_table",
     "length_table",
     "metrics_table",
@@ -303,13 +304,41 @@ def length_rows_table(
     return table
 
 
+def length_matched_row(d: Any) -> Row | None:
+    """The row of an ``evaluate_pairwise`` ``length_matched`` dict (accuracy on the pairs
+    whose two responses are within ±10% of each other's length); ``None`` if absent.
+
+    Example:
+        >>> length_matched_row({"n_pairs": 2, "accuracy": 0.5, "ci_low": 0.0, "ci_high": 1.0,
+        ...                     "tolerance": 0.1})
+        ('accuracy, length-matched (±10%, n=2)', '0.5000', '[0.0000, 1.0000]', '2')
+        >>> length_matched_row(None) is None
+        True
+    """
+    if not isinstance(d, Mapping):
+        return None
+    n = d.get("n_pairs", "")
+    tol = d.get("tolerance")
+    finite = isinstance(tol, int | float) and not isinstance(tol, bool) and math.isfinite(tol)
+    tol_text = f"±{100 * tol:.0f}%, " if finite else ""
+    ci = "" if d.get("ci_low") is None else fmt_interval(d.get("ci_low"), d.get("ci_high"))
+    return (
+        f"accuracy, length-matched ({tol_text}n={n})",
+        fmt_number(d.get("accuracy")),
+        ci,
+        str(n),
+    )
+
+
 def metrics_table(metrics: dict[str, Any], title: str = "Evaluation") -> Table:
     """A readable table of the dict that :func:`~rewardhedge.evaluate.evaluate_pairwise` returns.
 
     Rows: accuracy with its CI, log loss, Brier, mean margin, ties, member
     accuracy range, epistemic spread, both length baselines, the
-    length-reward correlation, then one row per subset. Keys that are
-    missing are skipped, so a dict read back from JSON works too.
+    length-reward correlation, the accuracy on length-matched pairs,
+    calibration and uncertainty, then one row per subset. Keys that are
+    missing are skipped, so a dict read back from JSON (also an older one)
+    works too.
 
     Args:
         metrics: the report dict.
@@ -368,6 +397,9 @@ def metrics_table(metrics: dict[str, Any], title: str = "Evaluation") -> Table:
         )
     if "length_reward_corr" in metrics:
         table.add_row("length-reward Spearman", fmt_number(metrics["length_reward_corr"]), "", "")
+    matched = length_matched_row(metrics.get("length_matched"))
+    if matched is not None:
+        table.add_row(*matched)
     cal = metrics.get("calibration", {})
     for key, label in (
         ("ece_equal_width", "ECE (equal-width bins)"),
