@@ -128,6 +128,25 @@ class MemberNormKind(Option):
     """Aggregate the raw member rewards (each member keeps its arbitrary offset)."""
 
 
+class Objective(Option):
+    """What the heads are trained to fit."""
+
+    BT = "bt"
+    """Bradley-Terry ``-log σ(r_c − r_r − margin)`` (margin from the data when present)."""
+    REGRESSION = "regression"
+    """Squared error against ``chosen_score`` / ``rejected_score`` ratings."""
+    BT_REGRESSION = "bt_regression"
+    """Both, summed with ``regression_weight`` (HelpSteer2-Preference)."""
+    HL_GAUSS = "hl_gauss"
+    """Ratings as classes: cross-entropy of a histogram over ``head.bins`` fixed bins
+    against a Gaussian-smoothed target (Farebrother et al., "Stop Regressing");
+    the reward is the histogram's mean, its variance the aleatoric term."""
+
+
+RATING_OBJECTIVES = (Objective.REGRESSION, Objective.BT_REGRESSION, Objective.HL_GAUSS)
+"""The objectives that read ratings."""
+
+
 class HeadKind(Option):
     LINEAR = "linear"
     """r = w·x + b on standardised features."""
@@ -228,6 +247,20 @@ class HeadConfig:
     """Hidden width of the MLP head."""
     dropout: float = 0.1
     """Dropout in the MLP head during training."""
+    spectral_norm: float | None = None
+    """MLP heads: rescale each member's hidden layer to spectral norm at most this, a
+    Lipschitz head (Liu et al. 2020's SNGP; "Is Model Ensemble Necessary?"); ``None``
+    leaves it unbounded."""
+    length_head: bool = False
+    """Train a second, linear head on the response's length (log characters, log
+    words) jointly with the reward head, and score with the reward head alone (ODIN,
+    Chen et al. 2024), so the reward is kept apart from length."""
+    bins: int = 51
+    """``hl_gauss`` objective: histogram bins, spread evenly over the training
+    ratings' range."""
+    hl_sigma: float = 0.75
+    """``hl_gauss`` objective: the target Gaussian's width in bin widths (0.75 as
+    "Stop Regressing" recommends)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", HeadKind.parse(self.kind, "head.kind"))
@@ -235,6 +268,16 @@ class HeadConfig:
             raise ConfigError(f"head.hidden == {self.hidden!r}, must be >= 1.")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"head.dropout == {self.dropout!r}, must be in [0, 1).")
+        if self.spectral_norm is not None:
+            _check_positive("head.spectral_norm", self.spectral_norm)
+            if self.kind is not HeadKind.MLP:
+                raise ConfigError(
+                    "head.spectral_norm bounds the hidden layer of an MLP head; a linear "
+                    "head has none (use head.kind 'mlp', or drop head.spectral_norm)."
+                )
+        if isinstance(self.bins, bool) or not isinstance(self.bins, int) or self.bins < 2:
+            raise ConfigError(f"head.bins == {self.bins!r}, must be an integer >= 2.")
+        _check_positive("head.hl_sigma", self.hl_sigma)
 
 
 @dataclass(frozen=True)
@@ -255,6 +298,14 @@ class TrainConfig:
     MLP heads (best on HH-RLHF in bench/hh_foundation.py's sweep)."""
     center_coef: float = 0.0
     """Reward-centering term ``coef · mean((r_c + r_r)²)``, as TRL's ``center_rewards_coefficient``."""
+    objective: Objective = Objective.BT
+    """``bt``, ``regression``, ``bt_regression`` or ``hl_gauss`` (see ``Objective``);
+    all but ``bt`` read the pairs' ``chosen_score`` / ``rejected_score`` ratings."""
+    regression_weight: float = 1.0
+    """``bt_regression``: weight of the squared error beside the BT loss."""
+    length_decorrelation: float = 1.0
+    """With ``head.length_head``: weight of the squared correlation, per member and
+    batch, between the reward head's output and log length."""
     val_fraction: float = 0.1
     """Share of training pairs held out for early stopping (0 disables early stopping)."""
     patience: int = 20
@@ -266,7 +317,10 @@ class TrainConfig:
     """Seed for the split, the resamples, the initialisation and the batch order."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "objective", Objective.parse(self.objective, "train.objective"))
         check_seed("train.seed", self.seed)
+        _check_positive("train.regression_weight", self.regression_weight, strict=False)
+        _check_positive("train.length_decorrelation", self.length_decorrelation, strict=False)
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} == {getattr(self, name)!r}, must be >= 1.")
@@ -391,6 +445,35 @@ class EnsembleConfig:
             views = DEFAULT_HASHING_VIEWS if hashing else DEFAULT_VIEWS
             object.__setattr__(self, "encoder", dataclasses.replace(self.encoder, views=views))
         self._check_diversity()
+        self._check_objective()
+
+    def _check_objective(self) -> None:
+        """Options whose formulas assume the BT loss or a scalar output refuse the rest."""
+        objective, estimator = self.train.objective, self.uncertainty.estimator
+        if estimator is EstimatorKind.LAPLACE and objective is not Objective.BT:
+            raise ConfigError(
+                f"uncertainty.estimator 'laplace' takes its Hessian from the BT loss, not "
+                f"train.objective {objective.value!r}; use another estimator or 'bt'."
+            )
+        if estimator is EstimatorKind.LAPLACE and self.head.length_head:
+            raise ConfigError(
+                "uncertainty.estimator 'laplace' and head.length_head do not combine: the "
+                "posterior would ignore the length head; drop one."
+            )
+        if estimator is EstimatorKind.GAUSSIAN and objective not in (
+            Objective.BT,
+            Objective.BT_REGRESSION,
+        ):
+            raise ConfigError(
+                f"uncertainty.estimator 'gaussian' learns its noise from the BT loss, which "
+                f"train.objective {objective.value!r} lacks; use 'bt' or 'bt_regression', "
+                "or 'hl_gauss' alone (its histogram gives an aleatoric term)."
+            )
+        if objective is Objective.HL_GAUSS and self.head.length_head:
+            raise ConfigError(
+                "train.objective 'hl_gauss' predicts a histogram, to which a length reward "
+                "cannot be added; drop head.length_head or use 'regression'."
+            )
 
     def _check_diversity(self) -> None:
         """Masks only make sense with several members, and views only if each is read."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from rewardhedge.config import (
     MemberNormKind,
+    Objective,
     Option,
     _check_positive,
     check_seed,
@@ -33,15 +34,6 @@ class FinetuneEnsemble(Option):
     """K full copies from different seeds (the gold standard; K× compute and memory)."""
     MC_DROPOUT = "mc_dropout"
     """One model; dropout kept on at scoring time, ``mc_samples`` draws."""
-
-
-class Objective(Option):
-    BT = "bt"
-    """Bradley-Terry ``-log σ(r_c − r_r − margin)`` (margin from the data when present)."""
-    REGRESSION = "regression"
-    """Squared error against ``chosen_score`` / ``rejected_score`` ratings."""
-    BT_REGRESSION = "bt_regression"
-    """Both, summed with ``regression_weight`` (HelpSteer2-Preference)."""
 
 
 class Schedule(Option):
@@ -201,6 +193,11 @@ class FinetuneConfig:
             ("member_norm", MemberNormKind),
         ):
             object.__setattr__(self, name, cls.parse(getattr(self, name), f"finetune.{name}"))
+        if self.objective is Objective.HL_GAUSS:
+            raise ConfigError(
+                "finetune.objective 'hl_gauss' is a frozen-encoder head objective (rewardhedge "
+                "train --objective hl_gauss); fine-tuning takes bt, regression or bt_regression."
+            )
         if isinstance(self.lora, dict):
             object.__setattr__(self, "lora", from_dict(LoraSettings, self.lora, "finetune.lora."))
         check_seed("finetune.seed", self.seed)

@@ -8,13 +8,20 @@ where the tiny-BERT fixtures live.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from rewardhedge.config import EncoderConfig, EnsembleConfig, TrainConfig, UncertaintyConfig
+from rewardhedge.config import (
+    EncoderConfig,
+    EnsembleConfig,
+    HeadConfig,
+    TrainConfig,
+    UncertaintyConfig,
+)
 from rewardhedge.estimators import check_reward_model
 from rewardhedge.estimators.checks import (
     CHECKS,
@@ -296,3 +303,50 @@ def test_check_reward_model_names_every_failed_check(tmp_path: Path) -> None:
     assert "check_score_shapes failed for float32" in message
     assert "check_uncertainty_variances failed for float32" in message
     assert "check_not_fitted" not in message
+
+
+def rated(pairs: list[PreferencePair]) -> list[PreferencePair]:
+    """The pairs with each side rated by its words' total weight (the BT model's utility)."""
+
+    def rating(text: str) -> float:
+        return sum(WORDS[w] for w in text.split()[3:])
+
+    return [
+        replace(p, chosen_score=rating(p.chosen), rejected_score=rating(p.rejected)) for p in pairs
+    ]
+
+
+HEAD_OPTIONS = {
+    "regression": ({"objective": "regression"}, {}),
+    "bt_regression": ({"objective": "bt_regression", "regression_weight": 0.5}, {}),
+    "hl_gauss": ({"objective": "hl_gauss"}, {"bins": 21}),
+    "length_head": ({}, {"length_head": True}),
+    "spectral_norm": ({}, {"kind": "mlp", "hidden": 16, "spectral_norm": 1.0}),
+}
+"""Training and head options beyond the estimators, each run through the whole suite."""
+
+
+@pytest.mark.parametrize("option", list(HEAD_OPTIONS))
+def test_head_options_conform(option, tmp_path, one_thread):
+    train_kwargs, head_kwargs = HEAD_OPTIONS[option]
+
+    def make_model(seed: int) -> EnsembleRewardModel:
+        config = EnsembleConfig(
+            n_members=3,
+            encoder=EncoderConfig(kind="hashing", dim=64),
+            head=HeadConfig(**head_kwargs),
+            train=TrainConfig(lr=5e-2, l2=0.1, epochs=20, batch_size=64, seed=seed, **train_kwargs),
+            uncertainty=UncertaintyConfig(calibration_folds=2),
+        )
+        return EnsembleRewardModel(config)
+
+    check_reward_model(
+        make_model,
+        rated(TRAIN),
+        tmp_dir=tmp_path,
+        test_pairs=rated(TEST),
+        # the histogram's logits and an MLP's hidden layer are matrix products, whose
+        # BLAS kernel (and rounding, a float32 ulp) depends on the batch size
+        batch_rtol=1e-6 if option in ("hl_gauss", "spectral_norm") else 0.0,
+        label=f"EnsembleRewardModel[{option}]",
+    )

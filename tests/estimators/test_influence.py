@@ -188,6 +188,7 @@ def small(pair_factory):
         ({"uncertainty": UncertaintyConfig(estimator="mc_dropout", calibration_folds=0)}, "uncertainty.estimator == 'mc_dropout'"),
         ({"train": TrainConfig(epochs=2, weight_decay=0.01)}, "train.weight_decay == 0.01"),
         ({"train": TrainConfig(epochs=2, center_coef=0.1)}, "train.center_coef == 0.1"),
+        ({"head": HeadConfig(length_head=True)}, "this model's head.length_head is on"),
     ],
 )  # fmt: skip
 def test_objectives_the_formula_does_not_cover_are_refused(small, change, message) -> None:
@@ -195,6 +196,15 @@ def test_objectives_the_formula_does_not_cover_are_refused(small, change, messag
     model = EnsembleRewardModel(replace(config, **change)).fit(pairs)
     with pytest.raises(ConfigError, match=re.escape(message)):
         influence(model, pairs, pairs[0])
+
+
+def test_rating_objectives_are_refused(small) -> None:
+    pairs, config, _ = small
+    rated = [replace(p, chosen_score=1.0, rejected_score=0.0) for p in pairs]
+    regression = replace(config, train=replace(config.train, objective="bt_regression"))
+    model = EnsembleRewardModel(regression).fit(rated)
+    with pytest.raises(ConfigError, match="train.objective == 'bt_regression'"):
+        influence(model, rated, rated[0])
 
 
 def test_laplace_heads_are_explained_like_the_ensemble(small) -> None:

@@ -41,7 +41,7 @@ from rewardhedge.config import (
     View,
 )
 from rewardhedge.data import load_items, write_json_atomic, write_jsonl_atomic
-from rewardhedge.errors import ConfigError
+from rewardhedge.errors import ConfigError, DataError
 from rewardhedge.estimators.ensemble import EnsembleRewardModel, check_calibration_size
 from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.report.terminal import format_metrics
@@ -53,6 +53,13 @@ TRAIN_FLAGS = FlagSet(
     (
         Flag("n_members", "members"),
         Flag("head.kind", "head"),
+        Flag("head.spectral_norm"),
+        Flag("head.length_head"),
+        Flag("train.length_decorrelation"),
+        Flag("train.objective"),
+        Flag("train.regression_weight"),
+        Flag("head.bins"),
+        Flag("head.hl_sigma"),
         Flag("train.epochs"),
         Flag("train.lr"),
         Flag("train.weight_decay"),
@@ -251,9 +258,21 @@ def train(
     check_calibration_size(
         len(pairs), cfg.uncertainty.calibration_folds, hint="pass --calibration-folds 0"
     )
+    check_targets(pairs, cfg, data)
     model = train_model(pairs, cfg, out, cache=cache, rule=rule.rule(RewardRule()))
     if test is not None:
         evaluate_and_print(model, test, out, eval_data)
+
+
+def check_targets(pairs: list[PreferencePair], config: EnsembleConfig, data: Path) -> None:
+    """Before encoding anything: the pairs hold what ``config``'s objective needs (a
+    rating objective, ratings), said against the file they came from."""
+    from rewardhedge.train.pair_targets import PairTargets  # training code: only here
+
+    try:
+        PairTargets.from_pairs(pairs, config)
+    except DataError as exc:
+        raise DataError(exc.reason, path=str(data)) from exc
 
 
 def evaluate_and_print(

@@ -41,6 +41,7 @@ from rewardhedge.evaluate.audit import (
     apply_action,
     flag_suspects,
 )
+from rewardhedge.train.pair_targets import PairTargets
 from rewardhedge.types import PreferencePair, RewardEstimate
 
 __all__ = ["AuditConfig", "AuditResult", "audit_pairs", "check_audit_size", "prompt_folds"]
@@ -254,8 +255,7 @@ def audit_pairs(
     )  # (2n, d): chosen rows, then rejected rows
     xc, xr = feats[:n], feats[n:]
     t_encode = time.perf_counter() - t0
-    margins = [p.margin for p in pairs]
-    margin = None if all(m is None for m in margins) else np.array([m or 0.0 for m in margins])
+    targets = PairTargets.from_pairs(pairs, config)
 
     from rewardhedge.train.fitting import fit_estimator
     from rewardhedge.train.head_training import single_thread
@@ -267,9 +267,7 @@ def audit_pairs(
     for f in range(audit.folds):
         train, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         _check_held_out(pairs, train, held, f)
-        heads, _ = fit_estimator(
-            xc[train], xr[train], config, margin=None if margin is None else margin[train]
-        )
+        heads, _ = fit_estimator(xc[train], xr[train], config, targets=targets.take(train))
         with single_thread():
             est_c = heads.predict(torch.from_numpy(xc[held]))
             est_r = heads.predict(torch.from_numpy(xr[held]))

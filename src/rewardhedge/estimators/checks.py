@@ -114,6 +114,7 @@ from rewardhedge.estimators.base import RewardModelBase
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.estimators.finetuned import FinetunedRewardModel, split_calibration
 from rewardhedge.estimators.loading import load_reward_model
+from rewardhedge.train.pair_targets import PairTargets
 from rewardhedge.types import (
     PairwiseEstimate,
     PreferencePair,
@@ -342,11 +343,12 @@ def epistemic_contract(model: RewardModelBase) -> str:
 
 
 def aleatoric_contract(model: RewardModelBase) -> str:
-    """``zero`` when no member models noise, else ``nonnegative`` (Gaussian heads, and
-    families this module does not know)."""
+    """``zero`` when no member models noise, else ``nonnegative`` (Gaussian and HL-Gauss
+    heads, and families this module does not know)."""
     if isinstance(model, EnsembleRewardModel):
         gaussian = model.config.uncertainty.estimator.value == "gaussian"
-        return "nonnegative" if gaussian else "zero"
+        histogram = model.config.train.objective.value == "hl_gauss"
+        return "nonnegative" if gaussian or histogram else "zero"
     if isinstance(model, FinetunedRewardModel):
         return "zero"
     return "nonnegative"
@@ -706,9 +708,8 @@ def _ensemble_temperature(case: ConformanceCase, model: EnsembleRewardModel) -> 
             dtype=np.float32,
         )
         n = len(pairs)
-        margins = [p.margin for p in pairs]
-        margin = None if all(x is None for x in margins) else np.array([x or 0.0 for x in margins])
-        held = cross_fit(feats[:n], feats[n:], model.config, folds=folds, margin=margin)
+        targets = PairTargets.from_pairs(pairs, model.config)
+        held = cross_fit(feats[:n], feats[n:], model.config, folds=folds, targets=targets)
         logits = member_logits(held.chosen, held.rejected)
         want = TemperatureScaling.fit(logits, np.ones(logits.shape[1]), bounds=TEMPERATURE_BOUNDS)
         _require(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from rewardhedge.types import (
 from rewardhedge.uncertainty.calibration import TEMPERATURE_BOUNDS, TemperatureScaling
 from rewardhedge.uncertainty.deup import ErrorPredictor, FeatureDensity, excess_loss
 from rewardhedge.uncertainty.reward_rule import RewardRule
+
+if TYPE_CHECKING:  # training code loads only when fitting
+    from rewardhedge.train.pair_targets import PairTargets
 
 SCORE_CHUNK = 8192
 """Items encoded per chunk when scoring, so memory stays bounded on large corpora."""
@@ -126,13 +129,14 @@ class EnsembleRewardModel(FrozenFeatures, RewardModelBase):
             [p.chosen for p in pairs] + [p.rejected for p in pairs],
             progress,
         )
-        n = len(pairs)
-        margins = [p.margin for p in pairs]
-        margin = None if all(m is None for m in margins) else np.array([m or 0.0 for m in margins])
-        xc, xr = feats[:n], feats[n:]
         from rewardhedge.train.fitting import fit_estimator
+        from rewardhedge.train.pair_targets import PairTargets
 
-        heads, result = fit_estimator(xc, xr, self.config, margin=margin, progress=on_epoch)
+        n = len(pairs)
+        targets = PairTargets.from_pairs(pairs, self.config)
+        xc, xr = feats[:n], feats[n:]
+
+        heads, result = fit_estimator(xc, xr, self.config, targets=targets, progress=on_epoch)
         self.heads_ = heads
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
@@ -144,21 +148,21 @@ class EnsembleRewardModel(FrozenFeatures, RewardModelBase):
         self.error_predictor_: ErrorPredictor | None = None
         folds = self.config.uncertainty.calibration_folds
         if folds >= 2:
-            self._calibrate(xc, xr, margin, folds, on_fold)
+            self._calibrate(xc, xr, targets, folds, on_fold)
         return self
 
     def _calibrate(
         self,
         xc: np.ndarray,
         xr: np.ndarray,
-        margin: np.ndarray | None,
+        targets: PairTargets,
         folds: int,
         on_fold: Callable[[int, int], None] | None,
     ) -> None:
         """Temperature (and the error predictor) from cross-fitted held-out predictions."""
         from rewardhedge.train.fitting import cross_fit
 
-        held = cross_fit(xc, xr, self.config, folds=folds, margin=margin, on_fold=on_fold)
+        held = cross_fit(xc, xr, self.config, folds=folds, targets=targets, on_fold=on_fold)
         logits = member_logits(held.chosen, held.rejected)
         self.temperature_ = TemperatureScaling.fit(
             logits, np.ones(logits.shape[1]), bounds=TEMPERATURE_BOUNDS

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rewardhedge.config import EstimatorKind, HeadKind
+from rewardhedge.config import EstimatorKind, HeadKind, Objective
 from rewardhedge.data.fingerprint import hash_pairs
 from rewardhedge.errors import ConfigError, DataError, NotFittedError
 from rewardhedge.estimators.base import RewardModelBase, check_pairs
@@ -100,7 +100,7 @@ def check_explainable(model: RewardModelBase) -> EnsembleRewardModel:
     Raises:
         ConfigError: not an :class:`EnsembleRewardModel`, or an objective the formula
             does not differentiate (MLP or Gaussian heads, MC dropout, weight decay,
-            reward centering).
+            reward centering, a rating objective, a length head).
         NotFittedError: the model is not fitted.
     """
     if not isinstance(model, EnsembleRewardModel):
@@ -125,6 +125,17 @@ def check_explainable(model: RewardModelBase) -> EnsembleRewardModel:
             f"influence needs heads trained with the plain Bradley-Terry loss, but this "
             f"model's uncertainty.estimator == {cfg.uncertainty.estimator.value!r} (its "
             "training loss differs); use the ensemble or laplace estimator."
+        )
+    if cfg.train.objective is not Objective.BT or cfg.head.length_head:
+        what = (
+            "head.length_head is on"
+            if cfg.head.length_head
+            else f"train.objective == {cfg.train.objective.value!r}"
+        )
+        raise ConfigError(
+            f"influence needs heads trained with the plain Bradley-Terry loss, but this "
+            f"model's {what} (its training loss differs); retrain with the bt objective "
+            "and no length head to explain it."
         )
     if cfg.train.weight_decay > 0 or cfg.train.center_coef > 0:
         name = "weight_decay" if cfg.train.weight_decay > 0 else "center_coef"

@@ -15,6 +15,17 @@ subspaces, or one view of a multi-view encoder): a linear member uses the
 weights ``w_k · mask_k``, an MLP member masks the inputs of its first layer.
 Masked-out weights are zeroed when the mask is set and then get no gradient,
 so they stay exactly 0 under AdamW and the L2 penalty.
+
+Three options change what a member outputs or how it is bounded:
+
+- ``bins`` > 0 (the ``hl_gauss`` objective): the last layer gives logits over fixed
+  bins (``bin_centers``); the reward is the histogram's mean and its variance the
+  aleatoric term.
+- ``length_features`` > 0 (``head.length_head``): a linear head on standardised
+  length features, trained beside the reward head; ``forward`` never adds it, so
+  scores are the length-free reward alone.
+- ``config.spectral_norm`` (MLP): each member's hidden layer is divided by
+  max(1, σ_max / c), so the map from features to hidden units is c-Lipschitz.
 """
 
 from __future__ import annotations
@@ -25,7 +36,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rewardhedge.config import EnsembleConfig, EstimatorKind, HeadConfig, HeadKind
+from rewardhedge.config import EnsembleConfig, EstimatorKind, HeadConfig, HeadKind, Objective
+from rewardhedge.encoders.length import LENGTH_FEATURES
 from rewardhedge.models.diversity import member_masks
 
 
@@ -69,6 +81,8 @@ class HeadStack(MemberStack):
         *,
         gaussian: bool = False,
         input_dropout: float = 0.0,
+        bins: int = 0,
+        length_features: int = 0,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -76,20 +90,29 @@ class HeadStack(MemberStack):
         self.config = config
         self.gaussian = gaussian
         self.input_dropout = input_dropout
+        self.bins = bins
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("feature_scale", torch.ones(dim))
         self.register_buffer("member_mask", torch.ones(n_members, dim))
         k, d = n_members, dim
+        out = (bins,) if bins else ()
         if config.kind is HeadKind.LINEAR:
             bound = 1.0 / math.sqrt(d)
-            self.weight = nn.Parameter(_uniform((k, d), bound, generator))
-            self.bias = nn.Parameter(torch.zeros(k))
+            self.weight = nn.Parameter(_uniform((k, d, *out), bound, generator))
+            self.bias = nn.Parameter(torch.zeros(k, *out))
         else:
             h = config.hidden
             self.w1 = nn.Parameter(_uniform((k, d, h), 1.0 / math.sqrt(d), generator))
             self.b1 = nn.Parameter(torch.zeros(k, h))
-            self.w2 = nn.Parameter(_uniform((k, h), 1.0 / math.sqrt(h), generator))
-            self.b2 = nn.Parameter(torch.zeros(k))
+            self.w2 = nn.Parameter(_uniform((k, h, *out), 1.0 / math.sqrt(h), generator))
+            self.b2 = nn.Parameter(torch.zeros(k, *out))
+        if bins:
+            self.register_buffer("bin_centers", torch.linspace(-1.0, 1.0, bins))
+        self.n_length = length_features
+        if length_features:
+            self.length_weight = nn.Parameter(torch.zeros(k, length_features))
+            self.register_buffer("length_mean", torch.zeros(length_features))
+            self.register_buffer("length_scale", torch.ones(length_features))
         if gaussian:
             width = d if config.kind is HeadKind.LINEAR else config.hidden
             self.var_weight = nn.Parameter(torch.zeros(k, width))
@@ -98,6 +121,21 @@ class HeadStack(MemberStack):
     def set_standardisation(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
         self.feature_scale.copy_(scale)
+
+    def set_bins(self, low: float, high: float) -> None:
+        """Spread the histogram's bin centres evenly over ``[low, high]``."""
+        if not low < high:
+            raise ValueError(f"bin range [{low}, {high}] is empty; the ratings must differ.")
+        self.bin_centers.copy_(torch.linspace(low, high, self.bins))
+
+    def set_length_standardisation(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        self.length_mean.copy_(mean)
+        self.length_scale.copy_(scale)
+
+    def length_reward(self, lengths: torch.Tensor) -> torch.Tensor:
+        """The length head's reward: `(n, L)` length features -> `(K, n)`."""
+        z = (lengths - self.length_mean) / self.length_scale
+        return _last_layer(z.unsqueeze(0).expand(self.n_members, *z.shape), self.length_weight, 0)
 
     def set_member_mask(self, mask: torch.Tensor) -> None:
         """Member ``k`` sees feature ``i`` only where ``mask[k, i] == 1``.
@@ -116,7 +154,7 @@ class HeadStack(MemberStack):
         with torch.no_grad():
             self.member_mask.copy_(mask)
             if self.config.kind is HeadKind.LINEAR:
-                self.weight.mul_(mask)
+                self.weight.mul_(mask[:, :, None] if self.bins else mask)
                 if self.gaussian:
                     self.var_weight.mul_(mask)
             else:
@@ -148,23 +186,14 @@ class HeadStack(MemberStack):
             (member-major: row ``k·T + t``); variances are ``None`` unless the
             head is Gaussian.
         """
-        z = (x - self.feature_mean) / self.feature_scale  # (n, d)
-        if masks is not None:
-            scale = masks / (1.0 - self.input_dropout)  # (T, d)
-            z = z[None, :, :] * scale[:, None, :]  # (T, n, d)
-        elif self.input_dropout > 0.0:
-            z = F.dropout(z, p=self.input_dropout, training=self.training)
-        var_w = self.var_weight if self.gaussian else None
-        if self.config.kind is HeadKind.LINEAR:
-            # (z·mask_k)·w_k == z·(w_k·mask_k): mask the weights, not K copies of z.
-            feats = z.unsqueeze(0).expand(self.n_members, *z.shape)
-            w, b = self.weight * self.member_mask, self.bias
-            var_w = None if var_w is None else var_w * self.member_mask
-        else:
-            feats = self.last_layer_features(z)  # (K, [T,] n, p)
-            w, b = self.w2, self.b2
-        reward = _last_layer(feats, w, b)
+        feats, w, b, var_w = self._last_layer_inputs(x, masks)
         var = None
+        if self.bins:
+            probs = torch.softmax(_bin_logits(feats, w, b), dim=-1)  # (K, [T,] n, B)
+            reward = probs @ self.bin_centers
+            var = (probs @ self.bin_centers**2 - reward**2).clamp_min(1e-12)
+        else:
+            reward = _last_layer(feats, w, b)
         if var_w is not None:
             var = F.softplus(_last_layer(feats, var_w, self.var_bias)) + 1e-6
         if masks is not None:
@@ -172,6 +201,29 @@ class HeadStack(MemberStack):
             reward = reward.reshape(k * t, n)
             var = None if var is None else var.reshape(k * t, n)
         return reward, var
+
+    def bin_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``bins`` heads: `(n, dim)` features -> `(K, n, B)` histogram logits."""
+        return _bin_logits(*self._last_layer_inputs(x, None)[:3])
+
+    def _last_layer_inputs(
+        self, x: torch.Tensor, masks: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(features, weight, bias, variance weight)`` of each member's last layer."""
+        z = (x - self.feature_mean) / self.feature_scale  # (n, d)
+        if masks is not None:
+            scale = masks / (1.0 - self.input_dropout)  # (T, d)
+            z = z[None, :, :] * scale[:, None, :]  # (T, n, d)
+        elif self.input_dropout > 0.0:
+            z = F.dropout(z, p=self.input_dropout, training=self.training)
+        var_w = self.var_weight if self.gaussian else None
+        if self.config.kind is not HeadKind.LINEAR:
+            return self.last_layer_features(z), self.w2, self.b2, var_w  # (K, [T,] n, p)
+        # (z·mask_k)·w_k == z·(w_k·mask_k): mask the weights, not K copies of z.
+        feats = z.unsqueeze(0).expand(self.n_members, *z.shape)
+        mask = self.member_mask[:, :, None] if self.bins else self.member_mask
+        var_w = None if var_w is None else var_w * self.member_mask
+        return feats, self.weight * mask, self.bias, var_w
 
     def last_layer_features(self, z: torch.Tensor) -> torch.Tensor:
         """What each member's last linear layer sees, from standardised features.
@@ -186,6 +238,8 @@ class HeadStack(MemberStack):
         if self.config.kind is HeadKind.LINEAR:
             return z.unsqueeze(0) * mask.reshape(k, *([1] * (z.dim() - 1)), -1)
         w1 = self.w1 * mask[:, :, None]
+        if self.config.spectral_norm is not None:
+            w1 = spectral_clip(w1, self.config.spectral_norm)
         if z.dim() == 2:
             hidden = torch.einsum("nd,kdh->knh", z, w1) + self.b1[:, None, :]
         else:
@@ -206,7 +260,23 @@ class HeadStack(MemberStack):
         return params
 
 
-def _last_layer(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def spectral_clip(weight: torch.Tensor, bound: float) -> torch.Tensor:
+    """`(K, d, h)` weights, each member's matrix divided by max(1, σ_max / ``bound``),
+    so that its spectral norm is at most ``bound`` (exact, from the singular values;
+    the gradient flows through the rescaling, as in Miyato et al.'s spectral norm)."""
+    sigma = torch.linalg.matrix_norm(weight, ord=2)  # (K,)
+    return weight * (bound / sigma.clamp_min(1e-12)).clamp(max=1.0)[:, None, None]
+
+
+def _bin_logits(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`(K, ..., p)` features · `(K, p, B)` weights + `(K, B)` bias -> `(K, ..., B)`."""
+    out = torch.einsum("k...p,kpb->k...b", feats, weight)
+    return out + bias.reshape(bias.shape[0], *([1] * (out.dim() - 2)), bias.shape[1])
+
+
+def _last_layer(
+    feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | float
+) -> torch.Tensor:
     """`(K, ..., p)` features · `(K, p)` weights + `(K,)` bias -> `(K, ...)`.
 
     A product and a sum over ``p``, not a matrix product: BLAS picks its kernel (and
@@ -215,7 +285,9 @@ def _last_layer(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
     the same way whatever the batch."""
     shape = (weight.shape[0], *([1] * (feats.dim() - 2)), weight.shape[1])
     out = (feats * weight.reshape(shape)).sum(dim=-1)
-    return out + bias.reshape(-1, *([1] * (out.dim() - 1)))
+    if isinstance(bias, torch.Tensor):
+        out = out + bias.reshape(-1, *([1] * (out.dim() - 1)))
+    return out
 
 
 def _uniform(
@@ -237,6 +309,8 @@ def build_heads(
         generator=generator,
         gaussian=unc.estimator is EstimatorKind.GAUSSIAN,
         input_dropout=unc.mc_dropout if unc.estimator is EstimatorKind.MC_DROPOUT else 0.0,
+        bins=config.head.bins if config.train.objective is Objective.HL_GAUSS else 0,
+        length_features=len(LENGTH_FEATURES) if config.head.length_head else 0,
     )
     masks = member_masks(config, dim)
     if masks is not None:

@@ -91,3 +91,59 @@ def regression_loss(
     if mask is not None:
         w = w * mask[None, :].to(sq.dtype)
     return (sq * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+
+
+def hl_gauss_targets(values: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch.Tensor:
+    """`(B,)` ratings -> `(B, bins)` HL-Gauss targets: the mass of N(y, σ²) in each bin
+    (bins of equal width around ``centers``), renormalised to sum to 1 over the range.
+
+    Example:
+        >>> t = hl_gauss_targets(torch.tensor([0.0]), torch.linspace(-1.0, 1.0, 3), 0.375)
+        >>> [round(v, 3) for v in t[0].tolist()]
+        [0.091, 0.818, 0.091]
+    """
+    width = float(centers[1] - centers[0])
+    edges = torch.cat([centers - width / 2, centers[-1:] + width / 2])  # (bins + 1,)
+    cdf = torch.special.ndtr((edges[None, :] - values[:, None]) / sigma)  # (B, bins + 1)
+    mass = cdf[:, 1:] - cdf[:, :-1]
+    return mass / mass.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def hl_gauss_loss(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    centers: torch.Tensor,
+    sigma: float,
+    mask: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-member HL-Gauss loss: cross-entropy of the `(K, B, bins)` ``logits`` against
+    :func:`hl_gauss_targets` of the `(B,)` ratings (Farebrother et al. 2024, "Stop
+    Regressing"); ``mask`` and ``weights`` as in :func:`regression_loss`.
+
+    Returns:
+        `(K,)` loss of each member (0 when no item in the batch has a rating).
+    """
+    target = hl_gauss_targets(torch.nan_to_num(values), centers, sigma)  # (B, bins)
+    per_item = -(target[None] * torch.log_softmax(logits, dim=-1)).sum(dim=-1)  # (K, B)
+    w = torch.ones_like(per_item) if weights is None else weights.to(per_item.dtype)
+    if mask is not None:
+        w = w * mask[None, :].to(per_item.dtype)
+    return (per_item * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+
+
+def decorrelation_penalty(rewards: torch.Tensor, covariate: torch.Tensor) -> torch.Tensor:
+    """`(K,)` squared Pearson correlation, over the batch, between each member's `(K, B)`
+    rewards and a `(B,)` covariate (ODIN's penalty that keeps a reward head apart from
+    length); 0 where either does not vary.
+
+    Example:
+        >>> r = torch.tensor([[1.0, 2.0, 3.0], [1.0, 0.0, 1.0]])
+        >>> [round(v, 3) for v in decorrelation_penalty(r, torch.tensor([1.0, 2.0, 3.0])).tolist()]
+        [1.0, 0.0]
+    """
+    r = rewards - rewards.mean(dim=1, keepdim=True)
+    c = covariate - covariate.mean()
+    cov = (r * c[None, :]).mean(dim=1)
+    scale = r.pow(2).mean(dim=1).sqrt() * c.pow(2).mean().sqrt()
+    return (cov / (scale + 1e-8)) ** 2

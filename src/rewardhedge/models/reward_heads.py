@@ -75,12 +75,10 @@ class RewardHeads:
         """`(n, dim)` features -> the estimate for those ``n`` items."""
         heads = self.heads
         heads.eval()
-        if self.kind is EstimatorKind.MC_DROPOUT:
-            reward, _ = heads.forward_full(x, masks=self.dropout_masks())
-            return normalised_estimate(reward.double().numpy(), self.norm)
         if self.kind is EstimatorKind.LAPLACE:
             return self._predict_laplace(x)
-        reward, var = heads.forward_full(x)
+        masks = self.dropout_masks() if self.kind is EstimatorKind.MC_DROPOUT else None
+        reward, var = heads.forward_full(x, masks=masks)  # var: Gaussian or histogram heads
         return normalised_estimate(
             reward.double().numpy(), self.norm, None if var is None else var.double().numpy()
         )

@@ -19,6 +19,7 @@ from rewardhedge.config import EnsembleConfig, EstimatorKind, MemberNormKind
 from rewardhedge.models.laplace import LastLayerLaplace
 from rewardhedge.models.reward_heads import RewardHeads
 from rewardhedge.train.head_training import FitResult, fit_head_stack, single_thread
+from rewardhedge.train.pair_targets import PairTargets
 from rewardhedge.types import RewardEstimate
 
 
@@ -27,7 +28,7 @@ def fit_estimator(
     x_rejected: np.ndarray,
     config: EnsembleConfig,
     *,
-    margin: np.ndarray | None = None,
+    targets: PairTargets | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> tuple[RewardHeads, FitResult]:
     """Train the heads, then (Laplace) fit each head's last-layer posterior, then the
@@ -36,7 +37,7 @@ def fit_estimator(
     Cross-fitting calls this per fold, so each fold model is normalised on its own
     training items, as the final model is on all of them.
     """
-    result = fit_head_stack(x_chosen, x_rejected, config, margin=margin, progress=progress)
+    result = fit_head_stack(x_chosen, x_rejected, config, targets=targets, progress=progress)
     laplace: list[LastLayerLaplace] = []
     if config.uncertainty.estimator is EstimatorKind.LAPLACE:
         laplace = fit_laplace(result, x_chosen, x_rejected, config)
@@ -96,7 +97,7 @@ def cross_fit(
     config: EnsembleConfig,
     *,
     folds: int,
-    margin: np.ndarray | None = None,
+    targets: PairTargets | None = None,
     on_fold: Callable[[int, int], None] | None = None,
 ) -> HeldOut:
     """Train ``folds`` models, each on all pairs but one fold, and predict that fold."""
@@ -115,7 +116,7 @@ def cross_fit(
             x_chosen[keep],
             x_rejected[keep],
             config,
-            margin=None if margin is None else margin[keep],
+            targets=None if targets is None else targets.take(keep),
         )
         models.append(model)
         with single_thread():

@@ -3,6 +3,11 @@
 Members share minibatches but differ in initialisation and (optionally) in
 bootstrap weights, so one batched step trains all K. Early stopping is per
 member: each keeps the parameters of its best validation epoch.
+
+The loss is ``train.objective``'s: Bradley-Terry on the pair, squared error on the
+sides' ratings, both, or HL-Gauss on the ratings; a length head
+(``head.length_head``) adds its reward to the head's inside the loss, and a
+penalty keeps the head's reward uncorrelated with length.
 """
 
 from __future__ import annotations
@@ -15,10 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardhedge.config import EnsembleConfig
+from rewardhedge.config import RATING_OBJECTIVES, EnsembleConfig, Objective
 from rewardhedge.models.heads import HeadStack, build_heads
-from rewardhedge.models.losses import bradley_terry_loss
+from rewardhedge.models.losses import (
+    bradley_terry_loss,
+    decorrelation_penalty,
+    hl_gauss_loss,
+    regression_loss,
+)
 from rewardhedge.train.member_loop import draw_split, train_members
+from rewardhedge.train.pair_targets import PairTargets
 
 
 @dataclass
@@ -44,16 +55,17 @@ def fit_head_stack(
     x_rejected: np.ndarray,
     config: EnsembleConfig,
     *,
-    margin: np.ndarray | None = None,
+    targets: PairTargets | None = None,
     progress: Any | None = None,
 ) -> FitResult:
-    """Train ``config.n_members`` heads with the Bradley-Terry loss.
+    """Train ``config.n_members`` heads with ``config.train.objective``.
 
     Args:
         x_chosen: `(n, d)` features of the chosen responses.
         x_rejected: `(n, d)` features of the rejected responses.
         config: ensemble, head and training settings.
-        margin: `(n,)` required reward gaps, or ``None``.
+        targets: the pairs' margins, ratings and length features, as the objective
+            and head need (:meth:`PairTargets.from_pairs`).
         progress: optional callable ``progress(epoch, n_epochs, info)`` called
             after each epoch (the CLI passes a progress-bar updater).
 
@@ -64,6 +76,7 @@ def fit_head_stack(
     n, d = x_chosen.shape
     if x_rejected.shape != (n, d):
         raise ValueError(f"x_rejected has shape {x_rejected.shape}, expected {(n, d)}.")
+    targets = _check_targets(targets or PairTargets(), config, n)
     train_idx, val_idx, counts = training_split(n, config)
     n_val = len(val_idx)
 
@@ -72,11 +85,12 @@ def fit_head_stack(
         gen = torch.Generator().manual_seed(tc.seed)
         xc = torch.as_tensor(x_chosen, dtype=torch.float32)
         xr = torch.as_tensor(x_rejected, dtype=torch.float32)
-        m = None if margin is None else torch.as_tensor(margin, dtype=torch.float32)
+        t = targets.as_tensors()
 
         heads = build_heads(d, config, generator=gen)
         both = torch.cat([xc[train_idx], xr[train_idx]])  # (2*n_train, d)
         heads.set_standardisation(both.mean(0), both.std(0).clamp_min(1e-6))
+        _fit_output_ranges(heads, t.take(torch.as_tensor(train_idx)))
 
         weights = torch.as_tensor(counts, dtype=torch.float32)  # (K, n_train)
 
@@ -98,17 +112,11 @@ def fit_head_stack(
 
         def batch_loss(pos: torch.Tensor) -> torch.Tensor:
             idx = train_t[pos]
-            return _pair_loss(
-                heads,
-                xc[idx],
-                xr[idx],
-                None if m is None else m[idx],
-                weights[:, pos],
-                tc.center_coef,
-            )
+            return _pair_loss(heads, xc[idx], xr[idx], t.take(idx), config, weights[:, pos])
 
         def validate() -> tuple[np.ndarray, np.ndarray]:
-            return _validate(heads, xc[val_idx], xr[val_idx], None if m is None else m[val_idx])
+            val = torch.as_tensor(val_idx)
+            return _validate(heads, xc[val], xr[val], t.take(val), config)
 
         history, best_epoch = train_members(
             heads,
@@ -148,19 +156,71 @@ def training_split(n: int, config: EnsembleConfig) -> tuple[np.ndarray, np.ndarr
     )
 
 
+def _check_targets(targets: PairTargets, config: EnsembleConfig, n: int) -> PairTargets:
+    """Refuse targets the objective or head needs and lacks, or of the wrong length."""
+    objective = config.train.objective
+    if objective in RATING_OBJECTIVES and (
+        targets.ratings is None or not np.isfinite(targets.ratings).any()
+    ):
+        raise ValueError(f"train.objective {objective.value!r} needs ratings; none were given.")
+    if config.head.length_head and targets.lengths is None:
+        raise ValueError("head.length_head needs the pairs' length features; none were given.")
+    for name in ("margin", "ratings", "lengths"):
+        value = getattr(targets, name)
+        if value is not None and len(value) != n:
+            raise ValueError(f"targets.{name} has {len(value)} rows for {n} pairs.")
+    return targets
+
+
+def _fit_output_ranges(heads: HeadStack, train: PairTargets) -> None:
+    """Histogram bins over the training ratings' range; length standardisation."""
+    if heads.bins:
+        rated = train.ratings[torch.isfinite(train.ratings)]
+        low, high = float(rated.min()), float(rated.max())
+        if low == high:  # one rating value: a symmetric range around it
+            low, high = low - 1.0, high + 1.0
+        heads.set_bins(low, high)
+    if heads.n_length:
+        lengths = train.lengths.reshape(-1, heads.n_length)
+        heads.set_length_standardisation(lengths.mean(0), lengths.std(0).clamp_min(1e-6))
+
+
 def _pair_loss(
     heads: HeadStack,
     xc: torch.Tensor,
     xr: torch.Tensor,
-    margin: torch.Tensor | None,
+    t: PairTargets,
+    config: EnsembleConfig,
     weights: torch.Tensor | None = None,
-    center_coef: float = 0.0,
 ) -> torch.Tensor:
-    """`(K,)` loss: chosen and rejected go through the heads in one call."""
-    reward, var = heads.forward_full(torch.cat([xc, xr]))  # (K, 2B)
-    r_c, r_r = reward.chunk(2, dim=1)
-    v_c, v_r = (None, None) if var is None else var.chunk(2, dim=1)
-    return bradley_terry_loss(r_c, r_r, margin, weights, center_coef, v_c, v_r)
+    """`(K,)` loss of ``config.train.objective``: chosen and rejected go through the heads
+    in one call."""
+    tc = config.train
+    both = torch.cat([xc, xr])
+    item_weights = None if weights is None else torch.cat([weights, weights], dim=1)
+    ratings = None if t.ratings is None else torch.cat([t.ratings[:, 0], t.ratings[:, 1]])
+    if heads.bins:
+        sigma = config.head.hl_sigma * float(heads.bin_centers[1] - heads.bin_centers[0])
+        logits = heads.bin_logits(both)
+        rated = torch.isfinite(ratings)
+        return hl_gauss_loss(logits, ratings, heads.bin_centers, sigma, rated, item_weights)
+    reward, var = heads.forward_full(both)  # (K, 2B)
+    total = reward
+    if heads.n_length:
+        lengths = torch.cat([t.lengths[:, 0], t.lengths[:, 1]])
+        total = reward + heads.length_reward(lengths)
+    loss = torch.zeros(heads.n_members)
+    if tc.objective in (Objective.BT, Objective.BT_REGRESSION):
+        r_c, r_r = total.chunk(2, dim=1)
+        v_c, v_r = (None, None) if var is None else var.chunk(2, dim=1)
+        loss = loss + bradley_terry_loss(r_c, r_r, t.margin, weights, tc.center_coef, v_c, v_r)
+    if tc.objective in (Objective.REGRESSION, Objective.BT_REGRESSION):
+        scale = tc.regression_weight if tc.objective is Objective.BT_REGRESSION else 1.0
+        rated = torch.isfinite(ratings)
+        loss = loss + scale * regression_loss(total, torch.nan_to_num(ratings), rated, item_weights)
+    if heads.n_length and tc.length_decorrelation > 0.0:
+        loss = loss + tc.length_decorrelation * decorrelation_penalty(reward, lengths[:, 0])
+    return loss
 
 
 @contextlib.contextmanager
@@ -181,10 +241,11 @@ def single_thread() -> Iterator[None]:
 
 @torch.no_grad()
 def _validate(
-    heads: HeadStack, xc: torch.Tensor, xr: torch.Tensor, margin: torch.Tensor | None
+    heads: HeadStack, xc: torch.Tensor, xr: torch.Tensor, t: PairTargets, config: EnsembleConfig
 ) -> tuple[np.ndarray, np.ndarray]:
+    """`(K,)` validation loss (the training objective) and pairwise accuracy of the head."""
     heads.eval()
     r_c, r_r = heads(torch.cat([xc, xr])).chunk(2, dim=1)  # (K, V) each
-    loss = _pair_loss(heads, xc, xr, margin).numpy()
+    loss = _pair_loss(heads, xc, xr, t, config).numpy()
     acc = ((r_c > r_r).float() + 0.5 * (r_c == r_r).float()).mean(dim=1).numpy()
     return loss, acc

@@ -1,0 +1,158 @@
+"""The pieces behind the rating objectives, the length head and Lipschitz heads:
+HL-Gauss targets and loss, the decorrelation penalty, spectral clipping, and the head
+shapes the options build."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from rewardhedge.config import EnsembleConfig, HeadConfig, TrainConfig, UncertaintyConfig
+from rewardhedge.errors import ConfigError
+from rewardhedge.models.heads import build_heads, spectral_clip
+from rewardhedge.models.losses import decorrelation_penalty, hl_gauss_loss, hl_gauss_targets
+
+
+@settings(max_examples=50, deadline=None)
+@given(y=st.floats(-0.8, 0.8), sigma=st.floats(0.01, 0.3))
+def test_hl_gauss_targets_are_a_distribution_centred_on_the_rating(y, sigma):
+    centers = torch.linspace(-1.0, 1.0, 41, dtype=torch.float64)
+    assume(abs(y) + 4 * sigma < 1.0)  # the Gaussian is not cut by the range's ends
+    t = hl_gauss_targets(torch.tensor([y], dtype=torch.float64), centers, sigma)[0]
+    assert torch.all(t >= 0)
+    assert float(t.sum()) == pytest.approx(1.0, abs=1e-9)
+    # Inside the range the histogram's mean is the rating (up to half a bin).
+    assert float(t @ centers) == pytest.approx(y, abs=0.05 * 0.5 + 1e-6)
+
+
+def test_hl_gauss_loss_is_smallest_at_the_target_and_skips_unrated_items():
+    centers = torch.linspace(0.0, 4.0, 5)
+    y = torch.tensor([1.0, float("nan")])
+    target = hl_gauss_targets(torch.tensor([1.0]), centers, 0.75)
+    best = torch.log(target).reshape(1, 1, 5).expand(1, 2, 5)
+    other = torch.zeros(1, 2, 5)
+    mask = torch.isfinite(y)
+    assert float(hl_gauss_loss(best, y, centers, 0.75, mask)[0]) < float(
+        hl_gauss_loss(other, y, centers, 0.75, mask)[0]
+    )
+    # The unrated second item does not count: changing its logits changes nothing.
+    moved = best.clone()
+    moved[0, 1] = torch.tensor([9.0, -9.0, 0.0, 1.0, 2.0])
+    assert torch.equal(
+        hl_gauss_loss(best, y, centers, 0.75, mask), hl_gauss_loss(moved, y, centers, 0.75, mask)
+    )
+
+
+def test_decorrelation_penalty_is_the_squared_pearson_correlation():
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(3, 50))
+    c = rng.normal(size=50)
+    want = [np.corrcoef(r[k], c)[0, 1] ** 2 for k in range(3)]
+    got = decorrelation_penalty(torch.from_numpy(r), torch.from_numpy(c)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(bound=st.floats(0.1, 10.0), seed=st.integers(0, 1000))
+def test_spectral_clip_bounds_each_member_and_leaves_small_matrices_alone(bound, seed):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(3, 12, 7, generator=gen, dtype=torch.float64)
+    clipped = spectral_clip(w, bound)
+    norms = torch.linalg.matrix_norm(clipped, ord=2)
+    assert torch.all(norms <= bound * (1 + 1e-9))
+    before = torch.linalg.matrix_norm(w, ord=2)
+    small = before <= bound
+    assert torch.equal(clipped[small], w[small])
+
+
+def test_trained_spectral_norm_heads_stay_within_the_bound():
+    from rewardhedge.train.head_training import fit_head_stack
+
+    rng = np.random.default_rng(0)
+    xc, xr = rng.normal(size=(80, 10)) + 1.0, rng.normal(size=(80, 10))
+    head = HeadConfig(kind="mlp", hidden=16, spectral_norm=0.5)
+    config = EnsembleConfig(n_members=2, head=head, train=TrainConfig(epochs=30, lr=0.05))
+    heads = fit_head_stack(xc, xr, config).heads
+    # The effective first layer (what the features meet) has norm <= 0.5 per member.
+    eff = spectral_clip(heads.w1 * heads.member_mask[:, :, None], 0.5)
+    assert torch.all(torch.linalg.matrix_norm(eff, ord=2) <= 0.5 + 1e-5)
+    assert torch.all(torch.linalg.matrix_norm(heads.w1.detach(), ord=2) > 0.5)  # raw weights grew
+
+
+def test_option_shapes():
+    hl = build_heads(6, EnsembleConfig(n_members=2, train=TrainConfig(objective="hl_gauss")))
+    assert hl.bins == 51 and tuple(hl.weight.shape) == (2, 6, 51)
+    assert tuple(hl.bin_logits(torch.zeros(4, 6)).shape) == (2, 4, 51)
+    reward, var = hl.forward_full(torch.zeros(4, 6))
+    assert tuple(reward.shape) == tuple(var.shape) == (2, 4)
+    length = build_heads(6, EnsembleConfig(n_members=2, head=HeadConfig(length_head=True)))
+    assert tuple(length.length_weight.shape) == (2, 2)
+    assert "length_weight" in length.state_dict()
+    plain = build_heads(6, EnsembleConfig(n_members=2))
+    assert plain.bins == 0 and plain.n_length == 0 and "length_weight" not in plain.state_dict()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"head": HeadConfig(kind="linear")}, None),
+        (
+            {
+                "train": TrainConfig(objective="regression"),
+                "uncertainty": UncertaintyConfig(estimator="laplace"),
+            },
+            "takes its Hessian from the BT loss",
+        ),
+        (
+            {
+                "head": HeadConfig(length_head=True),
+                "uncertainty": UncertaintyConfig(estimator="laplace"),
+            },
+            "would ignore the length head",
+        ),
+        (
+            {
+                "train": TrainConfig(objective="hl_gauss"),
+                "uncertainty": UncertaintyConfig(estimator="gaussian"),
+            },
+            "learns its noise from the BT loss",
+        ),
+        (
+            {"train": TrainConfig(objective="hl_gauss"), "head": HeadConfig(length_head=True)},
+            "cannot be added",
+        ),
+    ],
+)
+def test_combinations_the_formulas_do_not_cover_are_refused(kwargs, needle):
+    if needle is None:
+        EnsembleConfig(**kwargs)
+        return
+    with pytest.raises(ConfigError, match=needle):
+        EnsembleConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda: HeadConfig(spectral_norm=1.0), "a linear head has none"),
+        (lambda: HeadConfig(kind="mlp", spectral_norm=0.0), "head.spectral_norm == 0.0"),
+        (lambda: HeadConfig(bins=1), "head.bins == 1"),
+        (lambda: HeadConfig(hl_sigma=0.0), "head.hl_sigma"),
+        (lambda: TrainConfig(objective="l1"), "train.objective == 'l1'"),
+        (lambda: TrainConfig(regression_weight=-1.0), "train.regression_weight"),
+        (lambda: TrainConfig(length_decorrelation=-0.5), "train.length_decorrelation"),
+    ],
+)
+def test_bad_values_name_the_field(make, needle):
+    with pytest.raises(ConfigError, match=needle):
+        make()
+
+
+def test_finetuning_refuses_hl_gauss_naming_the_frozen_head_command():
+    from rewardhedge.config_finetune import FinetuneConfig
+
+    with pytest.raises(ConfigError, match="rewardhedge train --objective hl_gauss"):
+        FinetuneConfig(objective="hl_gauss")
