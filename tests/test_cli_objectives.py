@@ -48,6 +48,10 @@ def train(tmp_path, *flags) -> int:
             ["--objective", "hl_gauss", "--length-head"],
             "train.objective 'hl_gauss' predicts a histogram",
         ),
+        (["--regression-weight", "2"], "--regression-weight: train.regression_weight is only read"),
+        (["--objective", "regression", "--bins", "11"], "--bins: head.bins is only read with"),
+        (["--hl-sigma", "1"], "--hl-sigma: head.hl_sigma is only read with train.objective"),
+        (["--length-decorrelation", "2"], "train.length_decorrelation is only read with head.len"),
         (
             ["--objective", "regression", "--estimator", "laplace"],
             "takes its Hessian from the BT loss",

@@ -156,3 +156,21 @@ def test_finetuning_refuses_hl_gauss_naming_the_frozen_head_command():
 
     with pytest.raises(ConfigError, match="rewardhedge train --objective hl_gauss"):
         FinetuneConfig(objective="hl_gauss")
+
+
+def test_ratings_past_the_range_count_as_the_end_bin():
+    centers = torch.linspace(0.0, 1.0, 5)
+    t = hl_gauss_targets(torch.tensor([50.0, -50.0]), centers, 0.1)
+    torch.testing.assert_close(t.sum(dim=1), torch.ones(2))
+    assert t[0].argmax() == 4 and t[1].argmax() == 0
+
+
+def test_histogram_output_weights_are_penalised_by_their_mean_over_bins():
+    config = EnsembleConfig(
+        n_members=2, head=HeadConfig(bins=8), train=TrainConfig(objective="hl_gauss")
+    )
+    heads = build_heads(3, config)
+    with torch.no_grad():
+        heads.weight.fill_(1.0)
+    # 3 features × 8 bins of 1.0 each: a scalar head's 3, not 24.
+    torch.testing.assert_close(heads.l2_penalty(), torch.full((2,), 3.0))

@@ -252,6 +252,19 @@ class HeadStack(MemberStack):
             return self.weight, self.bias
         return self.w2, self.b2
 
+    def l2_penalty(self) -> torch.Tensor:
+        """`(K,)` squared norm of each member's weights; a histogram head's output weights
+        count by their mean over the bins, so the same ``l2`` is as strong as on a scalar
+        head (summed, the default l2 dwarfed the cross-entropy and flattened every
+        histogram)."""
+        if not self.bins:
+            return super().l2_penalty()
+        out = self.weight if self.config.kind is HeadKind.LINEAR else self.w2
+        return sum(  # type: ignore[return-value]
+            p.pow(2).flatten(1).sum(dim=1) / (self.bins if p is out else 1)
+            for p in self.decay_parameters()
+        )
+
     def decay_parameters(self) -> list[nn.Parameter]:
         """Weights that get weight decay (biases do not)."""
         params = [self.weight] if self.config.kind is HeadKind.LINEAR else [self.w1, self.w2]

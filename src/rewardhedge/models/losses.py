@@ -95,7 +95,8 @@ def regression_loss(
 
 def hl_gauss_targets(values: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch.Tensor:
     """`(B,)` ratings -> `(B, bins)` HL-Gauss targets: the mass of N(y, σ²) in each bin
-    (bins of equal width around ``centers``), renormalised to sum to 1 over the range.
+    (bins of equal width around ``centers``), renormalised to sum to 1 over the range;
+    ratings outside the range are clamped to it first.
 
     Example:
         >>> t = hl_gauss_targets(torch.tensor([0.0]), torch.linspace(-1.0, 1.0, 3), 0.375)
@@ -103,6 +104,8 @@ def hl_gauss_targets(values: torch.Tensor, centers: torch.Tensor, sigma: float) 
         [0.091, 0.818, 0.091]
     """
     width = float(centers[1] - centers[0])
+    # A rating past the range (a validation item) counts as the end bin's, not as no mass.
+    values = values.clamp(float(centers[0]), float(centers[-1]))
     edges = torch.cat([centers - width / 2, centers[-1:] + width / 2])  # (bins + 1,)
     cdf = torch.special.ndtr((edges[None, :] - values[:, None]) / sigma)  # (B, bins + 1)
     mass = cdf[:, 1:] - cdf[:, :-1]

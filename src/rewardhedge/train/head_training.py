@@ -90,7 +90,7 @@ def fit_head_stack(
         heads = build_heads(d, config, generator=gen)
         both = torch.cat([xc[train_idx], xr[train_idx]])  # (2*n_train, d)
         heads.set_standardisation(both.mean(0), both.std(0).clamp_min(1e-6))
-        _fit_output_ranges(heads, t.take(torch.as_tensor(train_idx)))
+        _fit_output_ranges(heads, t.take(torch.as_tensor(train_idx)), tc.objective)
 
         weights = torch.as_tensor(counts, dtype=torch.float32)  # (K, n_train)
 
@@ -172,8 +172,14 @@ def _check_targets(targets: PairTargets, config: EnsembleConfig, n: int) -> Pair
     return targets
 
 
-def _fit_output_ranges(heads: HeadStack, train: PairTargets) -> None:
-    """Histogram bins over the training ratings' range; length standardisation."""
+def _fit_output_ranges(heads: HeadStack, train: PairTargets, objective: Objective) -> None:
+    """Histogram bins over the training ratings' range; a regression head's output bias
+    at their mean (from 0, AdamW's small steps took thousands of epochs to get there on
+    small data); length standardisation."""
+    if objective in (Objective.REGRESSION, Objective.BT_REGRESSION) and not heads.bins:
+        rated = train.ratings[torch.isfinite(train.ratings)]
+        with torch.no_grad():
+            heads.last_layer_weights()[1].fill_(float(rated.mean()))
     if heads.bins:
         rated = train.ratings[torch.isfinite(train.ratings)]
         low, high = float(rated.min()), float(rated.max())
