@@ -60,6 +60,30 @@ def test_audit_flip_writes_rows_clean_pairs_and_a_retrained_model(
     assert model.n_pairs_ == len(cleaned) and model.config.n_members == 3
 
 
+def test_audit_soft_labels_the_suspects_with_their_held_out_probability(
+    tmp_path, pairs_file, capsys
+) -> None:
+    out, clean, rm = tmp_path / "audit.jsonl", tmp_path / "clean.jsonl", tmp_path / "rm2"
+    argv = ["audit", "--data", pairs_file, "--out", out, *FAST, "--folds", "4",
+            "--action", "soft", "--clean-out", clean, "--retrain", rm,
+            "--calibration-folds", "0"]  # fmt: skip
+    assert cli.main([str(a) for a in argv]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    original, _ = load_pairs(pairs_file)
+    cleaned, _ = load_pairs(clean)
+    assert [(p.chosen, p.rejected) for p in cleaned] == [(p.chosen, p.rejected) for p in original]
+    for row, after in zip(rows, cleaned, strict=True):
+        assert row["action"] == ("soft-labelled" if row["flagged"] else "kept")
+        if row["flagged"]:  # the held-out probability of the label: 1 − suspicion
+            assert after.soft_label == pytest.approx(1.0 - row["suspicion"])
+            assert after.soft_label < 0.5
+        else:
+            assert after.soft_label is None
+    assert rows[3]["flagged"]
+    model = EnsembleRewardModel.load(rm, use_cache=False)
+    assert model.n_pairs_ == len(cleaned)
+
+
 def test_audit_with_a_model_trains_its_config_and_reports_its_votes(
     tmp_path, pairs_file, model_dir, capsys
 ) -> None:
@@ -82,9 +106,9 @@ BAD = [
     (["--fold-seed", "-1"], ["--fold-seed", "must be an integer >= 0"]),
     (["--threshold", "1.5"], ["--threshold", "in [0, 1)"]),
     (["--threshold", "-0.1"], ["--threshold", "in [0, 1)"]),
-    (["--action", "soft"], ["--action", "must be one of: flag, drop, flip"]),
-    (["--clean-out", "{tmp}/c.jsonl"], ["--clean-out need --action drop or flip"]),
-    (["--retrain", "{tmp}/rm"], ["--retrain need --action drop or flip"]),
+    (["--action", "smooth"], ["--action", "must be one of: flag, drop, flip, soft"]),
+    (["--clean-out", "{tmp}/c.jsonl"], ["--clean-out need --action drop, flip or soft"]),
+    (["--retrain", "{tmp}/rm"], ["--retrain need --action drop, flip or soft"]),
     (["--action", "drop", "--clean-out", "{data}"], ["--clean-out", "--data", "overwrite"]),
     (["--action", "drop", "--clean-out", "{tmp}"], ["--clean-out", "is a folder"]),
     (["--action", "drop", "--clean-out", "{tmp}/a.jsonl"], ["--clean-out", "--out", "same file"]),

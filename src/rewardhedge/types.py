@@ -40,6 +40,10 @@ class PreferencePair:
     regression objectives; ``None`` when the data has none."""
     rejected_score: float | None = None
     """An absolute rating of ``rejected``."""
+    soft_label: float | None = None
+    """A soft label: the probability, in [0, 1], that ``chosen`` is preferred (``None``:
+    1, a hard label). The BT loss becomes the cross-entropy against it; the audit's
+    ``soft`` action writes it for suspect pairs."""
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def test_unknown_field_name_is_config_error(jsonl_file, rows):
     with pytest.raises(
         ConfigError,
         match=r"^fields key == 'promt', must be one of: prompt, "
-        r"chosen, rejected, margin, chosen_score, rejected_score, subset, source, id\. Did you mean 'prompt'\?$",
+        r"chosen, rejected, margin, chosen_score, rejected_score, soft_label, subset, source, id\. Did you mean 'prompt'\?$",
     ):
         load_pairs(jsonl_file(rows), fields={"promt": "q"})
 

@@ -118,8 +118,10 @@ def test_actions_on_the_flagged_pairs(action: str, expected: list) -> None:
 
 
 def test_an_unknown_action_names_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match=r"^action == 'soft', must be one of: flag, drop, flip"):
-        apply_action(PAIRS, [False] * 3, "soft")
+    with pytest.raises(
+        ConfigError, match=r"^action == 'smooth', must be one of: flag, drop, flip, soft"
+    ):
+        apply_action(PAIRS, [False] * 3, "smooth")
     with pytest.raises(ValueError, match="flagged has shape"):
         apply_action(PAIRS, [True], "drop")
 

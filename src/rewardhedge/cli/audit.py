@@ -1,5 +1,5 @@
 """``rewardhedge audit``: which preference labels look wrong to an ensemble that never
-trained on them, and (with --action drop or flip) the cleaned pairs and a model
+trained on them, and (with --action drop, flip or soft) the cleaned pairs and a model
 retrained on them. Definitions in docs/audit.md."""
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def audit(
     ] = None,
     config: ConfigFileOpt = None,
     clean_out: Annotated[
-        Path | None, typer.Option(help="Write the pairs after --action drop or flip here.")
+        Path | None, typer.Option(help="Write the pairs after --action drop, flip or soft here.")
     ] = None,
     retrain: Annotated[
         Path | None,
-        typer.Option(help="Train a model on the pairs after --action drop or flip; save it here."),
+        typer.Option(help="Train a model on the pairs after --action drop, flip or soft; save it here."),
     ] = None,
     *,
     flags: dict[str, Any],
@@ -90,7 +90,7 @@ def audit(
         given = [name for name, v in (("--clean-out", clean_out), ("--retrain", retrain)) if v]
         if given:
             raise ConfigError(
-                f"{' and '.join(given)} need --action drop or flip; with --action flag no "
+                f"{' and '.join(given)} need --action drop, flip or soft; with --action flag no "
                 "pair changes."
             )
     rm = None if model is None else EnsembleRewardModel.load(model, **cache.kwargs)

@@ -24,11 +24,12 @@ PAIR_FIELDS = (
     "margin",
     "chosen_score",
     "rejected_score",
+    "soft_label",
     "subset",
     "source",
     "id",
 )
-NUMBER_FIELDS = ("margin", "chosen_score", "rejected_score")
+NUMBER_FIELDS = ("margin", "chosen_score", "rejected_score", "soft_label")
 ITEM_FIELDS = ("prompt", "response", "id")
 POOL_FIELDS = ("prompt", "candidates", "gold", "subset", "id", "split")
 ONE_TO_MANY_FIELDS = ("prompt", "chosen", "rejected", "subset", "source", "id")
@@ -164,6 +165,13 @@ class RowCheck:
         number = float(value)
         if not math.isfinite(number):
             raise self.fail(name, f"must be a finite number, got {number}")
+        return number
+
+    def optional_probability(self, name: str) -> float | None:
+        """An optional number in [0, 1] (``soft_label``)."""
+        number = self.optional_number(name)
+        if number is not None and not 0.0 <= number <= 1.0:
+            raise self.fail(name, f"must be a probability in [0, 1], got {number}")
         return number
 
     def _list(self, name: str, value: Any) -> list[Any]:

@@ -11,13 +11,15 @@ from rewardhedge.types import PreferencePair
 
 
 def hash_pairs(pairs: Sequence[PreferencePair]) -> str:
-    """SHA-256 over the pairs' texts and margins, in order (recorded in the manifest)."""
+    """SHA-256 over the pairs' texts and margins, and their ratings and soft labels where
+    a pair has any, in order (recorded in the manifest). Pairs without ratings or soft
+    labels hash as they did before those fields existed."""
     h = hashlib.sha256()
     for p in pairs:
-        h.update(
-            json.dumps([p.prompt, p.chosen, p.rejected, p.margin], ensure_ascii=False).encode(
-                "utf-8", "surrogatepass"
-            )
-        )
+        row: list[object] = [p.prompt, p.chosen, p.rejected, p.margin]
+        extra = [p.chosen_score, p.rejected_score, p.soft_label]
+        if any(v is not None for v in extra):
+            row += extra
+        h.update(json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         h.update(b"\n")
     return "sha256:" + h.hexdigest()

@@ -104,6 +104,7 @@ def load_pairs(
             margin=chk.optional_margin(),
             chosen_score=chk.optional_number("chosen_score"),
             rejected_score=chk.optional_number("rejected_score"),
+            soft_label=chk.optional_probability("soft_label"),
             subset=chk.optional_text("subset"),
             source=chk.optional_text("source") or name,
             id=chk.optional_id() or f"{name}:{line}",

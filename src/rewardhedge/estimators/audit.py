@@ -62,7 +62,7 @@ class AuditConfig:
     likely)."""
     action: AuditAction = AuditAction.FLAG
     """What the cleaned pairs do with a flagged pair: flag (keep it, only mark it in
-    the audit file), drop or flip."""
+    the audit file), drop, flip or soft-label."""
 
     def __post_init__(self) -> None:
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
@@ -158,7 +158,9 @@ class AuditResult:
 
     def cleaned(self, action: str | AuditAction | None = None) -> list[PreferencePair]:
         """The pairs after ``action`` (default ``config.action``) on the flagged ones."""
-        return apply_action(self.pairs, self.flagged, action or self.config.action)
+        return apply_action(
+            self.pairs, self.flagged, action or self.config.action, self.held_out.prob
+        )
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """One JSON-ready dict per pair, in input order (the audit file)."""
@@ -166,6 +168,7 @@ class AuditResult:
             AuditAction.FLAG: "flagged",
             AuditAction.DROP: "dropped",
             AuditAction.FLIP: "flipped",
+            AuditAction.SOFT: "soft-labelled",
         }[self.config.action]
         flagged, suspicion = self.flagged, self.suspicion
         for i, pair in enumerate(self.pairs):

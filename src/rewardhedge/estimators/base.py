@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardhedge.errors import unknown_option
+from rewardhedge.errors import DataError, unknown_option
 from rewardhedge.evaluate import evaluate_pairwise
 from rewardhedge.evaluate.pairwise import pairwise_correct
 from rewardhedge.evaluate.uncertainty_quality import ood_auroc, pair_uncertainties
@@ -211,3 +211,15 @@ def check_pairs(pairs: Sequence[PreferencePair], method: str) -> list[Preference
             "Load files with rewardhedge.data.load_pairs."
         )
     return pairs
+
+
+def refuse_soft_labels(pairs: Sequence[PreferencePair], who: str) -> None:
+    """``who`` trains on hard labels only: refuse pairs with a ``soft_label`` rather than
+    silently reading them as hard."""
+    soft = [p for p in pairs if p.soft_label is not None]
+    if soft:
+        raise DataError(
+            f"{len(soft)} of the {len(pairs)} pairs carry a soft_label (e.g. {soft[0].id}), "
+            f"which {who} does not read; train frozen-encoder heads (rewardhedge train) on "
+            "them, or drop the field."
+        )

@@ -31,7 +31,7 @@ from rewardhedge.encoders.base import check_texts
 from rewardhedge.encoders.packing import Pass, packed_inputs, scoring_passes
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
-from rewardhedge.estimators.base import RewardModelBase, check_pairs
+from rewardhedge.estimators.base import RewardModelBase, check_pairs, refuse_soft_labels
 from rewardhedge.models.io import EXTRA_SUFFIXES, load_model_folder, save_model_folder
 from rewardhedge.models.member_norm import NORM_PREFIX, MemberNorm, normalised_estimate
 from rewardhedge.models.reward_transformer import (
@@ -207,6 +207,7 @@ class FinetunedRewardModel(RewardModelBase):
         from rewardhedge.train.pair_data import EncodedPairs
 
         pairs = check_pairs(pairs, "fit")
+        refuse_soft_labels(pairs, "fine-tuning")
         if not self.config.backbone:
             raise ConfigError("finetune.backbone is empty; give a local model folder.")
         if eval_pairs is not None:

@@ -38,7 +38,7 @@ import numpy as np
 from rewardhedge.data.fingerprint import hash_pairs
 from rewardhedge.encoders import Encoder
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError, RewardHedgeError
-from rewardhedge.estimators.base import RewardModelBase, check_pairs
+from rewardhedge.estimators.base import RewardModelBase, check_pairs, refuse_soft_labels
 from rewardhedge.estimators.ensemble import check_calibration_size
 from rewardhedge.estimators.frozen_features import FrozenFeatures
 from rewardhedge.models.general_preference import GPMConfig, GPMHeads
@@ -138,6 +138,7 @@ class GeneralPreferenceModel(FrozenFeatures, RewardModelBase):
             on_fold: called after each cross-fitting fold as ``on_fold(fold, folds)``.
         """
         pairs = check_pairs(pairs, "fit")
+        refuse_soft_labels(pairs, "the general preference model")
         folds = self.config.calibration_folds
         check_calibration_size(len(pairs), folds, hint="set calibration_folds=0")
         prompts = [p.prompt for p in pairs]

@@ -25,7 +25,7 @@ import torch
 from rewardhedge.config import EstimatorKind, HeadKind, Objective
 from rewardhedge.data.fingerprint import hash_pairs
 from rewardhedge.errors import ConfigError, DataError, NotFittedError
-from rewardhedge.estimators.base import RewardModelBase, check_pairs
+from rewardhedge.estimators.base import RewardModelBase, check_pairs, refuse_soft_labels
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.models.influence import linear_bt_influence, standardisation_effect
 from rewardhedge.types import PreferencePair
@@ -195,6 +195,7 @@ def influence(
     if not (number and np.isfinite(damping) and damping >= 0):
         raise ConfigError(f"damping == {damping!r}, must be a finite number >= 0.")
     pairs = check_pairs(train_pairs, "influence")
+    refuse_soft_labels(pairs, "the influence formula (it differentiates hard-label BT)")
     _check_same_data(rm, pairs)
     if not isinstance(test_pair, PreferencePair):
         raise TypeError(f"test_pair must be a PreferencePair, got {type(test_pair).__name__}.")

@@ -56,6 +56,10 @@ class AuditAction(Option):
     """Leave them out of the cleaned pairs."""
     FLIP = "flip"
     """Swap their chosen and rejected (and the two scores; the margin is dropped)."""
+    SOFT = "soft"
+    """Keep them with a soft label: the held-out members' probability that chosen is
+    preferred (below 1 − threshold for a suspect), so the BT loss trusts the label only
+    as far as the models do (their margin is dropped)."""
 
 
 def vote_share(margins: np.ndarray) -> np.ndarray:
@@ -156,23 +160,28 @@ def flag_suspects(suspicion: np.ndarray | Sequence[float], threshold: float) -> 
 
 
 def flip_pair(pair: PreferencePair) -> PreferencePair:
-    """The pair with chosen and rejected swapped (and their scores); its margin, which
-    measured the old label, is dropped."""
+    """The pair with chosen and rejected swapped (and their scores, and a soft label
+    ``s`` becomes ``1 − s``); its margin, which measured the old label, is dropped."""
     return replace(
         pair,
         chosen=pair.rejected,
         rejected=pair.chosen,
         chosen_score=pair.rejected_score,
         rejected_score=pair.chosen_score,
+        soft_label=None if pair.soft_label is None else 1.0 - pair.soft_label,
         margin=None,
     )
 
 
 def apply_action(
-    pairs: Sequence[PreferencePair], flagged: np.ndarray | Sequence[bool], action: str
+    pairs: Sequence[PreferencePair],
+    flagged: np.ndarray | Sequence[bool],
+    action: str,
+    prob: np.ndarray | Sequence[float] | None = None,
 ) -> list[PreferencePair]:
     """The pairs after ``action`` on the flagged ones: all kept (``flag``), the flagged
-    left out (``drop``) or flipped (``flip``); order otherwise unchanged.
+    left out (``drop``), flipped (``flip``) or given the soft label ``prob[i]``, the
+    probability that chosen is preferred (``soft``); order otherwise unchanged.
 
     Example:
         >>> ps = [PreferencePair("q", "a", "b"), PreferencePair("q", "c", "d")]
@@ -187,6 +196,13 @@ def apply_action(
         return list(pairs)
     if act is AuditAction.DROP:
         return [p for p, f in zip(pairs, mask, strict=True) if not f]
+    if act is AuditAction.SOFT:
+        if prob is None or np.shape(prob) != (len(pairs),):
+            raise ValueError(f"action 'soft' needs prob of shape ({len(pairs)},).")
+        return [
+            replace(p, soft_label=float(q), margin=None) if f else p
+            for p, f, q in zip(pairs, mask, prob, strict=True)
+        ]
     return [flip_pair(p) if f else p for p, f in zip(pairs, mask, strict=True)]
 
 

@@ -27,6 +27,7 @@ def bradley_terry_loss(
     center_coef: float = 0.0,
     var_chosen: torch.Tensor | None = None,
     var_rejected: torch.Tensor | None = None,
+    soft_label: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-member Bradley-Terry loss ``-log σ(r_c − r_r − margin)``.
 
@@ -40,6 +41,9 @@ def bradley_terry_loss(
             ``mean((r_c + r_r)²)``, which pins the reward's free offset at 0.
         var_chosen, var_rejected: `(K, B)` noise variances of a Gaussian head;
             the logit becomes :func:`noisy_preference_logit`.
+        soft_label: `(B,)` probability ``s`` that chosen is preferred, or ``None``
+            for 1; the per-pair loss becomes the cross-entropy
+            ``−s·log σ(Δ) − (1 − s)·log σ(−Δ)``, least at ``Δ = logit(s)``.
 
     Returns:
         `(K,)` loss of each member. Sum it to train members independently.
@@ -55,6 +59,8 @@ def bradley_terry_loss(
     if var_chosen is not None and var_rejected is not None:
         diff = noisy_preference_logit(diff, var_chosen, var_rejected)
     per_pair = F.softplus(-diff)  # (K, B) = -log σ(diff)
+    if soft_label is not None:
+        per_pair = soft_label[None, :] * per_pair + (1.0 - soft_label[None, :]) * F.softplus(diff)
     if weights is None:
         loss = per_pair.mean(dim=1)
     else:

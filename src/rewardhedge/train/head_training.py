@@ -165,7 +165,7 @@ def _check_targets(targets: PairTargets, config: EnsembleConfig, n: int) -> Pair
         raise ValueError(f"train.objective {objective.value!r} needs ratings; none were given.")
     if config.head.length_head and targets.lengths is None:
         raise ValueError("head.length_head needs the pairs' length features; none were given.")
-    for name in ("margin", "ratings", "lengths"):
+    for name in ("margin", "ratings", "lengths", "soft_label"):
         value = getattr(targets, name)
         if value is not None and len(value) != n:
             raise ValueError(f"targets.{name} has {len(value)} rows for {n} pairs.")
@@ -219,7 +219,9 @@ def _pair_loss(
     if tc.objective in (Objective.BT, Objective.BT_REGRESSION):
         r_c, r_r = total.chunk(2, dim=1)
         v_c, v_r = (None, None) if var is None else var.chunk(2, dim=1)
-        loss = loss + bradley_terry_loss(r_c, r_r, t.margin, weights, tc.center_coef, v_c, v_r)
+        loss = loss + bradley_terry_loss(
+            r_c, r_r, t.margin, weights, tc.center_coef, v_c, v_r, t.soft_label
+        )
     if tc.objective in (Objective.REGRESSION, Objective.BT_REGRESSION):
         scale = tc.regression_weight if tc.objective is Objective.BT_REGRESSION else 1.0
         rated = torch.isfinite(ratings)

@@ -27,6 +27,8 @@ class PairTargets:
     """`(n, 2)` ratings of chosen and rejected; NaN where a side has none."""
     lengths: np.ndarray | torch.Tensor | None = None
     """`(n, 2, L)` length features of chosen and rejected (see ``encoders/length.py``)."""
+    soft_label: np.ndarray | torch.Tensor | None = None
+    """`(n,)` probability that chosen is preferred (1 where the pair has a hard label)."""
 
     def take(self, index: np.ndarray | torch.Tensor) -> PairTargets:
         """The same arrays for the pairs at ``index`` (positions or a boolean mask)."""
@@ -50,8 +52,8 @@ class PairTargets:
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[PreferencePair], config: EnsembleConfig) -> PairTargets:
-        """The arrays ``config`` needs from ``pairs``: margins when any pair has one,
-        ratings for the rating objectives, length features for a length head.
+        """The arrays ``config`` needs from ``pairs``: margins and soft labels when any
+        pair has one, ratings for the rating objectives, length features for a length head.
 
         Raises:
             DataError: a rating objective, and no pair carries a rating.
@@ -77,7 +79,12 @@ class PairTargets:
         if config.head.length_head:
             both = length_features([p.chosen for p in pairs] + [p.rejected for p in pairs])
             lengths = np.stack([both[: len(pairs)], both[len(pairs) :]], axis=1)
-        return cls(margin, ratings, lengths)
+        soft_label = None
+        if any(p.soft_label is not None for p in pairs):
+            soft_label = np.array(
+                [1.0 if p.soft_label is None else p.soft_label for p in pairs], dtype=np.float64
+            )
+        return cls(margin, ratings, lengths, soft_label)
 
 
 def _or_nan(value: float | None) -> float:
