@@ -60,7 +60,9 @@ def audit(
     ] = None,
     retrain: Annotated[
         Path | None,
-        typer.Option(help="Train a model on the pairs after --action drop, flip or soft; save it here."),
+        typer.Option(
+            help="Train a model on the pairs after --action drop, flip or soft; save it here."
+        ),
     ] = None,
     *,
     flags: dict[str, Any],

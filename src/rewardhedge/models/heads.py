@@ -26,6 +26,10 @@ Three options change what a member outputs or how it is bounded:
   scores are the length-free reward alone.
 - ``config.spectral_norm`` (MLP): each member's hidden layer is divided by
   max(1, σ_max / c), so the map from features to hidden units is c-Lipschitz.
+  σ_max comes from power iteration, as in Miyato et al.: one step per training
+  forward pass on a stored vector ``sn_u`` (an exact SVD each step doubled the fit
+  time), and :meth:`HeadStack.settle_spectral` iterates it to convergence after
+  training, so scoring divides by the trained weights' σ_max.
 """
 
 from __future__ import annotations
@@ -106,6 +110,9 @@ class HeadStack(MemberStack):
             self.b1 = nn.Parameter(torch.zeros(k, h))
             self.w2 = nn.Parameter(_uniform((k, h, *out), 1.0 / math.sqrt(h), generator))
             self.b2 = nn.Parameter(torch.zeros(k, *out))
+            if config.spectral_norm is not None:
+                u = torch.randn(k, h, generator=generator)
+                self.register_buffer("sn_u", F.normalize(u, dim=1))
         if bins:
             self.register_buffer("bin_centers", torch.linspace(-1.0, 1.0, bins))
         self.n_length = length_features
@@ -239,12 +246,39 @@ class HeadStack(MemberStack):
             return z.unsqueeze(0) * mask.reshape(k, *([1] * (z.dim() - 1)), -1)
         w1 = self.w1 * mask[:, :, None]
         if self.config.spectral_norm is not None:
-            w1 = spectral_clip(w1, self.config.spectral_norm)
+            w1 = self._bounded(w1)
         if z.dim() == 2:
             hidden = torch.einsum("nd,kdh->knh", z, w1) + self.b1[:, None, :]
         else:
             hidden = torch.einsum("tnd,kdh->ktnh", z, w1) + self.b1[:, None, None, :]
         return F.dropout(F.gelu(hidden), p=self.config.dropout, training=self.training)
+
+    def _bounded(self, w1: torch.Tensor) -> torch.Tensor:
+        """`(K, d, h)` hidden weights divided by max(1, σ_max / bound), σ_max by power
+        iteration on ``sn_u`` (one step per forward pass while training; the gradient
+        flows through σ_max's dependence on the weights, the vectors held fixed)."""
+        if self.training:
+            with torch.no_grad():
+                self._power_step(w1)
+        u = self.sn_u
+        v = F.normalize(torch.einsum("kdh,kh->kd", w1, u), dim=1).detach()
+        sigma = torch.einsum("kd,kdh,kh->k", v, w1, u)
+        scale = (self.config.spectral_norm / sigma.clamp_min(1e-12)).clamp(max=1.0)
+        return w1 * scale[:, None, None]
+
+    def _power_step(self, w1: torch.Tensor) -> None:
+        v = F.normalize(torch.einsum("kdh,kh->kd", w1, self.sn_u), dim=1)
+        self.sn_u.copy_(F.normalize(torch.einsum("kdh,kd->kh", w1, v), dim=1))
+
+    @torch.no_grad()
+    def settle_spectral(self, steps: int = 200) -> None:
+        """Iterate ``sn_u`` to the trained hidden layer's top singular vector, so the
+        σ_max scoring divides by is the weights' own (a no-op without the bound)."""
+        if self.config.spectral_norm is None:
+            return
+        w1 = self.w1 * self.member_mask[:, :, None]
+        for _ in range(steps):
+            self._power_step(w1)
 
     def last_layer_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weight (K, p), bias (K,))`` of the reward output."""
@@ -271,14 +305,6 @@ class HeadStack(MemberStack):
         if self.gaussian:
             params.append(self.var_weight)
         return params
-
-
-def spectral_clip(weight: torch.Tensor, bound: float) -> torch.Tensor:
-    """`(K, d, h)` weights, each member's matrix divided by max(1, σ_max / ``bound``),
-    so that its spectral norm is at most ``bound`` (exact, from the singular values;
-    the gradient flows through the rescaling, as in Miyato et al.'s spectral norm)."""
-    sigma = torch.linalg.matrix_norm(weight, ord=2)  # (K,)
-    return weight * (bound / sigma.clamp_min(1e-12)).clamp(max=1.0)[:, None, None]
 
 
 def _bin_logits(feats: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -131,6 +131,7 @@ def fit_head_stack(
             validate=validate if n_val else None,
             progress=progress,
         )
+        heads.settle_spectral()
     return FitResult(
         heads=heads,
         history=history,
