@@ -180,3 +180,21 @@ def test_histogram_output_weights_are_penalised_by_their_mean_over_bins():
         heads.weight.fill_(1.0)
     # 3 features × 8 bins of 1.0 each: a scalar head's 3, not 24.
     torch.testing.assert_close(heads.l2_penalty(), torch.full((2,), 3.0))
+
+
+def test_a_bound_that_never_binds_changes_nothing():
+    from rewardhedge.train.head_training import fit_head_stack
+
+    rng = np.random.default_rng(1)
+    xc, xr = rng.normal(size=(60, 8)) + 0.5, rng.normal(size=(60, 8))
+    plain = EnsembleConfig(
+        n_members=2, head=HeadConfig(kind="mlp", hidden=8), train=TrainConfig(epochs=10)
+    )
+    loose = EnsembleConfig(
+        n_members=2,
+        head=HeadConfig(kind="mlp", hidden=8, spectral_norm=1e6),
+        train=TrainConfig(epochs=10),
+    )
+    a, b = fit_head_stack(xc, xr, plain).heads, fit_head_stack(xc, xr, loose).heads
+    x = torch.as_tensor(xc).float()
+    torch.testing.assert_close(a(x), b(x))

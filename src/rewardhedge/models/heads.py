@@ -110,9 +110,9 @@ class HeadStack(MemberStack):
             self.b1 = nn.Parameter(torch.zeros(k, h))
             self.w2 = nn.Parameter(_uniform((k, h, *out), 1.0 / math.sqrt(h), generator))
             self.b2 = nn.Parameter(torch.zeros(k, *out))
-            if config.spectral_norm is not None:
-                u = torch.randn(k, h, generator=generator)
-                self.register_buffer("sn_u", F.normalize(u, dim=1))
+            if config.spectral_norm is not None:  # a fixed start: ``generator`` stays as
+                # without the bound, so a bound that never binds changes nothing
+                self.register_buffer("sn_u", torch.full((k, h), h**-0.5))
         if bins:
             self.register_buffer("bin_centers", torch.linspace(-1.0, 1.0, bins))
         self.n_length = length_features
