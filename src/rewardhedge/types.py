@@ -86,6 +86,17 @@ class ScoreItem:
 
 
 @dataclass(frozen=True)
+class RatedItem:
+    """One response with an absolute rating (HelpSteer-style item rows), the training
+    data of the ``regression`` and ``hl_gauss`` objectives when there are no pairs."""
+
+    prompt: str
+    response: str
+    score: float
+    id: str | None = None
+
+
+@dataclass(frozen=True)
 class CandidatePool:
     """Best-of-n candidates for one prompt; ``gold`` holds reference rewards when known."""
 

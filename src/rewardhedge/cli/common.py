@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rewardhedge.data import load_pairs, parse_field_map
+from rewardhedge.data import load_pairs, load_rated_items, parse_field_map
+from rewardhedge.data.loaders import holds_rated_items
 from rewardhedge.errors import ConfigError, DataError
 from rewardhedge.progress_log import LogProgress, draws_live
 from rewardhedge.types import LoadReport, PreferencePair
@@ -389,12 +390,27 @@ def check_train_outputs(
 
 
 def read_train_eval(
-    data: Path, eval_data: Path | None, out: Path, read: PairReadOptions
-) -> tuple[list[PreferencePair], list[PreferencePair] | None]:
-    """Training pairs and, when given, held-out pairs, both read before any training
-    starts; rejected rows go next to the model folder ``out``."""
+    data: Path,
+    eval_data: Path | None,
+    out: Path,
+    read: PairReadOptions,
+    *,
+    rated_items: bool = False,
+) -> tuple[list[Any], list[PreferencePair] | None]:
+    """Training pairs (or, with ``rated_items`` and a file of (prompt, response, score)
+    rows, :class:`RatedItem` s) and, when given, held-out pairs, both read before any
+    training starts; rejected rows go next to the model folder ``out``."""
     rejects, eval_rejects = _train_rejects(out)
-    train = read_pairs(data, read, rejects)
+    with flag_errors():
+        items = rated_items and holds_rated_items(
+            data, fields=read.fields, format=read.format, split=read.split
+        )
+    if items:
+        with flag_errors():
+            train, report = load_rated_items(data, **read.kwargs(rejects))
+        report_load(report)
+    else:
+        train = read_pairs(data, read, rejects)
     if eval_data is None:
         return train, None
     held_out = replace(read, rejects=None)  # --rejects names where --data's bad rows go

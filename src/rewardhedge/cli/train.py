@@ -37,6 +37,7 @@ from rewardhedge.config import (
     EnsembleConfig,
     EstimatorKind,
     HeadKind,
+    Objective,
     Pooling,
     View,
 )
@@ -45,7 +46,7 @@ from rewardhedge.errors import ConfigError, DataError
 from rewardhedge.estimators.ensemble import EnsembleRewardModel, check_calibration_size
 from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.report.terminal import format_metrics
-from rewardhedge.types import PreferencePair
+from rewardhedge.types import PreferencePair, RatedItem
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
 TRAIN_FLAGS = FlagSet(
@@ -129,11 +130,56 @@ def train_model(
     return fit_with_progress(model, pairs, out_dir, label=label, folds=unc.calibration_folds)
 
 
-def fit_with_progress(model: Any, pairs, out_dir: Path, *, label: str, folds: int) -> Any:
-    """``model.fit(pairs)`` with an epoch bar and, when ``folds``, a bar for the
-    cross-fitted calibration (log lines when stderr is not a terminal); then save the
-    folder. Shared by ``train`` and ``train-gpm``."""
-    err.print(f"Encoding {2 * len(pairs)} texts with [bold]{model.config.encoder.kind}[/] …")
+def train_on_ratings(
+    items: list[RatedItem],
+    config: EnsembleConfig,
+    out_dir: Path,
+    data: Path,
+    *,
+    cache: CacheOptions,
+    rule: RewardRule | None = None,
+) -> EnsembleRewardModel:
+    """``train`` on a file of rated items: the rating objectives only, no calibration
+    (there are no pairs to calibrate on)."""
+    objective = config.train.objective
+    if objective not in (Objective.REGRESSION, Objective.HL_GAUSS):
+        raise DataError(
+            f"holds rated items (prompt, response, score), which train.objective "
+            f"{objective.value!r} cannot use: it needs preference pairs. Pass --objective "
+            "regression or --objective hl_gauss.",
+            path=str(data),
+        )
+    if config.uncertainty.error_predictor:
+        raise ConfigError(
+            "--error-predictor is fitted on held-out preference pairs, and --data holds "
+            "rated items; drop --error-predictor."
+        )
+    err.print(
+        f"{data}: rated items, so no temperature is fitted (there are no pairs); "
+        "--calibration-folds is not used."
+    )
+    model = EnsembleRewardModel(config, rule=rule, **cache.kwargs)
+    label = f"train K={config.n_members} {config.head.kind} {objective.value} on ratings"
+    return fit_with_progress(
+        model, items, out_dir, label=label, folds=0, fit=model.fit_ratings, n_texts=len(items)
+    )
+
+
+def fit_with_progress(
+    model: Any,
+    pairs,
+    out_dir: Path,
+    *,
+    label: str,
+    folds: int,
+    fit: Any = None,
+    n_texts: int | None = None,
+) -> Any:
+    """``model.fit(pairs)`` (or ``fit(pairs)``) with an epoch bar and, when ``folds``, a
+    bar for the cross-fitted calibration (log lines when stderr is not a terminal); then
+    save the folder. Shared by ``train`` and ``train-gpm``."""
+    n_texts = 2 * len(pairs) if n_texts is None else n_texts
+    err.print(f"Encoding {n_texts} texts with [bold]{model.config.encoder.kind}[/] …")
     t0 = time.perf_counter()
     with training_progress() as progress:
         bar = EpochBar(progress, label)
@@ -148,7 +194,7 @@ def fit_with_progress(model: Any, pairs, out_dir: Path, *, label: str, folds: in
 
         if not folds:
             progress.remove_task(fold_task)
-        model.fit(pairs, progress=True, on_epoch=bar, on_fold=on_fold)
+        (fit or model.fit)(pairs, progress=True, on_epoch=bar, on_fold=on_fold)
         bar.close()
         fold_log.close()
     err.print(
@@ -254,7 +300,12 @@ def train(
     cfg = TRAIN_FLAGS.config(config, flags)
     check_encoder_path(cfg.encoder)
     check_heads_memory(cfg)
-    pairs, test = read_train_eval(data, eval_data, out, read)
+    pairs, test = read_train_eval(data, eval_data, out, read, rated_items=True)
+    if pairs and isinstance(pairs[0], RatedItem):
+        model = train_on_ratings(pairs, cfg, out, data, cache=cache, rule=rule.rule(RewardRule()))
+        if test is not None:
+            evaluate_and_print(model, test, out, eval_data)
+        return
     check_calibration_size(
         len(pairs), cfg.uncertainty.calibration_folds, hint="pass --calibration-folds 0"
     )

@@ -15,6 +15,7 @@ from rewardhedge.data.loaders import (
     load_one_to_many,
     load_pairs,
     load_pools,
+    load_rated_items,
     sniff_task,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "load_one_to_many",
     "load_pairs",
     "load_pools",
+    "load_rated_items",
     "parse_field_map",
     "read_jsonl_rows",
     "sniff_task",

@@ -31,6 +31,7 @@ PAIR_FIELDS = (
 )
 NUMBER_FIELDS = ("margin", "chosen_score", "rejected_score", "soft_label")
 ITEM_FIELDS = ("prompt", "response", "id")
+RATED_ITEM_FIELDS = ("prompt", "response", "score", "id")
 POOL_FIELDS = ("prompt", "candidates", "gold", "subset", "id", "split")
 ONE_TO_MANY_FIELDS = ("prompt", "chosen", "rejected", "subset", "source", "id")
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from rewardhedge.types import PreferencePair
+from rewardhedge.types import PreferencePair, RatedItem
 
 
 def hash_pairs(pairs: Sequence[PreferencePair]) -> str:
@@ -20,6 +20,16 @@ def hash_pairs(pairs: Sequence[PreferencePair]) -> str:
         extra = [p.chosen_score, p.rejected_score, p.soft_label]
         if any(v is not None for v in extra):
             row += extra
+        h.update(json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        h.update(b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def hash_rated_items(items: Sequence[RatedItem]) -> str:
+    """SHA-256 over rated items' texts and scores, in order (for models fitted on them)."""
+    h = hashlib.sha256()
+    for item in items:
+        row = [item.prompt, item.response, item.score]
         h.update(json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         h.update(b"\n")
     return "sha256:" + h.hexdigest()

@@ -23,6 +23,7 @@ from rewardhedge.data.fields import (
     ONE_TO_MANY_FIELDS,
     PAIR_FIELDS,
     POOL_FIELDS,
+    RATED_ITEM_FIELDS,
     RowCheck,
     resolve_fields,
 )
@@ -30,7 +31,14 @@ from rewardhedge.data.hh import HH_ASSISTANT_MARKER, MARKER_SHOWN, split_hh_dial
 from rewardhedge.data.jsonl import is_valid_utf8, write_jsonl_atomic
 from rewardhedge.data.readers import DataFormat, iter_rows, resolve_format
 from rewardhedge.errors import DataError
-from rewardhedge.types import CandidatePool, LoadReport, OneToManyRow, PreferencePair, ScoreItem
+from rewardhedge.types import (
+    CandidatePool,
+    LoadReport,
+    OneToManyRow,
+    PreferencePair,
+    RatedItem,
+    ScoreItem,
+)
 
 T = TypeVar("T")
 Builder = Callable[[RowCheck, int], T]
@@ -161,6 +169,59 @@ def load_items(
         )
 
     return _load(path, fields, ITEM_FIELDS, format, split, skip_invalid, rejects_path, build)
+
+
+def load_rated_items(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str] | None = None,
+    format: str = "auto",
+    split: str | None = None,
+    skip_invalid: bool = False,
+    rejects_path: str | Path | None = None,
+) -> tuple[list[RatedItem], LoadReport]:
+    """Load rated responses (prompt, response, score): HelpSteer-style item rows for the
+    rating objectives; same formats and rules as :func:`load_pairs`.
+
+    Raises:
+        DataError: A bad row (unless ``skip_invalid``), e.g. a missing or non-finite
+            ``score``; an unusable file; no valid rows.
+        ConfigError: An unknown option or field name.
+    """
+    name = Path(path).name
+
+    def build(chk: RowCheck, line: int) -> RatedItem:
+        score = chk.optional_number("score")
+        if score is None:
+            raise chk.fail("score", "is missing (every rated item needs a number)")
+        return RatedItem(
+            prompt=chk.text("prompt", allow_empty=True),
+            response=chk.text("response"),
+            score=score,
+            id=chk.optional_id() or f"{name}:{line}",
+        )
+
+    return _load(path, fields, RATED_ITEM_FIELDS, format, split, skip_invalid, rejects_path, build)
+
+
+def holds_rated_items(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str] | None = None,
+    format: str = "auto",
+    split: str | None = None,
+) -> bool:
+    """Whether the first readable row is a rated item (``response`` and ``score``
+    columns, no ``chosen``) rather than a pair."""
+    fmt = resolve_format(Path(path), DataFormat.parse(format, "format"))
+    cols = resolve_fields(_only(fields, RATED_ITEM_FIELDS), RATED_ITEM_FIELDS)
+    pair_cols = resolve_fields(_only(fields, PAIR_FIELDS), PAIR_FIELDS)
+    for raw in iter_rows(Path(path), fmt, split):
+        if raw.row is None:
+            continue
+        row = raw.row
+        return cols["response"] in row and cols["score"] in row and pair_cols["chosen"] not in row
+    return False
 
 
 def load_pools(

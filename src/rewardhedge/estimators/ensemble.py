@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from rewardhedge.config import EnsembleConfig, MemberNormKind
-from rewardhedge.data.fingerprint import hash_pairs
+from rewardhedge.config import EnsembleConfig, MemberNormKind, Objective
+from rewardhedge.data.fingerprint import hash_pairs, hash_rated_items
 from rewardhedge.encoders import CachedEncoder, Encoder
+from rewardhedge.encoders.length import length_features
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.estimators.base import RewardModelBase, check_pairs
 from rewardhedge.estimators.frozen_features import FrozenFeatures
@@ -29,6 +30,7 @@ from rewardhedge.models.io import load_model_folder, save_model_folder
 from rewardhedge.models.reward_heads import RewardHeads
 from rewardhedge.types import (
     PreferencePair,
+    RatedItem,
     RewardEstimate,
     member_logits,
     pairwise_from_estimates,
@@ -137,19 +139,70 @@ class EnsembleRewardModel(FrozenFeatures, RewardModelBase):
         xc, xr = feats[:n], feats[n:]
 
         heads, result = fit_estimator(xc, xr, self.config, targets=targets, progress=on_epoch)
-        self.heads_ = heads
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        self.n_pairs_ = n
-        self.data_hash_ = hash_pairs(pairs)
-        self.encoder_id_ = self.encoder.id
-        self.temperature_ = TemperatureScaling()
-        self.density_: FeatureDensity | None = None
-        self.error_predictor_: ErrorPredictor | None = None
+        self._store_fit(heads, result, n, hash_pairs(pairs))
         folds = self.config.uncertainty.calibration_folds
         if folds >= 2:
             self._calibrate(xc, xr, targets, folds, on_fold)
         return self
+
+    def fit_ratings(
+        self,
+        items: Sequence[RatedItem],
+        *,
+        progress: bool = False,
+        on_epoch: Callable[[int, int, dict[str, Any]], None] | None = None,
+        on_fold: Callable[[int, int], None] | None = None,
+    ) -> EnsembleRewardModel:
+        """Fit on single rated responses (HelpSteer-style item rows) with the
+        ``regression`` or ``hl_gauss`` objective. Returns ``self``.
+
+        There are no preference pairs, so no temperature is fitted (it stays 1) and
+        ``on_fold`` is never called; each item is trained as a pair with itself whose
+        second side carries no rating, which the rating losses skip.
+
+        Raises:
+            ConfigError: a BT objective, or the error predictor (both need pairs).
+        """
+        from rewardhedge.train.fitting import fit_estimator
+        from rewardhedge.train.pair_targets import PairTargets
+
+        objective = self.config.train.objective
+        if objective not in (Objective.REGRESSION, Objective.HL_GAUSS):
+            raise ConfigError(
+                f"rated items (prompt, response, score) train train.objective 'regression' "
+                f"or 'hl_gauss'; {objective.value!r} needs preference pairs."
+            )
+        if self.config.uncertainty.error_predictor:
+            raise ConfigError(
+                "uncertainty.error_predictor is fitted on held-out preference pairs; rated "
+                "items have none."
+            )
+        items = list(items)
+        if not items:
+            raise ValueError("fit_ratings needs at least one RatedItem, got none.")
+        feats = self._features([i.prompt for i in items], [i.response for i in items], progress)
+        scores = np.array([i.score for i in items], dtype=np.float64)
+        ratings = np.column_stack([scores, np.full(len(items), np.nan)])
+        lengths = None
+        if self.config.head.length_head:
+            one = length_features([i.response for i in items])
+            lengths = np.stack([one, one], axis=1)
+        targets = PairTargets(ratings=ratings, lengths=lengths)
+        heads, result = fit_estimator(feats, feats, self.config, targets=targets, progress=on_epoch)
+        self._store_fit(heads, result, len(items), hash_rated_items(items))
+        return self
+
+    def _store_fit(self, heads: RewardHeads, result: Any, n: int, data_hash: str) -> None:
+        """Keep a fresh fit, uncalibrated (temperature 1, no error predictor)."""
+        self.heads_ = heads
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self.n_pairs_ = n
+        self.data_hash_ = data_hash
+        self.encoder_id_ = self.encoder.id
+        self.temperature_ = TemperatureScaling()
+        self.density_: FeatureDensity | None = None
+        self.error_predictor_: ErrorPredictor | None = None
 
     def _calibrate(
         self,
