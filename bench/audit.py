@@ -15,7 +15,9 @@ Settings, fixed before any result was seen:
   for the in-sample suspicion of a model trained on all pairs (the paper's variant, not
   cross-fitted), to show what cross-fitting changes;
 - retraining: drop and flip at thresholds 0.5 and 0.7, plus two oracles (drop the true
-  flips; undo them), each a fresh model on the result; accuracy on the sandbox's
+  flips; undo them), each a fresh model on the result; added with soft labels (fixed
+  before their first run): soft at 0.5 and 0.7, each suspect labelled with its held-out
+  probability of the label; accuracy on the sandbox's
   gold-ordered test pairs (ties left out) with a 95% bootstrap CI and the paired bootstrap
   test against the model trained on the original labels;
 - HH-RLHF harmless test (../shared/data, read in place): the same audit at the default
@@ -125,8 +127,8 @@ def sandbox_run(sandbox, test, label_seed: int, encoder) -> dict[str, Any]:
         "oracle_undo": [flip_pair(p) if f else p for p, f in zip(pairs, flips, strict=True)],
     }
     for th in RETRAIN_THRESHOLDS:
-        for action in ("drop", "flip"):
-            variants[f"{action}@{th:g}"] = apply_action(pairs, s > th, action)
+        for action in ("drop", "flip", "soft"):
+            variants[f"{action}@{th:g}"] = apply_action(pairs, s > th, action, 1.0 - s)
     for name, cleaned in variants.items():
         model = EnsembleRewardModel(CONFIG, encoder=encoder).fit(cleaned)
         retrained[name] = summary_of(accuracy(model, test), base) | {"n_pairs": len(cleaned)}
@@ -271,7 +273,9 @@ def readme_row(out: dict[str, Any]) -> str:
         f"{mean(lambda r: acc(r, 'drop@0.5')):.3f}, flip@0.5 "
         f"{mean(lambda r: acc(r, 'flip@0.5')):.3f}, drop@0.7 "
         f"{mean(lambda r: acc(r, 'drop@0.7')):.3f}, flip@0.7 "
-        f"{mean(lambda r: acc(r, 'flip@0.7')):.3f} (oracle drop "
+        f"{mean(lambda r: acc(r, 'flip@0.7')):.3f}, soft@0.5 "
+        f"{mean(lambda r: acc(r, 'soft@0.5')):.3f}, soft@0.7 "
+        f"{mean(lambda r: acc(r, 'soft@0.7')):.3f} (oracle drop "
         f"{mean(lambda r: acc(r, 'oracle_drop')):.3f})"
     )
     hh = out["hh"]
