@@ -54,7 +54,10 @@ def test_more_folds_than_prompts_is_refused() -> None:
         ({"folds": 1}, r"^audit\.folds == 1, must be an integer >= 2\.$"),
         ({"seed": -1}, r"^audit\.seed == -1, must be an integer >= 0\.$"),
         ({"threshold": 1.0}, r"^audit\.threshold == 1\.0, must be a number in \[0, 1\)\.$"),
-        ({"action": "soft"}, r"^audit\.action == 'soft', must be one of: flag, drop, flip\."),
+        (
+            {"action": "smooth"},
+            r"^audit\.action == 'smooth', must be one of: flag, drop, flip, soft\.",
+        ),
     ],
 )
 def test_audit_config_refuses_bad_values(kwargs: dict, message: str) -> None:

@@ -38,7 +38,7 @@ def predict(heads, x) -> object:
 def config(objective: str, **train) -> EnsembleConfig:
     return EnsembleConfig(
         n_members=2,
-        head=HeadConfig(bins=41),
+        head=HeadConfig(bins=41) if objective == "hl_gauss" else HeadConfig(),
         train=TrainConfig(objective=objective, epochs=200, lr=0.03, l2=1e-4, patience=200, **train),
     )
 
