@@ -63,6 +63,20 @@ def test_bt_ggn_matches_autograd_hessian() -> None:
     torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
 
 
+def test_bt_ggn_with_margins_matches_autograd_hessian_of_the_margin_loss() -> None:
+    delta_phi, theta, weights = _data(50, 6)
+    margin = torch.linspace(-1.0, 2.0, 50, dtype=DT)
+
+    def loss(t: torch.Tensor) -> torch.Tensor:
+        return (weights * torch.nn.functional.softplus(-(delta_phi @ t - margin))).sum()
+
+    expected = torch.autograd.functional.hessian(loss, theta)
+    torch.testing.assert_close(
+        bt_ggn(delta_phi, theta, weights, -margin), expected, atol=1e-10, rtol=0
+    )
+    assert not torch.allclose(bt_ggn(delta_phi, theta, weights), expected)  # margins matter
+
+
 def test_bt_ggn_accepts_float32() -> None:
     delta_phi, theta, weights = _data(20, 3)
     h32 = bt_ggn(delta_phi.float(), theta.float(), weights.float())

@@ -198,3 +198,18 @@ def test_a_bound_that_never_binds_changes_nothing():
     a, b = fit_head_stack(xc, xr, plain).heads, fit_head_stack(xc, xr, loose).heads
     x = torch.as_tensor(xc).float()
     torch.testing.assert_close(a(x), b(x))
+
+
+def test_features_constant_in_training_read_zero_not_a_million():
+    """A feature with no spread in training (a hashing bucket no training text hit) is
+    ignored when it shows up later, instead of being divided by 1e-6."""
+    from rewardhedge.train.head_training import fit_head_stack
+
+    rng = np.random.default_rng(2)
+    xc, xr = rng.normal(size=(50, 6)) + 0.3, rng.normal(size=(50, 6))
+    xc[:, 5] = xr[:, 5] = 0.0  # never varies in training
+    heads = fit_head_stack(xc, xr, EnsembleConfig(n_members=2, train=TrainConfig(epochs=20))).heads
+    probe = torch.zeros(2, 6)
+    probe[1, 5] = 3.0  # only the unseen feature differs
+    r = heads(probe)
+    torch.testing.assert_close(r[:, 0], r[:, 1])

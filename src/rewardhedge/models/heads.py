@@ -126,8 +126,15 @@ class HeadStack(MemberStack):
             self.var_bias = nn.Parameter(torch.zeros(k))
 
     def set_standardisation(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        """Centre on ``mean`` and divide by ``scale``. A feature whose training ``scale``
+        is at most 1e-6 (constant, e.g. a hashing bucket no training text hit) keeps scale
+        1 and starts with zero weights, which its zero training signal leaves at zero:
+        dividing by a clamped 1e-6 had turned any later value into a million, and the
+        random initial weight on it into a huge reward."""
+        varies = scale > 1e-6
         self.feature_mean.copy_(mean)
-        self.feature_scale.copy_(scale)
+        self.feature_scale.copy_(torch.where(varies, scale, 1.0))
+        self._zero_input_weights(varies.to(self.member_mask.dtype).expand_as(self.member_mask))
 
     def set_bins(self, low: float, high: float) -> None:
         """Spread the histogram's bin centres evenly over ``[low, high]``."""
@@ -160,12 +167,18 @@ class HeadStack(MemberStack):
             raise ValueError("member mask must hold only 0 and 1.")
         with torch.no_grad():
             self.member_mask.copy_(mask)
-            if self.config.kind is HeadKind.LINEAR:
-                self.weight.mul_(mask[:, :, None] if self.bins else mask)
-                if self.gaussian:
-                    self.var_weight.mul_(mask)
-            else:
-                self.w1.mul_(mask[:, :, None])
+        self._zero_input_weights(mask)
+
+    @torch.no_grad()
+    def _zero_input_weights(self, mask: torch.Tensor) -> None:
+        """Zero every weight that reads feature ``i`` for member ``k`` where ``mask[k, i]``
+        is 0 (the first layer of an MLP)."""
+        if self.config.kind is HeadKind.LINEAR:
+            self.weight.mul_(mask[:, :, None] if self.bins else mask)
+            if self.gaussian:
+                self.var_weight.mul_(mask)
+        else:
+            self.w1.mul_(mask[:, :, None])
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
         key = prefix + "member_mask"

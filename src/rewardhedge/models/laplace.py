@@ -70,15 +70,22 @@ def _check_inputs(
 
 
 def bt_ggn(
-    delta_phi: torch.Tensor, theta: torch.Tensor, weights: torch.Tensor | None = None
+    delta_phi: torch.Tensor,
+    theta: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    offset: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """GGN (= exact Hessian) of the summed weighted BT loss in ``θ``, shape ``(p, p)``, float64.
 
     ``delta_phi`` is ``(n, p)`` chosen-minus-rejected features, ``theta`` is
-    ``(p,)`` and ``weights`` an optional ``(n,)`` nonnegative vector.
+    ``(p,)``, ``weights`` an optional ``(n,)`` nonnegative vector and ``offset`` an
+    optional ``(n,)`` addition to each logit (``−margin`` for pairs with a margin).
     """
     delta_phi, theta, w = _check_inputs(delta_phi, theta, weights)
-    prob = torch.sigmoid(delta_phi @ theta)
+    logit = delta_phi @ theta
+    if offset is not None:
+        logit = logit + torch.as_tensor(offset, dtype=logit.dtype)
+    prob = torch.sigmoid(logit)
     s = w * prob * (1.0 - prob)
     h = delta_phi.T @ (s.unsqueeze(1) * delta_phi)
     return 0.5 * (h + h.T)
@@ -167,9 +174,11 @@ class LastLayerLaplace:
         *,
         prior_precision: float | str = "evidence",
         weights: torch.Tensor | None = None,
+        offset: torch.Tensor | None = None,
         max_iter: int = 100,
     ) -> LastLayerLaplace:
-        """Laplace posterior at the MAP ``theta`` for pair differences ``delta_phi``.
+        """Laplace posterior at the MAP ``theta`` for pair differences ``delta_phi``
+        (``offset``: per-pair additions to the logit, ``−margin``; see :func:`bt_ggn`).
 
         ``prior_precision`` is a float ``α > 0`` or ``"evidence"`` to choose ``α``
         by maximising the Laplace log marginal likelihood (MacKay fixed point).
@@ -189,7 +198,7 @@ class LastLayerLaplace:
             raise ValueError(f"max_iter must be >= 1, got {max_iter}")
 
         delta_phi, theta, w = _check_inputs(delta_phi, theta, weights)
-        h = bt_ggn(delta_phi, theta, w)
+        h = bt_ggn(delta_phi, theta, w, offset)
         eigvals, eigvecs = torch.linalg.eigh(h)
         eigvals = eigvals.clamp_min(0.0)
         if isinstance(prior_precision, str):

@@ -40,7 +40,8 @@ def fit_estimator(
     result = fit_head_stack(x_chosen, x_rejected, config, targets=targets, progress=progress)
     laplace: list[LastLayerLaplace] = []
     if config.uncertainty.estimator is EstimatorKind.LAPLACE:
-        laplace = fit_laplace(result, x_chosen, x_rejected, config)
+        margin = None if targets is None else targets.margin
+        laplace = fit_laplace(result, x_chosen, x_rejected, config, margin=margin)
     heads = RewardHeads(result.heads, config.uncertainty, laplace)
     if config.member_norm is not MemberNormKind.NONE:
         with single_thread():
@@ -50,9 +51,15 @@ def fit_estimator(
 
 
 def fit_laplace(
-    result: FitResult, x_chosen: np.ndarray, x_rejected: np.ndarray, config: EnsembleConfig
+    result: FitResult,
+    x_chosen: np.ndarray,
+    x_rejected: np.ndarray,
+    config: EnsembleConfig,
+    *,
+    margin: np.ndarray | None = None,
 ) -> list[LastLayerLaplace]:
-    """One posterior per head over its last-layer weights, on the pairs it was trained on.
+    """One posterior per head over its last-layer weights, on the pairs it was trained on
+    (their curvature at the logit ``r_c − r_r − margin`` the loss saw).
 
     The head minimised ``mean_w(loss) + l2·‖θ‖²``; times ``Σw`` that is the
     summed loss plus ``(α/2)‖θ‖²`` with ``α = 2·l2·Σw``, the ``train`` prior.
@@ -65,6 +72,7 @@ def fit_laplace(
         feats = heads.last_layer_features((z - heads.feature_mean) / heads.feature_scale)
         phi_c, phi_r = feats.double().chunk(2, dim=1)  # (K, n, p) each
         theta, _ = heads.last_layer_weights()
+        offset = None if margin is None else -torch.as_tensor(margin[idx], dtype=torch.float64)
         out = []
         for k in range(heads.n_members):
             w = torch.as_tensor(result.weights[k], dtype=torch.float64)
@@ -73,7 +81,11 @@ def fit_laplace(
                 prior = max(2.0 * config.l2_strength * float(w.sum()), 1e-8)
             out.append(
                 LastLayerLaplace.fit(
-                    phi_c[k] - phi_r[k], theta[k].detach(), prior_precision=prior, weights=w
+                    phi_c[k] - phi_r[k],
+                    theta[k].detach(),
+                    prior_precision=prior,
+                    weights=w,
+                    offset=offset,
                 )
             )
     return out

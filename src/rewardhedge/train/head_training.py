@@ -89,7 +89,7 @@ def fit_head_stack(
 
         heads = build_heads(d, config, generator=gen)
         both = torch.cat([xc[train_idx], xr[train_idx]])  # (2*n_train, d)
-        heads.set_standardisation(both.mean(0), both.std(0).clamp_min(1e-6))
+        heads.set_standardisation(both.mean(0), both.std(0))
         _fit_output_ranges(heads, t.take(torch.as_tensor(train_idx)), tc.objective)
 
         weights = torch.as_tensor(counts, dtype=torch.float32)  # (K, n_train)
