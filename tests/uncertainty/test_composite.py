@@ -78,7 +78,7 @@ def test_round_trip_and_label():
         (lambda: Combination("sum", thresholds=(1.0,)), "only read by kind 'constrained'"),
         (lambda: Combination(weights=(1.0, -1.0)), "must be >= 0"),
         (lambda: Combination(weights=(1.0, float("nan"))), "finite numbers"),
-        (lambda: Combination("and", reference="mode"), "'median' or 'mean'"),
+        (lambda: Combination("and", reference="mode"), "'median', 'mean' or 'zero'"),
         (
             lambda: Combination.from_dict({"kind": "sum", "scale": 2}),
             "Unknown combination key 'scale'",
@@ -97,3 +97,9 @@ def test_bad_settings_name_the_field(make, needle):
 def test_and_without_groups_or_references_says_what_it_needs():
     with pytest.raises(ValueError, match="needs groups"):
         Combination("and").apply(np.zeros((2, 3)))
+
+
+def test_a_zero_reference_scores_single_items_without_groups():
+    r = np.array([[0.0, 4.0], [0.0, -4.0]])
+    got = Combination("and", reference="zero").apply(r)
+    np.testing.assert_allclose(got, centered_logsigmoid(r[0], 0.0) + centered_logsigmoid(r[1], 0.0))

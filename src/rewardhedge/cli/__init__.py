@@ -18,7 +18,18 @@ from typing import Annotated
 import typer
 
 from rewardhedge import __version__
-from rewardhedge.cli import audit, evaluate, explain, finetune, gpm, lab, optimize, serve, train
+from rewardhedge.cli import (
+    audit,
+    composite,
+    evaluate,
+    explain,
+    finetune,
+    gpm,
+    lab,
+    optimize,
+    serve,
+    train,
+)
 from rewardhedge.cli.common import out
 from rewardhedge.errors import RewardHedgeError
 
@@ -45,7 +56,7 @@ def _root(
     """Reward models that know when not to be trusted."""
 
 
-for _module in (train, finetune, evaluate, optimize, lab, serve, audit, gpm, explain):
+for _module in (train, finetune, evaluate, optimize, lab, serve, audit, gpm, explain, composite):
     _module.register(app)
 
 

@@ -2,7 +2,8 @@
 
 The manifest names the class (``EnsembleRewardModel`` for heads on a frozen
 encoder, ``FinetunedRewardModel`` for a fine-tuned transformer,
-``GeneralPreferenceModel`` for a general preference model); ``score``,
+``GeneralPreferenceModel`` for a general preference model,
+``CompositeRewardModel`` for several models' rewards combined); ``score``,
 ``eval``, ``bon`` and ``serve`` call this, so every command takes either.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rewardhedge.estimators.base import RewardModelBase
+from rewardhedge.estimators.composite import CompositeRewardModel, is_composite_folder
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.estimators.finetuned import FinetunedRewardModel, is_finetuned_folder
 from rewardhedge.estimators.general_preference import (
@@ -31,6 +33,10 @@ def load_reward_model(
     ``device`` to fine-tuned ones (default: CUDA when available). A save that a crash
     interrupted is repaired first, so the manifest read here names the right class."""
     recover_model_folder(path)
+    if is_composite_folder(path):
+        return CompositeRewardModel.load(
+            path, cache_dir=cache_dir, use_cache=use_cache, device=device
+        )
     if is_finetuned_folder(path):
         return FinetunedRewardModel.load(path, device=device)
     if is_general_preference_folder(path):

@@ -24,7 +24,10 @@ constrained    ``Σ_j w_j min(r_j, θ_j)``                      Moskovitz et al.
 
 ``ref_j(x)`` is the median (or mean) reward of component j over the candidates that
 share ``x``'s group (usually the prompt), as the ``centered_logsigmoid`` transform
-takes it, or given explicitly. A threshold of ``None`` leaves that component uncapped.
+takes it; or ``zero`` (a fixed 0: with standardised members, the component's average
+training response), which is the one to use when each prompt has a single response,
+as in a reward server or an RL batch, where a per-prompt median is the response
+itself; or given explicitly. A threshold of ``None`` leaves that component uncapped.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ class Combination:
     thresholds: tuple[float | None, ...] | None = None
     """``constrained``: one cap per component (``None`` entries: uncapped); required."""
     reference: str = "median"
-    """``and``: each component's per-group reference, ``median`` or ``mean``."""
+    """``and``: each component's reference, the group's ``median`` or ``mean``, or
+    ``zero``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", CombineKind.parse(self.kind, "combination.kind"))
@@ -85,9 +89,9 @@ class Combination:
                 f"combination.thresholds are only read by kind 'constrained', not "
                 f"{self.kind.value!r}; drop them or use 'constrained'."
             )
-        if self.reference not in ("median", "mean"):
+        if self.reference not in ("median", "mean", "zero"):
             raise ConfigError(
-                f"combination.reference == {self.reference!r}, must be 'median' or 'mean'."
+                f"combination.reference == {self.reference!r}, must be 'median', 'mean' or 'zero'."
             )
         if (
             self.weights is not None
@@ -152,6 +156,8 @@ class Combination:
             if ref.shape[0] != r.shape[0] or ref.shape[-1] != r.shape[-1]:
                 raise ValueError(f"references have shape {ref.shape} for rewards {r.shape}.")
             return ref.reshape(ref.shape[:1] + (1,) * (r.ndim - ref.ndim) + ref.shape[1:])
+        if self.reference == "zero":
+            return np.zeros_like(r)
         if groups is None:
             raise ValueError("kind 'and' needs groups (e.g. the prompts) or references.")
         flat = r.reshape(-1, r.shape[-1])
