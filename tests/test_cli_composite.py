@@ -183,3 +183,12 @@ def test_a_comparison_only_model_cannot_be_a_component(pair_factory):
     )
     with pytest.raises(ConfigError, match="gives no reward per response"):
         CompositeRewardModel({"gpm": gpm}, Combination())
+
+
+def test_serving_an_and_with_per_prompt_references_is_refused(tmp_path, parts, capsys):
+    out = tmp_path / "both"
+    assert run(*compose_args(parts, out, "--combine", "and")) == 0
+    capsys.readouterr()
+    assert run("serve", "--model", out, "--port", "0") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "compose it with --combine-reference zero to serve it" in err

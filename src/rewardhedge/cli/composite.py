@@ -75,7 +75,8 @@ def compose(
         str, typer.Option(help="sum, and (sum of centred log-sigmoids) or constrained.")
     ] = "sum",
     weights: Annotated[
-        str | None, typer.Option(help="One weight per component, comma-separated (all 1 when not given).")
+        str | None,
+        typer.Option(help="One weight per component, comma-separated (all 1 when not given)."),
     ] = None,
     thresholds: Annotated[
         str | None,

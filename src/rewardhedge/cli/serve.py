@@ -140,6 +140,7 @@ def serve(
     try:
         with err.status(f"Loading {model} …"):
             rm = load_reward_model(model, use_cache=False)
+            check_servable(rm, model)
             rm.score(["warm-up"], ["warm-up"])  # load the encoder before the first request
         reward_rule = rule.rule(rm.rule)
         if not token and not _is_loopback(config.host):
@@ -164,6 +165,23 @@ def serve(
         run_server(app, config, log_level=log_level, announce=announce, sock=sock)
     finally:
         sock.close()
+
+
+def check_servable(rm: object, folder: Path) -> None:
+    """Refuse a composite whose AND takes per-prompt references: the server scores
+    requests batched together, so a median over a prompt's candidates would depend on
+    which other requests shared the batch."""
+    combination = getattr(rm, "combination", None)
+    if (
+        combination is not None
+        and combination.kind.value == "and"
+        and combination.reference != "zero"
+    ):
+        raise ConfigError(
+            f"--model {folder}: its 'and' combination takes each prompt's "
+            f"{combination.reference} as reference, which a server batching requests "
+            "cannot give; compose it with --combine-reference zero to serve it."
+        )
 
 
 def register(app: typer.Typer) -> None:
