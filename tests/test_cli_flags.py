@@ -134,7 +134,9 @@ def test_every_config_flag_shows_its_fields_doc_and_default(name: str) -> None:
             info = field_info(flags.cls, flag.path)
             assert shown[key] == (help_text(info.doc), shown_default(info.default)), key
             checked += 1
-    assert checked or name in {"score", "bon", "report", "explain", "compose"}, f"{name} has no config flags"
+    assert checked or name in {"score", "bon", "report", "explain", "compose"}, (
+        f"{name} has no config flags"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
