@@ -147,7 +147,7 @@ def test_a_component_changed_after_composing_is_refused_on_load(tmp_path, parts,
             ["--combine", "and", "--combine-reference", "mode"],
             "--combine-reference: combination.reference == 'mode'",
         ),
-        (["--aggregate", "best"], "aggregation == 'best', must be one of"),
+        (["--aggregate", "best"], "--aggregate: aggregation == 'best', must be one of"),
     ],
 )
 def test_bad_values_are_one_line_and_write_nothing(tmp_path, parts, capsys, extra, needle):

@@ -135,7 +135,12 @@ class AggregationOptions:
     """β of lcb (× std) or softmin (temperature)."""
 
     def rule(self, base: RewardRule) -> RewardRule:
-        """``base`` (a model's saved rule) with what the flags override."""
+        """``base`` (a model's saved rule) with what the flags override; a bad value is
+        refused naming its flag."""
+        with rule_flag_errors():
+            return self._rule(base)
+
+    def _rule(self, base: RewardRule) -> RewardRule:
         name = self.aggregate
         if name is None and (self.lam is not None or self.beta is not None):
             name = base.aggregation.name
@@ -155,12 +160,35 @@ class RuleOptions(AggregationOptions):
     reference: str | None = None
     """centered_logsigmoid reference of a prompt: median or mean."""
 
-    def rule(self, base: RewardRule) -> RewardRule:
-        rule = super().rule(base)
+    def _rule(self, base: RewardRule) -> RewardRule:
+        rule = super()._rule(base)
         tf = base.transform.to_dict() if self.transform is None else {"name": self.transform}
         if self.reference is not None:
             tf["reference"] = self.reference
         return RewardRule.from_dict({"aggregation": rule.aggregation.to_dict(), "transform": tf})
+
+
+_RULE_FLAGS = (
+    ("aggregation ==", "--aggregate"),
+    ("lam", "--lam"),
+    ("beta", "--beta"),
+    ("transform reference", "--reference"),
+    ("transform", "--transform"),
+)
+"""Which flag a reward-rule error is about, by the first match in its message."""
+
+
+@contextmanager
+def rule_flag_errors() -> Iterator[None]:
+    """Prefix a reward rule's ``ConfigError`` with the flag that set the bad value."""
+    try:
+        yield
+    except ConfigError as exc:
+        text = str(exc)
+        flag = next((f for key, f in _RULE_FLAGS if key in text), None)
+        if flag is None or text.startswith(flag):
+            raise
+        raise ConfigError(f"{flag}: {text}") from exc
 
 
 # -- outputs -------------------------------------------------------------------------------
