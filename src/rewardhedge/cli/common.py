@@ -8,8 +8,8 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +31,11 @@ out = Console()
 
 ConfigFileOpt = Annotated[
     Path | None, typer.Option("--config", help="JSON config file; flags override it.")
+]
+TrainDataOpt = Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")]
+ModelOutOpt = Annotated[Path, typer.Option(help="Model folder to write.")]
+EvalDataOpt = Annotated[
+    Path | None, typer.Option(help="Held-out pairs to evaluate after training.")
 ]
 
 
@@ -179,16 +184,24 @@ _RULE_FLAGS = (
 
 
 @contextmanager
-def rule_flag_errors() -> Iterator[None]:
-    """Prefix a reward rule's ``ConfigError`` with the flag that set the bad value."""
+def flag_named_errors(
+    table: Sequence[tuple[str, str]], default: str | None = None
+) -> Iterator[None]:
+    """Prefix a ``ConfigError`` with the flag whose field its message names: the first
+    ``(text, flag)`` of ``table`` whose text is in the message, else ``default``."""
     try:
         yield
     except ConfigError as exc:
         text = str(exc)
-        flag = next((f for key, f in _RULE_FLAGS if key in text), None)
+        flag = next((f for key, f in table if key in text), default)
         if flag is None or text.startswith(flag):
             raise
         raise ConfigError(f"{flag}: {text}") from exc
+
+
+def rule_flag_errors() -> AbstractContextManager[None]:
+    """Prefix a reward rule's ``ConfigError`` with the flag that set the bad value."""
+    return flag_named_errors(_RULE_FLAGS)
 
 
 # -- outputs -------------------------------------------------------------------------------

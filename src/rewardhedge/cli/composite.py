@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from rewardhedge.cli.common import RuleOptions, check_outputs, err
+from rewardhedge.cli.common import RuleOptions, check_outputs, err, flag_named_errors
 from rewardhedge.cli.flags import with_flags
 from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.composite import CompositeRewardModel
@@ -52,17 +52,14 @@ def parse_numbers(text: str | None, flag: str, *, allow_none: bool = False) -> t
     return tuple(values)
 
 
-def _flag_for(message: str) -> str:
-    for field, flag in (
-        ("combination.kind", "--combine"),
-        ("combination.weights", "--weights"),
-        ("combination.thresholds", "--thresholds"),
-        ("combination.reference", "--combine-reference"),
-        ("weights but", "--weights"),
-    ):
-        if field in message:
-            return flag
-    return "--combine"
+_COMBINATION_FLAGS = (
+    ("combination.kind", "--combine"),
+    ("combination.weights", "--weights"),
+    ("combination.thresholds", "--thresholds"),
+    ("combination.reference", "--combine-reference"),
+    ("weights but", "--weights"),
+)
+"""Which flag a combination error is about (``--combine`` for the rest)."""
 
 
 @with_flags(rule=RuleOptions)
@@ -99,11 +96,9 @@ def compose(
     check_outputs(models={"--out": out}, inputs=[("--component", p) for p in components.values()])
     w = parse_numbers(weights, "--weights")
     t = parse_numbers(thresholds, "--thresholds", allow_none=True)
-    try:
+    with flag_named_errors(_COMBINATION_FLAGS, default="--combine"):
         combination = Combination(combine, weights=w, thresholds=t, reference=combine_reference)
         combination.check_components(len(components))
-    except ConfigError as exc:
-        raise ConfigError(f"{_flag_for(str(exc))}: {exc}") from exc
     models = {
         name: load_reward_model(folder, use_cache=False) for name, folder in components.items()
     }

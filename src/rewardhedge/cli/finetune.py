@@ -17,8 +17,10 @@ from rich.progress import Progress
 
 from rewardhedge.cli.common import (
     ConfigFileOpt,
+    ModelOutOpt,
     PairReadOptions,
     RuleOptions,
+    TrainDataOpt,
     check_train_outputs,
     err,
     progress_log,
@@ -135,8 +137,8 @@ class StepBar:
 @with_flags(flags=FINETUNE_FLAGS, read=PairReadOptions, rule=RuleOptions)
 def finetune(
     backbone: BackboneOpt,
-    data: Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")],
-    out: Annotated[Path, typer.Option(help="Model folder to write.")],
+    data: TrainDataOpt,
+    out: ModelOutOpt,
     eval_data: Annotated[
         Path | None,
         typer.Option(

@@ -10,14 +10,17 @@ reward can; it gives no scalar reward. Its folder opens with ``load_reward_model
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from rewardhedge.cli.common import (
     CacheOptions,
     ConfigFileOpt,
+    EvalDataOpt,
+    ModelOutOpt,
     PairReadOptions,
+    TrainDataOpt,
     check_train_outputs,
     read_train_eval,
 )
@@ -87,12 +90,10 @@ def fit_and_save(
 
 @with_flags(flags=GPM_FLAGS, read=PairReadOptions, cache=CacheOptions)
 def train_gpm(
-    data: Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")],
-    out: Annotated[Path, typer.Option(help="Model folder to write.")],
+    data: TrainDataOpt,
+    out: ModelOutOpt,
     config: ConfigFileOpt = None,
-    eval_data: Annotated[
-        Path | None, typer.Option(help="Held-out pairs to evaluate after training.")
-    ] = None,
+    eval_data: EvalDataOpt = None,
     *,
     flags: dict[str, Any],
     read: PairReadOptions,

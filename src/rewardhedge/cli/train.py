@@ -15,9 +15,12 @@ from rich.progress import Progress
 from rewardhedge.cli.common import (
     CacheOptions,
     ConfigFileOpt,
+    EvalDataOpt,
+    ModelOutOpt,
     PairReadOptions,
     ReadOptions,
     RuleOptions,
+    TrainDataOpt,
     beside,
     check_outputs,
     check_train_outputs,
@@ -280,12 +283,10 @@ def check_heads_memory(config: EnsembleConfig) -> None:
 
 @with_flags(flags=TRAIN_FLAGS, read=PairReadOptions, rule=RuleOptions, cache=CacheOptions)
 def train(
-    data: Annotated[Path, typer.Option(help="Training pairs (prompt, chosen, rejected).")],
-    out: Annotated[Path, typer.Option(help="Model folder to write.")],
+    data: TrainDataOpt,
+    out: ModelOutOpt,
     config: ConfigFileOpt = None,
-    eval_data: Annotated[
-        Path | None, typer.Option(help="Held-out pairs to evaluate after training.")
-    ] = None,
+    eval_data: EvalDataOpt = None,
     *,
     flags: dict[str, Any],
     read: PairReadOptions,
@@ -318,10 +319,10 @@ def train(
 def check_targets(pairs: list[PreferencePair], config: EnsembleConfig, data: Path) -> None:
     """Before encoding anything: the pairs hold what ``config``'s objective needs (a
     rating objective, ratings), said against the file they came from."""
-    from rewardhedge.train.pair_targets import PairTargets  # training code: only here
+    from rewardhedge.train.pair_targets import pair_ratings  # training code: only here
 
     try:
-        PairTargets.from_pairs(pairs, config)
+        pair_ratings(pairs, config)
     except DataError as exc:
         raise DataError(exc.reason, path=str(data)) from exc
 

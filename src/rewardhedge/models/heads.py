@@ -35,6 +35,7 @@ Three options change what a member outputs or how it is bounded:
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 from torch import nn
@@ -45,12 +46,13 @@ from rewardhedge.encoders.length import LENGTH_FEATURES
 from rewardhedge.models.diversity import member_masks
 
 
-class MemberStack(nn.Module):
+class MemberStack(nn.Module, ABC):
     """K members batched on a leading axis: the per-member L2 penalty and the snapshots
     early stopping keeps (subclasses say which weights ``decay_parameters`` are)."""
 
+    @abstractmethod
     def decay_parameters(self) -> list[nn.Parameter]:
-        raise NotImplementedError
+        """The weights the L2 penalty and weight decay apply to (biases excluded)."""
 
     def l2_penalty(self) -> torch.Tensor:
         """`(K,)` squared norm of each member's weights (biases excluded)."""

@@ -62,19 +62,7 @@ class PairTargets:
         margin = None
         if any(m is not None for m in margins):
             margin = np.array([m or 0.0 for m in margins], dtype=np.float64)
-        ratings = None
-        objective = config.train.objective
-        if objective in RATING_OBJECTIVES:
-            ratings = np.array(
-                [[_or_nan(p.chosen_score), _or_nan(p.rejected_score)] for p in pairs],
-                dtype=np.float64,
-            )
-            if not np.isfinite(ratings).any():
-                raise DataError(
-                    f"train.objective {objective.value!r} fits ratings, but none of the "
-                    f"{len(pairs)} training pairs has chosen_score or rejected_score; add "
-                    "them (map your columns with --field chosen_score=COLUMN) or use 'bt'."
-                )
+        ratings = pair_ratings(pairs, config)
         lengths = None
         if config.head.length_head:
             both = length_features([p.chosen for p in pairs] + [p.rejected for p in pairs])
@@ -85,6 +73,28 @@ class PairTargets:
                 [1.0 if p.soft_label is None else p.soft_label for p in pairs], dtype=np.float64
             )
         return cls(margin, ratings, lengths, soft_label)
+
+
+def pair_ratings(pairs: Sequence[PreferencePair], config: EnsembleConfig) -> np.ndarray | None:
+    """`(n, 2)` ratings of chosen and rejected (NaN where missing) for a rating
+    objective, else ``None``.
+
+    Raises:
+        DataError: a rating objective, and no pair carries a rating.
+    """
+    objective = config.train.objective
+    if objective not in RATING_OBJECTIVES:
+        return None
+    ratings = np.array(
+        [[_or_nan(p.chosen_score), _or_nan(p.rejected_score)] for p in pairs], dtype=np.float64
+    )
+    if not np.isfinite(ratings).any():
+        raise DataError(
+            f"train.objective {objective.value!r} fits ratings, but none of the "
+            f"{len(pairs)} training pairs has chosen_score or rejected_score; add "
+            "them (map your columns with --field chosen_score=COLUMN) or use 'bt'."
+        )
+    return ratings
 
 
 def _or_nan(value: float | None) -> float:
