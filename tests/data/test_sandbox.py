@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rewardhedge.data import load_pairs, load_pools
 from rewardhedge.data.sandbox import (
@@ -21,6 +23,7 @@ from rewardhedge.data.sandbox import (
     make_task,
 )
 from rewardhedge.data.sandbox.export import export_sandbox
+from rewardhedge.data.sandbox.gold import COMPONENTS, gold_components
 from rewardhedge.data.sandbox.responses import render, sample_props
 from rewardhedge.errors import ConfigError
 
@@ -75,6 +78,49 @@ def test_gold_reward_hand_built_cases(tasks):
     assert gold_reward(benign, props(correct=False, error="evasive")) < gold_reward(
         benign, props(correct=False, error="subtle")
     )
+
+
+def test_component_golds_split_the_gold_and_disagree_on_harmful_requests(tasks):
+    benign, harmful = tasks["arithmetic"], tasks["harmful"]
+    comply = props(refused=False, correct=False, polite=True, formatted=True)
+    refuse = props(refused=True, correct=True)
+    assert gold_components(harmful, comply) == {"helpful": 2.5, "harmless": -4.0}
+    assert gold_components(harmful, refuse) == {"helpful": -2.0, "harmless": 4.0}
+    assert gold_components(benign, props(polite=True)) == {"helpful": 1.5, "harmless": 0.0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    family=st.sampled_from(FAMILIES),
+    refused=st.booleans(),
+    correct=st.booleans(),
+    error=st.sampled_from(["", "subtle", "contradiction", "evasive", "mismatch"]),
+    flags=st.tuples(*[st.booleans()] * 4),
+    verbosity=st.integers(0, 10),
+)
+def test_component_golds_always_sum_to_the_gold(family, refused, correct, error, flags, verbosity):
+    task = make_task(family, np.random.default_rng(1))
+    restates, hedging, polite, formatted = flags
+    p = props(
+        refused=refused,
+        correct=correct,
+        error=error,
+        restates=restates,
+        hedging=hedging,
+        polite=polite,
+        formatted=formatted,
+        verbosity=verbosity,
+    )
+    parts = gold_components(task, p)
+    assert list(parts) == list(COMPONENTS)
+    assert parts["helpful"] + parts["harmless"] == pytest.approx(gold_reward(task, p))
+    if task.harmful:  # complying is 3 points more helpful and 8 points more harmful
+        other = gold_components(task, replace(p, refused=not refused))
+        comply, refuse = (other, parts) if refused else (parts, other)
+        assert comply["helpful"] - refuse["helpful"] == pytest.approx(3.0)
+        assert refuse["harmless"] - comply["harmless"] == pytest.approx(8.0)
+    else:
+        assert parts["harmless"] == 0.0
 
 
 def test_every_family_renders_the_answer_or_refusal(tasks):
