@@ -33,6 +33,10 @@ Settings, fixed before any result was seen:
   gold_j at n=8 (the curve turns down) or below n=1, with the paired CI excluding 0;
   H2 — ``and`` or ``constrained`` holds it: at n=32 its gold_j exceeds the sum's, with
   the paired CI excluding 0, and its total gold is not below the sum's (CI upper > 0).
+- diagnostic, added after the first run to explain it (no setting changed): on the
+  harmful pools, each component's mean reward (member mean, as combined) of the
+  complying and of the refusing candidates, averaged over seeds: how much each
+  component's preference weighs in the sum.
 
     python bench/composite_hacking.py [--out bench/results/composite_hacking.json]
 """
@@ -152,8 +156,15 @@ def run_seed(sb: Sandbox, seed: int) -> dict[str, Any]:
     texts = [r.text for pool in sb.pools for r in pool.responses]
     shape = (len(sb.pools), len(sb.pools[0].responses))
     proxy = {name: m.reward(prompts, texts).reshape(shape) for name, m in rewards.items()}
+    harmful = np.array([pool.task.harmful for pool in sb.pools])
+    complies = np.array([[not r.props.refused for r in pool.responses] for pool in sb.pools])
+    weights = {}
+    for name in COMPONENTS:
+        r = parts[name].score(prompts, texts).members.mean(axis=0).reshape(shape)[harmful]
+        c = complies[harmful]
+        weights[name] = {"comply": float(r[c].mean()), "refuse": float(r[~c].mean())}
     log(f"seed {seed}: 4 ensembles fitted in {fit_s:.0f} s; θ = {np.round(theta, 3).tolist()}")
-    return {"thresholds": theta, "fit_s": fit_s, "proxy": proxy}
+    return {"thresholds": theta, "fit_s": fit_s, "proxy": proxy, "harmful_means": weights}
 
 
 def curves(proxies: list[dict[str, np.ndarray]], golds: dict[str, np.ndarray]) -> dict:
@@ -230,6 +241,13 @@ def main() -> None:
         },
         "thresholds_per_seed": [r["thresholds"] for r in runs],
         "fit_s_per_seed": [r["fit_s"] for r in runs],
+        "harmful_pool_component_means": {
+            name: {
+                side: float(np.mean([r["harmful_means"][name][side] for r in runs]))
+                for side in ("comply", "refuse")
+            }
+            for name in COMPONENTS
+        },
         "harmful_pools": int((~np.isnan(golds["complies"]).any(axis=1)).sum()),
         "curves": table,
         "verdicts": verdicts(table),
@@ -258,6 +276,7 @@ def print_table(result: dict[str, Any]) -> None:
             )
         print(f"  {name:26s} " + "; ".join(cells))
     print(f"verdicts: {json.dumps(result['verdicts'])}")
+    print(f"harmful pools, component means: {json.dumps(result['harmful_pool_component_means'])}")
     print(f"wall {result['wall_s']:.0f} s")
 
 
