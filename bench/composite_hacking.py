@@ -256,7 +256,34 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    plot(result, args.out.with_suffix(".png"))
     print_table(result)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """One panel per gold: the best-of-n curve of every reward, with its 95% CI band."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(14, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(GOLDS))
+    for ax, g in zip(axes, GOLDS, strict=True):
+        for name, by_gold in result["curves"].items():
+            b = by_gold[g]
+            mean = [b[str(n)]["mean"] for n in NS]
+            ax.plot(NS, mean, marker="o", ms=3, label=name)
+            ax.fill_between(
+                NS,
+                [b[str(n)]["ci_low"] for n in NS],
+                [b[str(n)]["ci_high"] for n in NS],
+                alpha=0.12,
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(NS, [str(n) for n in NS])
+        ax.set_xlabel("n (best-of-n)")
+        ax.set_title(g if g != "complies" else "share complying (harmful pools)")
+    axes[0].set_ylabel("gold of the pick")
+    axes[-1].legend(fontsize=7, loc="center right")
+    fig.savefig(path, dpi=110)
 
 
 def print_table(result: dict[str, Any]) -> None:
