@@ -331,3 +331,67 @@ class LoadReport:
     @property
     def n_rejected(self) -> int:
         return len(self.rejects)
+
+
+def step_prompt(prompt: str, prefix: Sequence[str]) -> str:
+    """The text a process reward model reads as its prompt for the next step.
+
+    A PRM is an ordinary reward model that scores ``(step_prompt(prompt,
+    steps[:t]), steps[t])``: the question, then the steps so far, numbered, so
+    the same encoder and heads serve outcome and process rewards.
+
+    Example:
+        >>> step_prompt("Start with 2. Add 3.", ["2 + 3 = 5."])
+        'Start with 2. Add 3.\\n\\nStep 1: 2 + 3 = 5.'
+        >>> step_prompt("Q?", [])
+        'Q?'
+    """
+    if not prefix:
+        return prompt
+    return prompt + "\n\n" + "\n".join(f"Step {i}: {s}" for i, s in enumerate(prefix, 1))
+
+
+@dataclass(frozen=True)
+class StepSolution:
+    """A solution split into steps, with the gold validity of each step when known.
+
+    ``labels[t]`` says whether step ``t`` is correct given the steps before it.
+    ProcessBench-style data gives only the index of the first wrong step, so the
+    validity of the steps after it is unknown: those labels are ``None``. A
+    ``None`` label may therefore only follow a ``False`` one; sandbox solutions
+    always carry a bool for every step.
+    """
+
+    prompt: str
+    steps: tuple[str, ...]
+    labels: tuple[bool | None, ...] | None = None
+    """Gold validity per step (``None`` for the whole tuple: unknown)."""
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.steps))
+        if not self.steps:
+            raise ValueError(f"step solution {self.id!r}: needs at least one step, got none.")
+        if self.labels is None:
+            return
+        labels = tuple(None if v is None else bool(v) for v in self.labels)
+        object.__setattr__(self, "labels", labels)
+        if len(labels) != len(self.steps):
+            raise ValueError(
+                f"step solution {self.id!r}: {len(labels)} labels for {len(self.steps)} steps; "
+                "give one label per step."
+            )
+        first_false = next((i for i, v in enumerate(labels) if v is False), len(labels))
+        unknown = [i for i, v in enumerate(labels) if v is None]
+        if unknown and unknown[0] < first_false:
+            raise ValueError(
+                f"step solution {self.id!r}: label {unknown[0]} is unknown (None) before the "
+                "first wrong step; only steps after the first error may be unknown."
+            )
+
+    @property
+    def first_error(self) -> int | None:
+        """Index of the first step labelled wrong, ``None`` if every step is valid."""
+        if self.labels is None:
+            raise ValueError(f"step solution {self.id!r} has no labels, so no first error.")
+        return next((i for i, v in enumerate(self.labels) if v is False), None)

@@ -1,16 +1,24 @@
-"""The ``rewardhedge eval`` command: pairs, one-to-many rows or best-of-n pools.
+"""The ``rewardhedge eval`` command: pairs, one-to-many rows, best-of-n pools or steps.
 
 A thin layer over :mod:`rewardhedge.estimators.evaluation`: it loads the data (telling
 the task from the first row unless ``--task`` says), runs the suite, prints a
 table and writes the JSON that ``rewardhedge report`` renders.
+
+The ``steps`` task (rows with a ``steps`` list, see ``docs/step-sandbox.md``) scores
+a process reward model: every step ``t`` of a solution is scored as the item
+``(step_prompt(prompt, steps[:t]), steps[t])`` with the model's rule, and
+:func:`rewardhedge.evaluate.process.step_metrics` reports per-step accuracy and
+ProcessBench's first-error detection.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from rewardhedge.cli.common import (
@@ -28,16 +36,30 @@ from rewardhedge.cli.flags import Flag, FlagSet, with_flags
 from rewardhedge.config import EvalConfig
 from rewardhedge.data import (
     EvalTask,
+    holds_step_solutions,
     load_one_to_many,
     load_pools,
+    read_step_solutions,
     sniff_task,
     write_json_atomic,
 )
 from rewardhedge.data.perturb import parse_perturbations
-from rewardhedge.errors import ConfigError
-from rewardhedge.estimators.evaluation import evaluate_one_to_many, evaluate_pairs, evaluate_pools
+from rewardhedge.errors import ConfigError, unknown_option
+from rewardhedge.estimators.evaluation import (
+    EVAL_KIND,
+    EVAL_VERSION,
+    evaluate_one_to_many,
+    evaluate_pairs,
+    evaluate_pools,
+)
 from rewardhedge.estimators.loading import load_reward_model
+from rewardhedge.evaluate.process import step_metrics
 from rewardhedge.report.terminal import format_metrics, format_pools
+from rewardhedge.types import StepSolution, step_prompt
+
+STEPS_TASK = "steps"
+"""The ``--task`` value of the step-level evaluation (not an :class:`EvalTask`, whose
+members are the response-level tasks)."""
 
 EVAL_FLAGS = FlagSet(
     EvalConfig,
@@ -77,8 +99,8 @@ def eval_cmd(
     data: Annotated[
         Path,
         typer.Option(
-            help="Held-out pairs, one-to-many rows {prompt, chosen, rejected[]} "
-            "or pools {prompt, candidates[], gold[]}."
+            help="Held-out pairs, one-to-many rows {prompt, chosen, rejected[]}, "
+            "pools {prompt, candidates[], gold[]} or step solutions {prompt, steps[], labels[]}."
         ),
     ],
     json_out: Annotated[
@@ -86,8 +108,15 @@ def eval_cmd(
     ] = None,
     task: Annotated[
         str,
-        typer.Option(help="auto (from the first row), pairs, one-to-many or pools."),
+        typer.Option(help="auto (from the first row), pairs, one-to-many, pools or steps."),
     ] = "auto",
+    step_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="steps task: a step is called wrong when its reward is below this "
+            "(default: fitted by balanced accuracy, cross-fitted over two halves)."
+        ),
+    ] = None,
     against: Annotated[
         Path | None,
         typer.Option(help="A second model folder: paired bootstrap test and STARC distance."),
@@ -112,7 +141,8 @@ def eval_cmd(
     """Evaluate a model: accuracy with 95% CI (RewardBench sections when the subsets are
     RewardBench's), one-to-many and best-of-n scores, length and batch-size controls,
     calibration, uncertainty quality, member statistics, STARC distances and, on request,
-    a paired test against a second model and prompt-perturbation consistency."""
+    a paired test against a second model and prompt-perturbation consistency; on step
+    solutions, per-step accuracy and first-error detection of a process reward model."""
     rejects = beside(json_out or Path(data.name), data.stem + ".rejects.jsonl")
     check_outputs(
         files={"--json": json_out} | read.rejects_output(rejects),
@@ -123,10 +153,20 @@ def eval_cmd(
             "--perturb-file": perturb_file,
         },
     )  # fmt: skip
-    kind = EvalTask.parse(task, "--task")
-    if kind is EvalTask.AUTO:
-        with flag_errors():
-            kind = sniff_task(data, fields=read.fields, format=read.format, split=read.split)
+    kind = _task(task, data, read)
+    if kind is None:
+        _steps_only_flags(against, perturb, perturb_file, flags, extras)
+        if step_threshold is not None and not np.isfinite(step_threshold):
+            raise ConfigError(f"--step-threshold == {step_threshold!r}, must be a finite number.")
+        config = EVAL_FLAGS.config(None, flags)
+        rm = load_reward_model(model, **cache.kwargs)
+        metrics, text = _evaluate_steps(rm, data, config, read, rejects, step_threshold,
+                                        f"{model} on {data}")  # fmt: skip
+        _finish(metrics, text, model, data, json_out)
+        return
+    if step_threshold is not None:
+        raise ConfigError(f"--step-threshold only applies to the {STEPS_TASK} task, but the "
+                          f"data holds {kind}.")  # fmt: skip
     _pairs_only(kind, abstain_alpha=flags.get("abstain_alpha"), calibration=extras.calibration,
                 ood=extras.ood)  # fmt: skip
     perturbations = parse_perturbations(perturb)
@@ -141,12 +181,140 @@ def eval_cmd(
     other = None if against is None else (str(against), load_reward_model(against, **cache.kwargs))
     title = f"{model} on {data}"
     metrics, text = _evaluate(kind, rm, data, config, other, extras, read, rejects, title)
+    _finish(metrics, text, model, data, json_out)
+
+
+def _finish(
+    metrics: dict[str, Any], text: str, model: Path, data: Path, json_out: Path | None
+) -> None:
+    """Print the table and write the JSON (the only write, after every check)."""
     metrics["model"] = str(model)
     metrics["data"] = str(data)
     out.print(text, markup=False, highlight=False)
     if json_out is not None:
         write_json_atomic(json_out, metrics)
         err.print(f"Wrote {json_out}")
+
+
+def _task(task: str, data: Path, read: PairReadOptions) -> EvalTask | None:
+    """The task ``--task`` names or the data holds; ``None`` for the step task."""
+    if task.strip().lower() == STEPS_TASK:
+        return None
+    try:
+        kind = EvalTask.parse(task, "--task")
+    except ConfigError:
+        raise unknown_option("--task", task, [*(t.value for t in EvalTask), STEPS_TASK]) from None
+    if kind is not EvalTask.AUTO:
+        return kind
+    with flag_errors():
+        if holds_step_solutions(data, fields=read.fields, format=read.format, split=read.split):
+            return None
+        return sniff_task(data, fields=read.fields, format=read.format, split=read.split)
+
+
+def _steps_only_flags(
+    against: Path | None,
+    perturb: str,
+    perturb_file: Path | None,
+    flags: dict[str, Any],
+    extras: PairExtras,
+) -> None:
+    """Refuse the options the step task has no use for, rather than ignore them."""
+    given = {
+        "--against": against is not None,
+        "--perturb": perturb.strip().lower() != "none",
+        "--perturb-file": perturb_file is not None,
+        "--abstain-alpha": flags.get("abstain_alpha") is not None,
+        "--calibration": extras.calibration is not None,
+        "--ood": extras.ood is not None,
+    }
+    used = [name for name, on in given.items() if on]
+    if used:
+        raise ConfigError(
+            f"{', '.join(used)} do not apply to the {STEPS_TASK} task (step solutions); "
+            "drop them or evaluate pairs."
+        )
+
+
+def step_items(solutions: list[StepSolution]) -> tuple[list[str], list[str], list[str]]:
+    """(PRM prompts, steps, problem prompts) for every step of every solution, in order."""
+    prompts, steps, groups = [], [], []
+    for sol in solutions:
+        for t, step in enumerate(sol.steps):
+            prompts.append(step_prompt(sol.prompt, sol.steps[:t]))
+            steps.append(step)
+            groups.append(sol.prompt)
+    return prompts, steps, groups
+
+
+def _evaluate_steps(
+    rm: Any,
+    data: Path,
+    config: EvalConfig,
+    read: PairReadOptions,
+    rejects: Path | None,
+    threshold: float | None,
+    title: str,
+) -> tuple[dict[str, Any], str]:
+    """Score every step with the model's rule and compute the step metrics.
+
+    Rule transforms that centre per prompt group the steps by the *problem*
+    prompt (every step of every solution to one problem), the step-level
+    analogue of a prompt's candidates.
+    """
+    if not getattr(rm, "scalar_rewards", True):
+        raise ConfigError(
+            f"{type(rm).__name__} gives no scalar reward per step; the {STEPS_TASK} task needs one."
+        )
+    with flag_errors():
+        solutions, report = read_step_solutions(data, **read.kwargs(rejects))
+    report_load(report)
+    prompts, steps, groups = step_items(solutions)
+    estimate = rm.score(prompts, steps, progress=True)
+    rewards = rm.rule.apply(estimate, groups=groups)
+    bounds = np.cumsum([0] + [len(s.steps) for s in solutions])
+    per_solution = [rewards[a:b] for a, b in itertools.pairwise(bounds)]
+    labels = [s.labels or () for s in solutions]
+    metrics = step_metrics(
+        per_solution, labels, threshold=threshold, reps=config.reps, seed=config.seed
+    )
+    out = {"kind": EVAL_KIND, "version": EVAL_VERSION, "task": STEPS_TASK}
+    out |= {"rule": rm.rule.to_dict(), "rule_label": rm.rule.label()} | metrics
+    return out, format_steps(out, title=title)
+
+
+def _ci_text(block: dict[str, Any]) -> str:
+    if block["value"] is None:
+        return "-"
+    if block["ci_low"] is None:
+        return f"{block['value']:.3f}"
+    return f"{block['value']:.3f}  [{block['ci_low']:.3f}, {block['ci_high']:.3f}]"
+
+
+def format_steps(m: dict[str, Any], *, title: str) -> str:
+    """The step task's metrics as a plain-text table."""
+    thr = m["threshold"]
+    values = " / ".join(f"{v:.4g}" for v in thr["values"])
+    fe = m["first_error"]
+    rows = [
+        ("step accuracy", _ci_text(m["step_accuracy"])),
+        ("step balanced accuracy", _ci_text(m["step_balanced_accuracy"])),
+        ("step AUROC (reward vs validity)", _ci_text(m["step_auroc"])),
+        ("first error found (erroneous)", _ci_text(fe["accuracy_erroneous"])),
+        ("'none' found (all-valid)", _ci_text(fe["accuracy_correct"])),
+        ("first-error F1 (ProcessBench)", _ci_text(fe["f1"])),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [
+        title,
+        f"{m['n_solutions']} solutions ({m['n_erroneous']} with an error), {m['n_steps']} steps",
+        f"labelled steps: {m['n_valid_steps']} valid, {m['n_invalid_steps']} wrong; "
+        f"rule {m['rule_label']}",
+        f"a step is called wrong when its reward < {values} ({thr['source']})",
+        *(f"  {name:<{width}}  {value}" for name, value in rows),
+        f"  ({int(100 * m['ci_level'])}% bootstrap CIs over solutions)",
+    ]
+    return "\n".join(lines)
 
 
 def _evaluate(

@@ -18,17 +18,25 @@ from rewardhedge.data.loaders import (
     load_rated_items,
     sniff_task,
 )
+from rewardhedge.data.steps import (
+    holds_step_solutions,
+    load_step_solutions,
+    read_step_solutions,
+)
 
 __all__ = [
     "HH_ASSISTANT_MARKER",
     "EvalTask",
+    "holds_step_solutions",
     "load_items",
     "load_one_to_many",
     "load_pairs",
     "load_pools",
     "load_rated_items",
+    "load_step_solutions",
     "parse_field_map",
     "read_jsonl_rows",
+    "read_step_solutions",
     "sniff_task",
     "split_hh_dialogue",
     "write_json_atomic",

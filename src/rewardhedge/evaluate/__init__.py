@@ -6,7 +6,8 @@ RewardBench v1 sections (:mod:`rewardbench`), one chosen vs many rejected
 (:mod:`one_to_many`), statistics over seeds or members (:mod:`statistics`),
 the paired bootstrap test (:mod:`paired`), distances between reward models
 (:mod:`starc`), how different an ensemble's members are (:mod:`diversity`),
-consistency under prompt perturbations (:mod:`consistency`)
+consistency under prompt perturbations (:mod:`consistency`), step-level accuracy
+and ProcessBench first-error detection of process reward models (:mod:`process`),
 batch-size invariance (:mod:`invariance`) and whether best-of-n picks beat length
 or ride it (:mod:`length_controls`).
 """
@@ -35,6 +36,12 @@ from rewardhedge.evaluate.pairwise import (
     per_subset,
 )
 from rewardhedge.evaluate.pairwise_summary import evaluate_pairwise
+from rewardhedge.evaluate.process import (
+    first_error_scores,
+    fit_threshold,
+    predicted_first_error,
+    step_metrics,
+)
 from rewardhedge.evaluate.rewardbench import (
     REWARDBENCH_V1_EXAMPLE_COUNTS,
     REWARDBENCH_V1_SECTIONS,
@@ -60,6 +67,8 @@ __all__ = [
     "canonicalise",
     "chance_best_of_n",
     "evaluate_pairwise",
+    "first_error_scores",
+    "fit_threshold",
     "iqm",
     "length_baseline_correct",
     "length_baselines",
@@ -72,12 +81,14 @@ __all__ = [
     "pairwise_correct",
     "per_subset",
     "perturbation_consistency",
+    "predicted_first_error",
     "reciprocal_rank",
     "section_scores",
     "starc_bootstrap_ci",
     "starc_distance",
     "starc_pairwise",
     "starc_to_reference",
+    "step_metrics",
     "stratified_bootstrap_ci",
     "summarise_one_to_many",
 ]
