@@ -215,3 +215,28 @@ def test_overopt_and_report_commands(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"foo": 1}')
     assert cli.main(["report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.html")]) == 2
     assert "expected" in capsys.readouterr().err
+
+
+def test_sandbox_steps_writes_files_a_process_reward_model_trains_and_evaluates_on(tmp_path):
+    """``sandbox --steps``: step pairs train a PRM with ``train``, and ``eval`` reads the
+    labelled solutions as its step task."""
+    out = tmp_path / "sb"
+    args = ["sandbox", "--out", str(out), "--train-prompts", "20", "--test-prompts", "10"]
+    assert cli.main([*args, "--pool-prompts", "2", "--pool-size", "4", "--steps"]) == 0
+    for name in ("steps.jsonl", "step_pairs.jsonl", "outcome_pairs.jsonl", "step_sandbox.json"):
+        assert (out / name).stat().st_size > 0
+    row = json.loads((out / "steps.jsonl").read_text().splitlines()[0])
+    assert len(row["steps"]) == len(row["labels"]) and row["steps"][-1].startswith("Answer:")
+    pair = json.loads((out / "step_pairs.jsonl").read_text().splitlines()[0])
+    assert pair["chosen"] != pair["rejected"]
+    question, _, so_far = pair["prompt"].partition("\n\n")  # the steps so far, if any
+    assert question.endswith("?") and (so_far == "" or so_far.startswith("Step 1: "))
+    prm = tmp_path / "prm"
+    train = ["train", "--data", str(out / "step_pairs.jsonl"), "--out", str(prm)]
+    assert cli.main([*train, "--members", "2", "--encoder", "hashing"]) == 0
+    report = tmp_path / "eval.json"
+    ev = ["eval", "--model", str(prm), "--data", str(out / "steps.jsonl"), "--json", str(report)]
+    assert cli.main([*ev, "--reps", "100"]) == 0
+    result = json.loads(report.read_text())
+    assert result["task"] == "steps"
+    assert result["n_solutions"] == len((out / "steps.jsonl").read_text().splitlines())

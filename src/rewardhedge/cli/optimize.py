@@ -24,6 +24,8 @@ from rewardhedge.cli.flags import Flag, FlagSet, with_flags
 from rewardhedge.data import load_pools, write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.data.sandbox.export import export_sandbox
+from rewardhedge.data.sandbox.export_steps import export_step_sandbox
+from rewardhedge.data.sandbox.steps import StepSandboxConfig, generate_step_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.report.terminal_lab import bon_table
@@ -42,24 +44,43 @@ SANDBOX_FLAGS = FlagSet(
 )
 """The ``SandboxConfig`` fields ``sandbox`` takes as flags."""
 
+STEP_FILES = ("steps.jsonl", "step_pairs.jsonl", "outcome_pairs.jsonl", "step_sandbox.json")
+"""What ``sandbox --steps`` adds (``data/sandbox/export_steps.py``)."""
+
 
 # -- sandbox -------------------------------------------------------------------------------
 @with_flags(flags=SANDBOX_FLAGS)
 def sandbox(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
     label_seed: Annotated[int, typer.Option(help="Seed of the training labels.")] = 0,
+    steps: Annotated[
+        bool,
+        typer.Option(
+            "--steps",
+            help="Also write the multi-step sandbox (same --seed): steps.jsonl for "
+            "eval's step task, step_pairs.jsonl to train a process reward model, "
+            "outcome_pairs.jsonl for an outcome model, step_sandbox.json.",
+        ),
+    ] = False,
     *,
     flags: dict[str, Any],
 ) -> None:
-    """Write the sandbox task as example data: train/test pairs and best-of-n pools with gold."""
+    """Write the sandbox task as example data: train/test pairs and best-of-n pools with gold
+    (and with --steps, the multi-step tasks with gold step labels)."""
     written = ("train.jsonl", "test.jsonl", "pools.jsonl", "sandbox.json")
+    if steps:
+        written += STEP_FILES
     check_outputs(
         folders={"--out": out_dir}, files={f"--out's {name}": out_dir / name for name in written}
     )
     cfg = SANDBOX_FLAGS.config(None, flags)
     paths = export_sandbox(generate_sandbox(cfg), out_dir, label_seed=label_seed)
+    if steps:
+        step_sandbox = generate_step_sandbox(StepSandboxConfig(seed=cfg.seed))
+        paths |= export_step_sandbox(step_sandbox, out_dir)
+    width = max(map(len, paths))
     for name, path in paths.items():
-        err.print(f"{name:>7}: [bold]{escape(str(path))}[/]")
+        err.print(f"{name:>{width}}: [bold]{escape(str(path))}[/]")
 
 
 # -- bon -----------------------------------------------------------------------------------
