@@ -240,3 +240,8 @@ def test_sandbox_steps_writes_files_a_process_reward_model_trains_and_evaluates_
     result = json.loads(report.read_text())
     assert result["task"] == "steps"
     assert result["n_solutions"] == len((out / "steps.jsonl").read_text().splitlines())
+    page = tmp_path / "report.html"
+    assert cli.main(["report", str(report), "--out", str(page)]) == 0
+    html = page.read_text()
+    f1 = result["first_error"]["f1"]["value"]
+    assert "first-error F1 (ProcessBench)" in html and f"{f1:.4f}" in html

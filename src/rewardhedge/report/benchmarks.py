@@ -365,3 +365,34 @@ def pool_controls_rows(metrics: Mapping[str, Any]) -> list[Sequence[str]]:
     if "length_reward_corr" in metrics:
         rows.append(["Spearman ρ, length vs reward", fmt(metrics["length_reward_corr"], 4), ""])
     return rows
+
+
+def steps_block(metrics: Mapping[str, Any], anchor: str, level: str) -> Block:
+    """The step task (``"task": "steps"``): per-step accuracy and AUROC, and ProcessBench's
+    first-error detection, each with its CI over solutions."""
+    if metrics.get("task") != "steps":
+        return [], []
+    h2, toc = heading(anchor, "steps", "Process reward: steps and first errors")
+    threshold = metrics.get("threshold") if isinstance(metrics.get("threshold"), Mapping) else {}
+    values = threshold.get("values") or []
+    cut = ", ".join(fmt(v, 3) for v in values) if isinstance(values, list) else "—"
+    first = metrics.get("first_error") if isinstance(metrics.get("first_error"), Mapping) else {}
+    rows = [
+        ["step accuracy", *ci_cells(metrics.get("step_accuracy")), "labelled steps"],
+        ["step balanced accuracy", *ci_cells(metrics.get("step_balanced_accuracy")), ""],
+        ["step AUROC (reward vs validity)", *ci_cells(metrics.get("step_auroc")), "no threshold"],
+        ["first error found", *ci_cells(first.get("accuracy_erroneous")), "erroneous solutions"],
+        ['"none" on all-valid solutions', *ci_cells(first.get("accuracy_correct")), ""],
+        ["first-error F1 (ProcessBench)", *ci_cells(first.get("f1")), "harmonic mean"],
+    ]
+    parts = [
+        h2,
+        f"<p>{esc(fmt_int(metrics.get('n_solutions')))} solutions "
+        f"({esc(fmt_int(metrics.get('n_erroneous')))} with a first error, "
+        f"{esc(fmt_int(metrics.get('n_correct')))} all valid), "
+        f"{esc(fmt_int(metrics.get('n_steps_labelled')))} labelled steps. A step is called "
+        f"wrong when its reward is below the threshold ({esc(cut)}; "
+        f"{esc(str(threshold.get('source', '—')))}).</p>",
+        table(["metric", "value", f"{level} CI", "over"], rows, numeric=(1, 2), cls="metrics"),
+    ]
+    return parts, [toc]

@@ -17,6 +17,7 @@ from rewardhedge.report.benchmarks import (
     one_to_many_block,
     pools_block,
     rewardbench_block,
+    steps_block,
 )
 from rewardhedge.report.diagnostics import (
     comparison_block,
@@ -260,8 +261,8 @@ def eval_section(
     of pair and one-to-many results, and each optional block of the eval JSON
     (``docs/eval-json.md``) that is present: RewardBench sections, one chosen
     vs many rejected, best-of-n pools, ensemble members, a comparison with
-    another model, prompt perturbations, controls and timing. A pools result
-    (``"task": "pools"``) has no pairwise metrics, so those parts are skipped.
+    another model, prompt perturbations, controls and timing; or the step task's
+    metrics. A pools or steps result has no pairwise metrics, so those parts are skipped.
 
     Args:
         metrics: the eval JSON, or an older ``evaluate_pairwise`` dict without ``"kind"``.
@@ -270,7 +271,7 @@ def eval_section(
     """
     level = number(metrics.get("ci_level"))
     level_txt = f"{level:.0%}" if level == level else "95%"
-    pools = metrics.get("task") == "pools"
+    no_pairs = metrics.get("task") in ("pools", "steps")
     parts = [f'<section id="{esc(anchor)}">']
     if heading:
         parts.append(f'<h2 class="result">{esc(heading)}</h2>')
@@ -279,10 +280,10 @@ def eval_section(
         parts.append(facts)
     toc: list[tuple[str, str]] = []
     builders: list[Callable[[Mapping[str, Any], str, str], Block]] = []
-    if not pools:
+    if not no_pairs:
         builders.append(_metrics_part)
-    builders += [rewardbench_block, one_to_many_block, pools_block]
-    if not pools:
+    builders += [rewardbench_block, one_to_many_block, pools_block, steps_block]
+    if not no_pairs:
         builders.append(_calibration_block)
         builders.append(_subsets_part)
     builders += [
