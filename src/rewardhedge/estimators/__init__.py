@@ -6,6 +6,8 @@
 * :class:`GeneralPreferenceModel` — skew-symmetric pair scores on a frozen encoder,
   no scalar reward (``general_preference.py``);
 * :func:`load_reward_model` — opens any kind of folder (``loading.py``);
+* :class:`ProcessRewardModel`, :class:`ImplicitProcessRewardModel` — step rewards from
+  a step-level or an outcome model, with credit over a solution's steps (``process.py``);
 * :func:`evaluate_pairs`, :func:`evaluate_one_to_many`, :func:`evaluate_pools` —
   the full evaluation of a model (``evaluation.py``).
 
@@ -29,6 +31,8 @@ _EXPORTS = {
     "evaluate_one_to_many": "evaluation",
     "evaluate_pools": "evaluation",
     "check_reward_model": "checks",
+    "ProcessRewardModel": "process",
+    "ImplicitProcessRewardModel": "process",
 }
 
 __all__ = list(_EXPORTS)

@@ -1,11 +1,12 @@
 """Using rewards with their uncertainty: aggregation, transforms, calibration, abstention,
-and the DEUP error predictor."""
+the DEUP error predictor, and credit assignment over a solution's steps."""
 
 from __future__ import annotations
 
 from rewardhedge.uncertainty.aggregation import AGGREGATIONS, Aggregation, aggregate
 from rewardhedge.uncertainty.calibration import TemperatureScaling, fit_temperature
 from rewardhedge.uncertainty.deup import ErrorPredictor, FeatureDensity, excess_loss
+from rewardhedge.uncertainty.process import CreditKind, aggregate_steps
 from rewardhedge.uncertainty.reward_rule import TRANSFORMS, RewardRule, Transform
 from rewardhedge.uncertainty.selective import AbstentionRule, fit_abstention, selective_report
 from rewardhedge.uncertainty.transforms import (
@@ -20,6 +21,7 @@ __all__ = [
     "TRANSFORMS",
     "AbstentionRule",
     "Aggregation",
+    "CreditKind",
     "ErrorPredictor",
     "FeatureDensity",
     "RewardRule",
@@ -27,6 +29,7 @@ __all__ = [
     "TemperatureScaling",
     "Transform",
     "aggregate",
+    "aggregate_steps",
     "centered_logsigmoid",
     "excess_loss",
     "fit_abstention",
