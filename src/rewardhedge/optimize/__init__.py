@@ -1,4 +1,5 @@
-"""Optimising against rewards: best-of-n estimators, overoptimisation curves, RL rewards.
+"""Optimising against rewards: best-of-n estimators, overoptimisation curves, RL rewards,
+reward-guided search over reasoning steps.
 
 ``RemoteRewardModel`` and ``RemoteRewardError`` (the reward-server client)
 need httpx, the ``serve`` extra; they are imported on first access, so this
@@ -23,13 +24,36 @@ from rewardhedge.optimize.rl_rewards import (
     reward_function,
 )
 from rewardhedge.optimize.scaling import GaoFit, fit_gao, n_at_kl
+from rewardhedge.optimize.step_search import (
+    BeamConfig,
+    BestOfNConfig,
+    OutcomeScorer,
+    ParticleConfig,
+    SearchResult,
+    StepProposer,
+    StepsAsOutcome,
+    StepScorer,
+    best_of_n,
+    particle_filter,
+    rollout,
+    step_beam,
+)
 
 _REMOTE = ("RemoteRewardError", "RemoteRewardModel")
 
 __all__ = [
     "BatchFilter",
+    "BeamConfig",
+    "BestOfNConfig",
     "GaoFit",
+    "OutcomeScorer",
+    "ParticleConfig",
+    "SearchResult",
+    "StepProposer",
+    "StepScorer",
+    "StepsAsOutcome",
     "async_reward_function",
+    "best_of_n",
     "best_of_n_weights",
     "expected_best_of_n",
     "expected_best_of_n_ragged",
@@ -39,7 +63,10 @@ __all__ = [
     "format_prompt",
     "kl_best_of_n",
     "n_at_kl",
+    "particle_filter",
     "reward_function",
+    "rollout",
+    "step_beam",
 ]
 
 
