@@ -248,3 +248,35 @@ def test_every_estimator_fits_on_step_pairs_and_wraps(estimator: str) -> None:
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(process_mod)
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("kind", ["trained", "implicit"])
+def test_step_scorer_gives_the_last_step_reward_and_drives_a_search(
+    kind, prm_model, orm_model
+) -> None:
+    """``step_scorer`` is ``step_rewards``' last entry for every (prefix, step), in one
+    score call; and a beam search over a fixed proposer runs on it within its budget."""
+    from rewardhedge.optimize.step_search import BeamConfig, step_beam
+
+    model = ProcessRewardModel(prm_model) if kind == "trained" else None
+    model = model or ImplicitProcessRewardModel(orm_model)
+    sols = solutions()
+    prompts = [s.prompt for s in sols]
+    prefixes = [s.steps[:-1] for s in sols]
+    last = [s.steps[-1] for s in sols]
+    expected = [r[-1] for r in model.step_rewards(sols, rule="lcb")]
+    calls = model.score_calls_
+    got = model.step_scorer("lcb")(prompts, prefixes, last)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert model.score_calls_ == calls + 1
+    with pytest.raises(ValueError, match="one of each per item"):
+        model.step_scorer()(prompts, prefixes[:1], last)
+
+    q, good, bad = chain(3, 4, 2)
+
+    def propose(prompt, prefix, k, rng):
+        t = len(prefix)
+        return [good[t], bad[t]][:k] if t < len(good) else []
+
+    result = step_beam(q, propose, model.step_scorer(), BeamConfig(width=2, expand=2), budget=6)
+    assert result.calls <= 6 and len(result.steps) >= 1

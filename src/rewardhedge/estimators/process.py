@@ -180,6 +180,9 @@ class StepRewardModel(ABC):
         self.calls_ = 0
         self.score_calls_ = 0
 
+    _tail_items: int
+    """How many of ``_step_items``' last items give the last step's reward."""
+
     @abstractmethod
     def _step_items(self, prompt: str, steps: tuple[str, ...]) -> list[tuple[str, str]]:
         """The ``(prompt, text)`` items the solution needs scored."""
@@ -259,6 +262,44 @@ class StepRewardModel(ABC):
         agg = self.rule if rule is None else _aggregation(rule)
         return credit_estimates(self.step_scores(solutions), credit, agg, temperature=temperature)
 
+    def step_scorer(
+        self, rule: RuleLike | None = None
+    ) -> Callable[[Sequence[str], Sequence[Sequence[str]], Sequence[str]], np.ndarray]:
+        """This model as the step scorer of :mod:`rewardhedge.optimize.step_search`:
+        ``score(prompts, prefixes, steps)`` → the `(n,)` rewards of each new step after its
+        prefix, ``rule``'s aggregation over the members (default: this model's rule), in
+        one ``score`` call per search round, counted in ``calls_``.
+
+        Example:
+            >>> # best = step_beam(prompt, my_llm_proposer, prm.step_scorer("lcb"), BeamConfig())
+        """
+        agg = self.rule if rule is None else _aggregation(rule)
+        tail = self._tail_items
+
+        def score(
+            prompts: Sequence[str], prefixes: Sequence[Sequence[str]], steps: Sequence[str]
+        ) -> np.ndarray:
+            if not len(prompts) == len(prefixes) == len(steps):
+                raise ValueError(
+                    f"step scorer: {len(prompts)} prompts, {len(prefixes)} prefixes and "
+                    f"{len(steps)} steps; give one of each per item."
+                )
+            if not len(steps):
+                return np.zeros(0)
+            items = [
+                item
+                for prompt, prefix, step in zip(prompts, prefixes, steps, strict=True)
+                for item in self._step_items(prompt, (*prefix, step))[-tail:]
+            ]
+            est, index = self._score_unique(items)
+            members = [
+                self._step_estimate(est.take(index[i * tail : (i + 1) * tail])).members
+                for i in range(len(steps))
+            ]
+            return agg.apply(np.concatenate(members, axis=1), axis=0)
+
+        return score
+
 
 class ProcessRewardModel(StepRewardModel):
     """A reward model trained on step pairs, read as a process reward model.
@@ -278,6 +319,9 @@ class ProcessRewardModel(StepRewardModel):
         >>> [e.members.shape for e in prm.step_scores([sol])], prm.calls_
         ([(2, 2)], 2)
     """
+
+    _tail_items = 1
+    """The items the last step's reward needs: the step after its prefix."""
 
     def _step_items(self, prompt: str, steps: tuple[str, ...]) -> list[tuple[str, str]]:
         return [(step_prompt(prompt, steps[:t]), steps[t]) for t in range(len(steps))]
@@ -315,6 +359,9 @@ class ImplicitProcessRewardModel(StepRewardModel):
     ) -> None:
         super().__init__(model, rule=rule)
         self.render = render
+
+    _tail_items = 2
+    """The items the last step's reward needs: the prefix with and without it."""
 
     def _step_items(self, prompt: str, steps: tuple[str, ...]) -> list[tuple[str, str]]:
         return [(prompt, self.render(steps[:t])) for t in range(len(steps) + 1)]
