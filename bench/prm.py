@@ -95,7 +95,6 @@ from rewardhedge.data.sandbox import (
     StepSandbox,
     StepTask,
     generate_step_sandbox,
-    is_complete,
     pad_solution,
     solution_correct,
 )
@@ -133,17 +132,7 @@ def attack_set(
     policy = sandbox.config.policy
     tasks, variants = [], []
     for task in sandbox.test[:n_tasks]:
-        good = bad = None
-        for _ in range(MAX_TRIES):
-            steps = policy.rollout(task, rng)
-            if not is_complete(steps):
-                continue
-            if solution_correct(task, steps):
-                good = good or steps
-            else:
-                bad = bad or steps
-            if good and bad:
-                break
+        good, bad = policy.right_and_wrong(task, rng, MAX_TRIES)
         if not (good and bad):
             continue
         both = []

@@ -432,6 +432,25 @@ class StepPolicy:
             steps.append(self._one(task, steps, rng))
         return tuple(steps)
 
+    def right_and_wrong(
+        self, task: StepTask, rng: np.random.Generator, tries: int
+    ) -> tuple[tuple[Step, ...] | None, tuple[Step, ...] | None]:
+        """The first correct and the first wrong complete rollout within ``tries``
+        rollouts (``None`` for a side not found): an outcome pair, or a padding attack's
+        two solutions."""
+        good = bad = None
+        for _ in range(tries):
+            steps = self.rollout(task, rng)
+            if not is_complete(steps):
+                continue
+            if solution_correct(task, steps):
+                good = good or steps
+            else:
+                bad = bad or steps
+            if good and bad:
+                break
+        return good, bad
+
     def _one(self, task: StepTask, prefix: Sequence[Step], rng: np.random.Generator) -> Step:
         x, done = _state(task, prefix)
         if done >= task.n_ops:
@@ -609,17 +628,7 @@ class StepSandbox:
         """
         rng, policy, out = self.rng(_OUTCOME_PAIRS, split), self.config.policy, []
         for task in self.tasks(split):
-            good = bad = None
-            for _ in range(self.config.rollout_tries):
-                steps = policy.rollout(task, rng)
-                if not is_complete(steps):
-                    continue
-                if solution_correct(task, steps):
-                    good = good or steps
-                else:
-                    bad = bad or steps
-                if good and bad:
-                    break
+            good, bad = policy.right_and_wrong(task, rng, self.config.rollout_tries)
             if not (good and bad):
                 continue
             out.append(
