@@ -98,3 +98,36 @@ def test_bad_step_files_and_flags_are_refused_and_nothing_is_written(tmp_path, p
     refused(capsys, [*base, "--data", pairs, "--step-threshold", "0"], "only applies to the steps")
     refused(capsys, [*base, "--data", steps, "--task", "triples"], "triples", "steps")
     assert sorted(os.listdir(tmp_path)) == before and not Path(out).exists()
+
+
+def test_the_python_api_gives_the_cli_numbers_and_scores_steps_in_their_layout(tmp_path, prm):
+    """``evaluate_steps`` is what the CLI writes; a fixed threshold calls exactly the steps
+    whose reward (scored by hand as ``(step_prompt(prompt, steps[:t]), steps[t])``) is below."""
+    import numpy as np
+
+    from rewardhedge import evaluate_steps
+    from rewardhedge.config import EvalConfig
+    from rewardhedge.data import load_step_solutions
+    from rewardhedge.estimators.loading import load_reward_model
+    from rewardhedge.types import step_prompt
+
+    model_dir, paths = prm
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--model", model_dir, "--data", paths["steps"], "--json", out, "--reps", "200"]
+    assert cli.main([str(a) for a in argv]) == 0
+    rm = load_reward_model(model_dir)
+    solutions = load_step_solutions(paths["steps"])
+    api = evaluate_steps(rm, solutions, config=EvalConfig(reps=200))
+    assert json.loads(out.read_text()) == json.loads(json.dumps(api)) | {
+        "model": str(model_dir),
+        "data": str(paths["steps"]),
+    }
+    sol = solutions[0]
+    rewards = rm.reward(
+        [step_prompt(sol.prompt, sol.steps[:t]) for t in range(len(sol.steps))], list(sol.steps)
+    )
+    cut = float(np.median(rewards))
+    one = evaluate_steps(rm, [sol], threshold=cut, config=EvalConfig(reps=50))
+    called_right = rewards >= cut
+    labels = np.array(sol.labels, dtype=bool)
+    assert one["step_accuracy"]["value"] == (called_right == labels).mean()

@@ -61,6 +61,7 @@ _EXPORTS = {
     "evaluate_pairs": "rewardhedge.estimators.evaluation",
     "evaluate_one_to_many": "rewardhedge.estimators.evaluation",
     "evaluate_pools": "rewardhedge.estimators.evaluation",
+    "evaluate_steps": "rewardhedge.estimators.evaluation",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -13,7 +13,6 @@ ProcessBench's first-error detection.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,16 +45,13 @@ from rewardhedge.data import (
 from rewardhedge.data.perturb import parse_perturbations
 from rewardhedge.errors import ConfigError, unknown_option
 from rewardhedge.estimators.evaluation import (
-    EVAL_KIND,
-    EVAL_VERSION,
     evaluate_one_to_many,
     evaluate_pairs,
     evaluate_pools,
+    evaluate_steps,
 )
 from rewardhedge.estimators.loading import load_reward_model
-from rewardhedge.evaluate.process import step_metrics
-from rewardhedge.report.terminal import format_metrics, format_pools
-from rewardhedge.types import StepSolution, step_prompt
+from rewardhedge.report.terminal import format_metrics, format_pools, format_steps
 
 STEPS_TASK = "steps"
 """The ``--task`` value of the step-level evaluation (not an :class:`EvalTask`, whose
@@ -236,17 +232,6 @@ def _steps_only_flags(
         )
 
 
-def step_items(solutions: list[StepSolution]) -> tuple[list[str], list[str], list[str]]:
-    """(PRM prompts, steps, problem prompts) for every step of every solution, in order."""
-    prompts, steps, groups = [], [], []
-    for sol in solutions:
-        for t, step in enumerate(sol.steps):
-            prompts.append(step_prompt(sol.prompt, sol.steps[:t]))
-            steps.append(step)
-            groups.append(sol.prompt)
-    return prompts, steps, groups
-
-
 def _evaluate_steps(
     rm: Any,
     data: Path,
@@ -256,65 +241,12 @@ def _evaluate_steps(
     threshold: float | None,
     title: str,
 ) -> tuple[dict[str, Any], str]:
-    """Score every step with the model's rule and compute the step metrics.
-
-    Rule transforms that centre per prompt group the steps by the *problem*
-    prompt (every step of every solution to one problem), the step-level
-    analogue of a prompt's candidates.
-    """
-    if not getattr(rm, "scalar_rewards", True):
-        raise ConfigError(
-            f"{type(rm).__name__} gives no scalar reward per step; the {STEPS_TASK} task needs one."
-        )
+    """Load the step solutions and run :func:`evaluate_steps` on them."""
     with flag_errors():
         solutions, report = read_step_solutions(data, **read.kwargs(rejects))
     report_load(report)
-    prompts, steps, groups = step_items(solutions)
-    estimate = rm.score(prompts, steps, progress=True)
-    rewards = rm.rule.apply(estimate, groups=groups)
-    bounds = np.cumsum([0] + [len(s.steps) for s in solutions])
-    per_solution = [rewards[a:b] for a, b in itertools.pairwise(bounds)]
-    labels = [s.labels or () for s in solutions]
-    metrics = step_metrics(
-        per_solution, labels, threshold=threshold, reps=config.reps, seed=config.seed
-    )
-    out = {"kind": EVAL_KIND, "version": EVAL_VERSION, "task": STEPS_TASK}
-    out |= {"rule": rm.rule.to_dict(), "rule_label": rm.rule.label()} | metrics
-    return out, format_steps(out, title=title)
-
-
-def _ci_text(block: dict[str, Any]) -> str:
-    if block["value"] is None:
-        return "-"
-    if block["ci_low"] is None:
-        return f"{block['value']:.3f}"
-    return f"{block['value']:.3f}  [{block['ci_low']:.3f}, {block['ci_high']:.3f}]"
-
-
-def format_steps(m: dict[str, Any], *, title: str) -> str:
-    """The step task's metrics as a plain-text table."""
-    thr = m["threshold"]
-    values = " / ".join(f"{v:.4g}" for v in thr["values"])
-    fe = m["first_error"]
-    rows = [
-        ("step accuracy", _ci_text(m["step_accuracy"])),
-        ("step balanced accuracy", _ci_text(m["step_balanced_accuracy"])),
-        ("step AUROC (reward vs validity)", _ci_text(m["step_auroc"])),
-        ("first error found (erroneous)", _ci_text(fe["accuracy_erroneous"])),
-        ("'none' found (all-valid)", _ci_text(fe["accuracy_correct"])),
-        ("first-error F1 (ProcessBench)", _ci_text(fe["f1"])),
-    ]
-    width = max(len(name) for name, _ in rows)
-    lines = [
-        title,
-        f"{m['n_solutions']} solutions ({m['n_erroneous']} with an error), {m['n_steps']} steps",
-        f"labelled steps: {m['n_valid_steps']} valid, {m['n_invalid_steps']} wrong; "
-        f"rule {m['rule_label']}",
-        f"a step is called wrong when its reward < {values} ({thr['source']})",
-        *(f"  {name:<{width}}  {value}" for name, value in rows),
-        f"  ({int(100 * m['ci_level'])}% bootstrap CIs over solutions)",
-    ]
-    return "\n".join(lines)
+    metrics = evaluate_steps(rm, solutions, config=config, threshold=threshold, progress=True)
+    return metrics, format_steps(metrics, title=title)
 
 
 def _evaluate(

@@ -42,6 +42,7 @@ from rewardhedge.evaluate.one_to_many import summarise_one_to_many
 from rewardhedge.evaluate.paired import paired_bootstrap_test
 from rewardhedge.evaluate.pairwise import pairwise_correct
 from rewardhedge.evaluate.pairwise_summary import spearman_or_none
+from rewardhedge.evaluate.process import step_metrics
 from rewardhedge.evaluate.rewardbench import section_scores
 from rewardhedge.evaluate.starc import starc_bootstrap_ci, starc_distance, starc_to_reference
 from rewardhedge.evaluate.statistics import iqm, stratified_bootstrap_ci
@@ -52,6 +53,8 @@ from rewardhedge.types import (
     PairwiseEstimate,
     PreferencePair,
     RewardEstimate,
+    StepSolution,
+    step_prompt,
 )
 from rewardhedge.uncertainty import Aggregation
 
@@ -62,6 +65,8 @@ __all__ = [
     "evaluate_one_to_many",
     "evaluate_pairs",
     "evaluate_pools",
+    "evaluate_steps",
+    "step_items",
 ]
 
 EVAL_KIND = "rewardhedge.eval"
@@ -490,3 +495,52 @@ def evaluate_pools(
     out["controls"] = controls
     out["timing"] = _timing(t_score, clock() - t0)
     return out
+
+
+# -- steps --------------------------------------------------------------------------------
+def step_items(solutions: Sequence[StepSolution]) -> tuple[list[str], list[str], list[str]]:
+    """(PRM prompts, steps, problem prompts) for every step of every solution, in order:
+    step ``t`` is the item ``(step_prompt(prompt, steps[:t]), steps[t])``."""
+    prompts, steps, groups = [], [], []
+    for sol in solutions:
+        for t, step in enumerate(sol.steps):
+            prompts.append(step_prompt(sol.prompt, sol.steps[:t]))
+            steps.append(step)
+            groups.append(sol.prompt)
+    return prompts, steps, groups
+
+
+def evaluate_steps(
+    model: RewardModelBase,
+    solutions: Sequence[StepSolution],
+    *,
+    config: EvalConfig | None = None,
+    threshold: float | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """A process reward model on labelled step solutions: per-step accuracy and AUROC,
+    and ProcessBench's first-error detection (``evaluate.process.step_metrics``), as the
+    ``"task": "steps"`` eval JSON (docs/eval-json.md).
+
+    Every step is scored with the model's rule; rule transforms that centre per prompt
+    group the steps by the *problem* prompt (every step of every solution to one
+    problem), the step-level analogue of a prompt's candidates. ``threshold`` fixes the
+    reward below which a step is called wrong (default: cross-fitted, see
+    ``step_metrics``).
+    """
+    cfg = config or EvalConfig()
+    if not _has_scalar_rewards(model):
+        raise ConfigError(
+            f"{type(model).__name__} gives no scalar reward per step; the steps task needs one."
+        )
+    if not solutions:
+        raise ValueError("evaluate_steps needs at least one StepSolution, got none.")
+    prompts, steps, groups = step_items(solutions)
+    estimate = model.score(prompts, steps, progress=progress)
+    rewards = model.rule.apply(estimate, groups=groups)
+    bounds = np.cumsum([0] + [len(s.steps) for s in solutions])
+    per_solution = [rewards[a:b] for a, b in itertools.pairwise(bounds)]
+    labels = [s.labels or () for s in solutions]
+    metrics = step_metrics(per_solution, labels, threshold=threshold, reps=cfg.reps, seed=cfg.seed)
+    rule = {"rule": model.rule.to_dict(), "rule_label": model.rule.label()}
+    return _header("steps") | rule | metrics

@@ -476,3 +476,37 @@ def format_metrics(metrics: dict[str, Any], title: str = "Evaluation") -> str:
         True
     """
     return _render(metrics_table(metrics, title=title))
+
+
+def _ci_text(block: Mapping[str, Any]) -> str:
+    if block.get("value") is None:
+        return "-"
+    if block.get("ci_low") is None:
+        return f"{block['value']:.3f}"
+    return f"{block['value']:.3f}  [{block['ci_low']:.3f}, {block['ci_high']:.3f}]"
+
+
+def format_steps(m: Mapping[str, Any], *, title: str) -> str:
+    """The step task's metrics (``evaluate_steps``) as a plain-text table."""
+    thr = m["threshold"]
+    values = " / ".join(f"{v:.4g}" for v in thr["values"])
+    fe = m["first_error"]
+    rows = [
+        ("step accuracy", _ci_text(m["step_accuracy"])),
+        ("step balanced accuracy", _ci_text(m["step_balanced_accuracy"])),
+        ("step AUROC (reward vs validity)", _ci_text(m["step_auroc"])),
+        ("first error found (erroneous)", _ci_text(fe["accuracy_erroneous"])),
+        ("'none' found (all-valid)", _ci_text(fe["accuracy_correct"])),
+        ("first-error F1 (ProcessBench)", _ci_text(fe["f1"])),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [
+        title,
+        f"{m['n_solutions']} solutions ({m['n_erroneous']} with an error), {m['n_steps']} steps",
+        f"labelled steps: {m['n_valid_steps']} valid, {m['n_invalid_steps']} wrong; "
+        f"rule {m['rule_label']}",
+        f"a step is called wrong when its reward < {values} ({thr['source']})",
+        *(f"  {name:<{width}}  {value}" for name, value in rows),
+        f"  ({int(100 * m['ci_level'])}% bootstrap CIs over solutions)",
+    ]
+    return "\n".join(lines)
