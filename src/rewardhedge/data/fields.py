@@ -175,7 +175,7 @@ class RowCheck:
             raise self.fail(name, f"must be a probability in [0, 1], got {number}")
         return number
 
-    def _list(self, name: str, value: Any) -> list[Any]:
+    def list_value(self, name: str, value: Any) -> list[Any]:
         """A list value; CSV cells may hold the list as JSON text."""
         if self.from_text and isinstance(value, str):
             try:
@@ -192,7 +192,7 @@ class RowCheck:
         """A required list of non-blank, valid UTF-8 strings, at least ``min_len`` long."""
         if self.cols[name] not in self.row:
             raise self.fail(name, "is missing", keys=True)
-        values = self._list(name, self.row[self.cols[name]])
+        values = self.list_value(name, self.row[self.cols[name]])
         if len(values) < min_len:
             raise self.fail(name, f"must hold at least {min_len} entries, got {len(values)}")
         for i, value in enumerate(values):
@@ -212,7 +212,7 @@ class RowCheck:
         value = self._optional(name)
         if value is None:
             return None
-        values = self._list(name, value)
+        values = self.list_value(name, value)
         if len(values) != length:
             raise self.fail(name, f"has {len(values)} entries for {length} candidates")
         out = []

@@ -118,7 +118,7 @@ def load_pairs(
             id=chk.optional_id() or f"{name}:{line}",
         )
 
-    return _load(
+    return load_rows(
         path, fields, PAIR_FIELDS, format, split, skip_invalid, rejects_path, build, _pair_key
     )
 
@@ -168,7 +168,7 @@ def load_items(
             id=chk.optional_id() or f"{name}:{line}",
         )
 
-    return _load(path, fields, ITEM_FIELDS, format, split, skip_invalid, rejects_path, build)
+    return load_rows(path, fields, ITEM_FIELDS, format, split, skip_invalid, rejects_path, build)
 
 
 def load_rated_items(
@@ -201,7 +201,9 @@ def load_rated_items(
             id=chk.optional_id() or f"{name}:{line}",
         )
 
-    return _load(path, fields, RATED_ITEM_FIELDS, format, split, skip_invalid, rejects_path, build)
+    return load_rows(
+        path, fields, RATED_ITEM_FIELDS, format, split, skip_invalid, rejects_path, build
+    )
 
 
 def holds_rated_items(
@@ -258,7 +260,7 @@ def load_pools(
             split=_pool_split(chk),
         )
 
-    return _load(path, fields, POOL_FIELDS, format, split, skip_invalid, rejects_path, build)
+    return load_rows(path, fields, POOL_FIELDS, format, split, skip_invalid, rejects_path, build)
 
 
 def _pool_split(chk: RowCheck) -> str | None:
@@ -309,7 +311,9 @@ def load_one_to_many(
             id=chk.optional_id() or f"{name}:{line}",
         )
 
-    return _load(path, fields, ONE_TO_MANY_FIELDS, format, split, skip_invalid, rejects_path, build)
+    return load_rows(
+        path, fields, ONE_TO_MANY_FIELDS, format, split, skip_invalid, rejects_path, build
+    )
 
 
 class EvalTask(Option):
@@ -382,7 +386,7 @@ def _pair_texts(chk: RowCheck, mode: Dialogue) -> tuple[str, str, str]:
     return prompt, chosen, rejected
 
 
-def _load(
+def load_rows(
     path: str | Path,
     fields: Mapping[str, str] | None,
     valid: tuple[str, ...],

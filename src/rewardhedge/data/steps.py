@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rewardhedge.data.fields import RowCheck, resolve_fields
 from rewardhedge.data.jsonl import type_name
-from rewardhedge.data.loaders import _load
+from rewardhedge.data.loaders import load_rows
 from rewardhedge.data.readers import DataFormat, iter_rows, resolve_format
 from rewardhedge.types import LoadReport, StepSolution
 
@@ -47,7 +47,7 @@ def _labels(chk: RowCheck, n_steps: int) -> tuple[bool | None, ...]:
     if has_labels and has_label:
         raise chk.fail("labels", f"and {chk.label('label')} are both given; give one of them")
     if has_labels:
-        values = chk._list("labels", chk.row[chk.cols["labels"]])
+        values = chk.list_value("labels", chk.row[chk.cols["labels"]])
         if len(values) != n_steps:
             raise chk.fail("labels", f"has {len(values)} entries for {n_steps} steps")
         seen_false = False
@@ -127,7 +127,7 @@ def read_step_solutions(
         labels = _labels(chk, len(steps))
         return StepSolution(prompt, steps, labels, chk.optional_id() or f"{name}:{line}")
 
-    return _load(path, fields, STEP_FIELDS, format, split, skip_invalid, rejects_path, build)
+    return load_rows(path, fields, STEP_FIELDS, format, split, skip_invalid, rejects_path, build)
 
 
 def load_step_solutions(
