@@ -217,12 +217,17 @@ def test_overopt_and_report_commands(tmp_path, capsys):
     assert "expected" in capsys.readouterr().err
 
 
-def test_sandbox_steps_writes_files_a_process_reward_model_trains_and_evaluates_on(tmp_path):
+def test_sandbox_steps_writes_files_a_process_reward_model_trains_and_evaluates_on(
+    tmp_path, capsys
+):
     """``sandbox --steps``: step pairs train a PRM with ``train``, and ``eval`` reads the
     labelled solutions as its step task."""
     out = tmp_path / "sb"
     args = ["sandbox", "--out", str(out), "--train-prompts", "20", "--test-prompts", "10"]
     assert cli.main([*args, "--pool-prompts", "2", "--pool-size", "4", "--steps"]) == 0
+    said = capsys.readouterr().err
+    for name in ("sandbox.json", "step_sandbox.json", "steps.jsonl", "pools.jsonl"):
+        assert f"{out / name}" in said.replace("\n", "")  # every file written is named
     for name in ("steps.jsonl", "step_pairs.jsonl", "outcome_pairs.jsonl", "step_sandbox.json"):
         assert (out / name).stat().st_size > 0
     row = json.loads((out / "steps.jsonl").read_text().splitlines()[0])

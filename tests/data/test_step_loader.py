@@ -39,7 +39,7 @@ def test_export_round_trip(tmp_path):
     ]
     outcome, _ = load_pairs(paths["outcome_pairs"])
     assert len(outcome) == len(sb.outcome_pairs("train"))
-    meta = json.loads(paths["config"].read_text())
+    meta = json.loads(paths["step_sandbox"].read_text())
     assert meta["kind"] == "rewardhedge.step_sandbox" and meta["counts"]["steps"] == len(loaded)
     assert holds_step_solutions(paths["steps"]) and not holds_step_solutions(paths["step_pairs"])
 

@@ -36,7 +36,7 @@ def export_step_sandbox(sandbox: StepSandbox, out_dir: str | Path) -> dict[str, 
     ``step_sandbox.json`` into ``out_dir`` (each atomically).
 
     Returns:
-        The written paths by name (``steps``, ``step_pairs``, ``outcome_pairs``, ``config``).
+        The written paths by name (``steps``, ``step_pairs``, ``outcome_pairs``, ``step_sandbox``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -53,9 +53,9 @@ def export_step_sandbox(sandbox: StepSandbox, out_dir: str | Path) -> dict[str, 
     n_outcome = write_jsonl_atomic(
         paths["outcome_pairs"], _pair_rows(sandbox.outcome_pairs("train"))
     )
-    paths["config"] = out / "step_sandbox.json"
+    paths["step_sandbox"] = out / "step_sandbox.json"
     write_json_atomic(
-        paths["config"],
+        paths["step_sandbox"],
         {
             "kind": "rewardhedge.step_sandbox",
             "config": sandbox.config.to_dict(),
