@@ -20,7 +20,6 @@ row is used and the composite has one member.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from rewardhedge.types import RewardEstimate
 from rewardhedge.uncertainty.composite import Combination
 from rewardhedge.uncertainty.reward_rule import RewardRule
 
-__all__ = ["CompositeRewardModel", "folder_hash", "is_composite_folder"]
+__all__ = ["CompositeRewardModel", "folder_hash"]
 
 
 def folder_hash(path: str | Path) -> str:
@@ -168,12 +167,3 @@ class CompositeRewardModel(RewardModelBase):
             )
             paths[name] = folder
         return cls(components, combination, rule=rule, paths=paths)
-
-
-def is_composite_folder(path: str | Path) -> bool:
-    """Whether a model folder holds a :class:`CompositeRewardModel` (by its manifest)."""
-    try:
-        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("model_class") == "CompositeRewardModel"

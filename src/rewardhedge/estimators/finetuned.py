@@ -32,7 +32,12 @@ from rewardhedge.encoders.packing import Pass, packed_inputs, scoring_passes
 from rewardhedge.encoders.reward_tokenizer import RewardTokenizer, pad_batch
 from rewardhedge.errors import ConfigError, ModelFormatError, NotFittedError
 from rewardhedge.estimators.base import RewardModelBase, check_pairs, refuse_soft_labels
-from rewardhedge.models.io import EXTRA_SUFFIXES, load_model_folder, save_model_folder
+from rewardhedge.models.io import (
+    EXTRA_SUFFIXES,
+    folder_model_class,
+    load_model_folder,
+    save_model_folder,
+)
 from rewardhedge.models.member_norm import NORM_PREFIX, MemberNorm, normalised_estimate
 from rewardhedge.models.reward_transformer import (
     IndependentEnsemble,
@@ -541,10 +546,4 @@ class FinetunedRewardModel(RewardModelBase):
 
 def is_finetuned_folder(path: str | Path) -> bool:
     """Whether a model folder holds a :class:`FinetunedRewardModel` (by its manifest)."""
-    try:
-        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(manifest, dict) and manifest.get("model_class") == FinetunedRewardModel.__name__
-    )
+    return folder_model_class(path) == FinetunedRewardModel.__name__

@@ -28,7 +28,6 @@ See ``docs/general-preference.md``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,6 @@ from rewardhedge.uncertainty.reward_rule import RewardRule
 __all__ = [
     "GeneralPreferenceModel",
     "NoScalarRewardError",
-    "is_general_preference_folder",
 ]
 
 SCORE_CHUNK = 8192
@@ -313,15 +311,3 @@ class GeneralPreferenceModel(FrozenFeatures, RewardModelBase):
         model._restore_fitted(path, manifest, fitted, temperature)
         model.heads_ = heads
         return model
-
-
-def is_general_preference_folder(path: str | Path) -> bool:
-    """Whether a model folder holds a :class:`GeneralPreferenceModel` (by its manifest)."""
-    try:
-        manifest = json.loads((Path(path) / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(manifest, dict)
-        and manifest.get("model_class") == GeneralPreferenceModel.__name__
-    )

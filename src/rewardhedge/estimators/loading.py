@@ -12,14 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from rewardhedge.estimators.base import RewardModelBase
-from rewardhedge.estimators.composite import CompositeRewardModel, is_composite_folder
+from rewardhedge.estimators.composite import CompositeRewardModel
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
-from rewardhedge.estimators.finetuned import FinetunedRewardModel, is_finetuned_folder
-from rewardhedge.estimators.general_preference import (
-    GeneralPreferenceModel,
-    is_general_preference_folder,
-)
-from rewardhedge.models.io import recover_model_folder
+from rewardhedge.estimators.finetuned import FinetunedRewardModel
+from rewardhedge.estimators.general_preference import GeneralPreferenceModel
+from rewardhedge.models.io import folder_model_class, recover_model_folder
 
 
 def load_reward_model(
@@ -33,12 +30,13 @@ def load_reward_model(
     ``device`` to fine-tuned ones (default: CUDA when available). A save that a crash
     interrupted is repaired first, so the manifest read here names the right class."""
     recover_model_folder(path)
-    if is_composite_folder(path):
+    kind = folder_model_class(path)
+    if kind == CompositeRewardModel.__name__:
         return CompositeRewardModel.load(
             path, cache_dir=cache_dir, use_cache=use_cache, device=device
         )
-    if is_finetuned_folder(path):
+    if kind == FinetunedRewardModel.__name__:
         return FinetunedRewardModel.load(path, device=device)
-    if is_general_preference_folder(path):
+    if kind == GeneralPreferenceModel.__name__:
         return GeneralPreferenceModel.load(path, cache_dir=cache_dir, use_cache=use_cache)
     return EnsembleRewardModel.load(path, cache_dir=cache_dir, use_cache=use_cache)

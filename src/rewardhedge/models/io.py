@@ -402,6 +402,17 @@ def _join(items: list[str], limit: int = 5) -> str:
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more tensors"
 
 
+def folder_model_class(path: str | Path) -> str | None:
+    """The ``model_class`` a model folder's manifest names (``None`` when there is no
+    readable manifest): which class should load it. A cheap look, no verification."""
+    try:
+        manifest = json.loads((Path(path) / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = manifest.get("model_class") if isinstance(manifest, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def load_model_folder(
     path: str | Path, *, expected_class: str | None = None
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
