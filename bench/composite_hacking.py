@@ -90,19 +90,7 @@ def component_pairs(sb: Sandbox, component: str, seed: int) -> list[PreferencePa
     gaps = np.array([gold(c, "a") - gold(c, "b") for c in sb.train])
     rng = np.random.default_rng([sb.config.seed, seed, COMPONENTS.index(component), 101])
     wins = label_draws(gaps, sb.config.temperature, sb.config.flip_rate, rng)
-    out = []
-    for c, a_wins in zip(sb.train, wins, strict=True):
-        chosen, rejected = (c.a, c.b) if a_wins else (c.b, c.a)
-        out.append(
-            PreferencePair(
-                prompt=c.task.prompt,
-                chosen=chosen.text,
-                rejected=rejected.text,
-                subset=c.task.family,
-                id=c.id,
-            )
-        )
-    return out
+    return [c.to_pair(bool(w), "train") for c, w in zip(sb.train, wins, strict=True)]
 
 
 def fit(pairs: list[PreferencePair], seed: int) -> EnsembleRewardModel:

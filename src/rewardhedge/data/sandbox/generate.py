@@ -96,6 +96,18 @@ class Comparison:
     a: Response
     b: Response
 
+    def to_pair(self, a_wins: bool, split: str) -> PreferencePair:
+        """The comparison as a preference pair, ``a`` chosen when ``a_wins``."""
+        chosen, rejected = (self.a, self.b) if a_wins else (self.b, self.a)
+        return PreferencePair(
+            prompt=self.task.prompt,
+            chosen=chosen.text,
+            rejected=rejected.text,
+            subset=self.task.family,
+            source=f"sandbox:{split}",
+            id=self.id,
+        )
+
 
 @dataclass(frozen=True)
 class SandboxPool:
@@ -138,7 +150,7 @@ class Sandbox:
     def labelled_pairs(self, split: str, label_seed: int) -> list[PreferencePair]:
         """The ``split`` comparisons with labels sampled for ``label_seed``."""
         wins = self.label_wins(split, label_seed)
-        return [_pair(c, bool(w), split) for c, w in zip(self._split(split), wins, strict=True)]
+        return [c.to_pair(bool(w), split) for c, w in zip(self._split(split), wins, strict=True)]
 
     def decided(self, split: str) -> list[Comparison]:
         """The ``split`` comparisons whose gold rewards differ (exact ties left out)."""
@@ -146,7 +158,7 @@ class Sandbox:
 
     def gold_pairs(self, split: str) -> list[PreferencePair]:
         """The ``split`` comparisons ordered by the gold reward; exact ties left out."""
-        return [_pair(c, c.a.gold > c.b.gold, split) for c in self.decided(split)]
+        return [c.to_pair(c.a.gold > c.b.gold, split) for c in self.decided(split)]
 
     def _split(self, split: str) -> tuple[Comparison, ...]:
         if split not in SPLITS:
@@ -166,18 +178,6 @@ def label_draws(
     a_wins = rng.random(gaps.shape) < p_a
     flips = rng.random(gaps.shape) < flip_rate
     return a_wins ^ flips
-
-
-def _pair(c: Comparison, a_wins: bool, split: str) -> PreferencePair:
-    chosen, rejected = (c.a, c.b) if a_wins else (c.b, c.a)
-    return PreferencePair(
-        prompt=c.task.prompt,
-        chosen=chosen.text,
-        rejected=rejected.text,
-        subset=c.task.family,
-        source=f"sandbox:{split}",
-        id=c.id,
-    )
 
 
 def _response(task: Task, rng: np.random.Generator, cfg: SandboxConfig, mode: str) -> Response:
