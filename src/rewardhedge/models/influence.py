@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rewardhedge.models.laplace import bt_ggn
+
 __all__ = [
     "MemberInfluence",
     "bt_hessian",
@@ -68,16 +70,8 @@ def bt_hessian(
         >>> h.diagonal().tolist()  # p (1 − p) = 1/4 at θ = 0
         [0.25, 1.0]
     """
-    dphi = delta_phi.to(_DTYPE)
-    logit = dphi @ theta.to(_DTYPE)  # (n,)
-    if offset is not None:
-        logit = logit - offset.to(_DTYPE)
-    prob = torch.sigmoid(logit)
-    s = prob * (1.0 - prob)
-    if weights is not None:
-        s = s * weights.to(_DTYPE)
-    h = dphi.T @ (s[:, None] * dphi)  # (p, n) @ (n, p) -> (p, p)
-    return 0.5 * (h + h.T)
+    minus = None if offset is None else -offset.to(_DTYPE)
+    return bt_ggn(delta_phi, theta, weights, minus)  # bt_ggn adds its offset to the logit
 
 
 @dataclass(frozen=True)
