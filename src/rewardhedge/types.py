@@ -351,6 +351,17 @@ def step_prompt(prompt: str, prefix: Sequence[str]) -> str:
     return prompt + "\n\n" + "\n".join(f"Step {i}: {s}" for i, s in enumerate(prefix, 1))
 
 
+def step_items(prompt: str, steps: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``(prompt, response)`` items a process reward model scores for a solution:
+    step ``t`` after the steps before it, ``(step_prompt(prompt, steps[:t]), steps[t])``.
+
+    Example:
+        >>> step_items("Q?", ["a", "b"])
+        [('Q?', 'a'), ('Q?\\n\\nStep 1: a', 'b')]
+    """
+    return [(step_prompt(prompt, steps[:t]), step) for t, step in enumerate(steps)]
+
+
 @dataclass(frozen=True)
 class StepSolution:
     """A solution split into steps, with the gold validity of each step when known.

@@ -35,7 +35,6 @@ from rewardhedge.cli.flags import Flag, FlagSet, with_flags
 from rewardhedge.config import EvalConfig
 from rewardhedge.data import (
     EvalTask,
-    holds_step_solutions,
     load_one_to_many,
     load_pools,
     read_step_solutions,
@@ -43,7 +42,7 @@ from rewardhedge.data import (
     write_json_atomic,
 )
 from rewardhedge.data.perturb import parse_perturbations
-from rewardhedge.errors import ConfigError, unknown_option
+from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.evaluation import (
     evaluate_one_to_many,
     evaluate_pairs,
@@ -52,10 +51,6 @@ from rewardhedge.estimators.evaluation import (
 )
 from rewardhedge.estimators.loading import load_reward_model
 from rewardhedge.report.terminal import format_metrics, format_pools, format_steps
-
-STEPS_TASK = "steps"
-"""The ``--task`` value of the step-level evaluation (not an :class:`EvalTask`, whose
-members are the response-level tasks)."""
 
 EVAL_FLAGS = FlagSet(
     EvalConfig,
@@ -149,8 +144,11 @@ def eval_cmd(
             "--perturb-file": perturb_file,
         },
     )  # fmt: skip
-    kind = _task(task, data, read)
-    if kind is None:
+    kind = EvalTask.parse(task, "--task")
+    if kind is EvalTask.AUTO:
+        with flag_errors():
+            kind = sniff_task(data, fields=read.fields, format=read.format, split=read.split)
+    if kind is EvalTask.STEPS:
         _steps_only_flags(against, perturb, perturb_file, flags, extras)
         if step_threshold is not None and not np.isfinite(step_threshold):
             raise ConfigError(f"--step-threshold == {step_threshold!r}, must be a finite number.")
@@ -161,7 +159,7 @@ def eval_cmd(
         _finish(metrics, text, model, data, json_out)
         return
     if step_threshold is not None:
-        raise ConfigError(f"--step-threshold only applies to the {STEPS_TASK} task, but the "
+        raise ConfigError(f"--step-threshold only applies to the {EvalTask.STEPS} task, but the "
                           f"data holds {kind}.")  # fmt: skip
     _pairs_only(kind, abstain_alpha=flags.get("abstain_alpha"), calibration=extras.calibration,
                 ood=extras.ood)  # fmt: skip
@@ -192,22 +190,6 @@ def _finish(
         err.print(f"Wrote {json_out}")
 
 
-def _task(task: str, data: Path, read: PairReadOptions) -> EvalTask | None:
-    """The task ``--task`` names or the data holds; ``None`` for the step task."""
-    if task.strip().lower() == STEPS_TASK:
-        return None
-    try:
-        kind = EvalTask.parse(task, "--task")
-    except ConfigError:
-        raise unknown_option("--task", task, [*(t.value for t in EvalTask), STEPS_TASK]) from None
-    if kind is not EvalTask.AUTO:
-        return kind
-    with flag_errors():
-        if holds_step_solutions(data, fields=read.fields, format=read.format, split=read.split):
-            return None
-        return sniff_task(data, fields=read.fields, format=read.format, split=read.split)
-
-
 def _steps_only_flags(
     against: Path | None,
     perturb: str,
@@ -227,7 +209,7 @@ def _steps_only_flags(
     used = [name for name, on in given.items() if on]
     if used:
         raise ConfigError(
-            f"{', '.join(used)} do not apply to the {STEPS_TASK} task (step solutions); "
+            f"{', '.join(used)} do not apply to the {EvalTask.STEPS} task (step solutions); "
             "drop them or evaluate pairs."
         )
 

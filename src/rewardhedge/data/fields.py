@@ -34,6 +34,7 @@ ITEM_FIELDS = ("prompt", "response", "id")
 RATED_ITEM_FIELDS = ("prompt", "response", "score", "id")
 POOL_FIELDS = ("prompt", "candidates", "gold", "subset", "id", "split")
 ONE_TO_MANY_FIELDS = ("prompt", "chosen", "rejected", "subset", "source", "id")
+STEP_FIELDS = ("prompt", "steps", "labels", "label", "id")
 
 
 def parse_field_map(specs: Sequence[str]) -> dict[str, str]:

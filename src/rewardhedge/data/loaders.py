@@ -24,6 +24,7 @@ from rewardhedge.data.fields import (
     PAIR_FIELDS,
     POOL_FIELDS,
     RATED_ITEM_FIELDS,
+    STEP_FIELDS,
     RowCheck,
     resolve_fields,
 )
@@ -320,11 +321,13 @@ class EvalTask(Option):
     """What rows an evaluation file holds."""
 
     AUTO = "auto"
-    """Tell from the first row: ``candidates`` → pools; ``rejected`` a list → one-to-many;
-    otherwise pairs."""
+    """Tell from the first row: ``steps`` → steps; ``candidates`` → pools; ``rejected`` a
+    list → one-to-many; otherwise pairs."""
     PAIRS = "pairs"
     ONE_TO_MANY = "one-to-many"
     POOLS = "pools"
+    STEPS = "steps"
+    """Step solutions with gold step labels (``data/steps.py``), for a process reward model."""
 
 
 def sniff_task(
@@ -336,7 +339,8 @@ def sniff_task(
 ) -> EvalTask:
     """Which :class:`EvalTask` a file holds, judged from its first readable row.
 
-    A row with a ``candidates`` column is a best-of-n pool; one whose
+    A row with a ``steps`` column is a step solution; one with a ``candidates`` column
+    is a best-of-n pool; one whose
     ``rejected`` is a list (or, in CSV, a cell holding a JSON list) is
     one-to-many; anything else is read as pairs (whose loader then reports
     any problem with file, line and field).
@@ -344,9 +348,12 @@ def sniff_task(
     fmt = resolve_format(Path(path), DataFormat.parse(format, "format"))
     pool_cols = resolve_fields(_only(fields, POOL_FIELDS), POOL_FIELDS)
     many_cols = resolve_fields(_only(fields, ONE_TO_MANY_FIELDS), ONE_TO_MANY_FIELDS)
+    step_cols = resolve_fields(_only(fields, STEP_FIELDS), STEP_FIELDS)
     for raw in iter_rows(Path(path), fmt, split):
         if raw.row is None:
             continue
+        if step_cols["steps"] in raw.row:
+            return EvalTask.STEPS
         if pool_cols["candidates"] in raw.row:
             return EvalTask.POOLS
         rejected = raw.row.get(many_cols["rejected"])

@@ -24,13 +24,11 @@ from collections.abc import Mapping
 from numbers import Real
 from pathlib import Path
 
-from rewardhedge.data.fields import RowCheck, resolve_fields
+from rewardhedge.data.fields import STEP_FIELDS, RowCheck
 from rewardhedge.data.jsonl import type_name
-from rewardhedge.data.loaders import load_rows
-from rewardhedge.data.readers import DataFormat, iter_rows, resolve_format
+from rewardhedge.data.loaders import EvalTask, load_rows, sniff_task
 from rewardhedge.types import LoadReport, StepSolution
 
-STEP_FIELDS = ("prompt", "steps", "labels", "label", "id")
 PROCESSBENCH_PROMPT = "problem"
 """ProcessBench's name for the prompt column, used when a row has no ``prompt``."""
 
@@ -157,15 +155,8 @@ def holds_step_solutions(
     split: str | None = None,
 ) -> bool:
     """Whether the first readable row is a step solution: it has a ``steps`` column
-    (pairs, items and pools have none)."""
-    fmt = resolve_format(Path(path), DataFormat.parse(format, "format"))
-    cols = resolve_fields(
-        {k: v for k, v in (fields or {}).items() if k in STEP_FIELDS}, STEP_FIELDS
-    )
-    for raw in iter_rows(Path(path), fmt, split):
-        if raw.row is not None:
-            return cols["steps"] in raw.row
-    return False
+    (pairs, items and pools have none); :func:`sniff_task` says ``steps``."""
+    return sniff_task(path, fields=fields, format=format, split=split) is EvalTask.STEPS
 
 
 __all__ = [

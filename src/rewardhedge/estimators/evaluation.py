@@ -54,7 +54,7 @@ from rewardhedge.types import (
     PreferencePair,
     RewardEstimate,
     StepSolution,
-    step_prompt,
+    step_items,
 )
 from rewardhedge.uncertainty import Aggregation
 
@@ -66,7 +66,6 @@ __all__ = [
     "evaluate_pairs",
     "evaluate_pools",
     "evaluate_steps",
-    "step_items",
 ]
 
 EVAL_KIND = "rewardhedge.eval"
@@ -238,12 +237,15 @@ def _has_scalar_rewards(model: RewardModelBase) -> bool:
     return bool(getattr(model, "scalar_rewards", True))
 
 
-def _need_scalar_rewards(model: RewardModelBase, task: str) -> None:
-    """Refuse, before any work, a task that ranks candidates by one reward each."""
+def _need_scalar_rewards(
+    model: RewardModelBase,
+    task: str,
+    why: str = "rank each prompt's candidates by one; evaluate it on preference pairs instead",
+) -> None:
+    """Refuse, before any work, a task that needs one reward per response."""
     if not _has_scalar_rewards(model):
         raise ConfigError(
-            f"{type(model).__name__} gives no scalar reward per response, and {task} rank "
-            "each prompt's candidates by one; evaluate it on preference pairs instead."
+            f"{type(model).__name__} gives no scalar reward per response, and {task} {why}."
         )
 
 
@@ -498,18 +500,6 @@ def evaluate_pools(
 
 
 # -- steps --------------------------------------------------------------------------------
-def step_items(solutions: Sequence[StepSolution]) -> tuple[list[str], list[str], list[str]]:
-    """(PRM prompts, steps, problem prompts) for every step of every solution, in order:
-    step ``t`` is the item ``(step_prompt(prompt, steps[:t]), steps[t])``."""
-    prompts, steps, groups = [], [], []
-    for sol in solutions:
-        for t, step in enumerate(sol.steps):
-            prompts.append(step_prompt(sol.prompt, sol.steps[:t]))
-            steps.append(step)
-            groups.append(sol.prompt)
-    return prompts, steps, groups
-
-
 def evaluate_steps(
     model: RewardModelBase,
     solutions: Sequence[StepSolution],
@@ -529,14 +519,12 @@ def evaluate_steps(
     ``step_metrics``).
     """
     cfg = config or EvalConfig()
-    if not _has_scalar_rewards(model):
-        raise ConfigError(
-            f"{type(model).__name__} gives no scalar reward per step; the steps task needs one."
-        )
+    _need_scalar_rewards(model, "step solutions", "need one per step")
     if not solutions:
         raise ValueError("evaluate_steps needs at least one StepSolution, got none.")
-    prompts, steps, groups = step_items(solutions)
-    estimate = model.score(prompts, steps, progress=progress)
+    items = [item for sol in solutions for item in step_items(sol.prompt, sol.steps)]
+    groups = [sol.prompt for sol in solutions for _ in sol.steps]
+    estimate = model.score([p for p, _ in items], [r for _, r in items], progress=progress)
     rewards = model.rule.apply(estimate, groups=groups)
     bounds = np.cumsum([0] + [len(s.steps) for s in solutions])
     per_solution = [rewards[a:b] for a, b in itertools.pairwise(bounds)]

@@ -34,6 +34,7 @@ the solution (not about isolated steps) is what a conservative aggregation
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,7 +43,7 @@ import numpy as np
 
 from rewardhedge.data.sandbox.steps import solution_text
 from rewardhedge.errors import ConfigError
-from rewardhedge.types import RewardEstimate, RewardModel, StepSolution, step_prompt
+from rewardhedge.types import RewardEstimate, RewardModel, StepSolution, step_items, step_prompt
 from rewardhedge.uncertainty.aggregation import Aggregation
 from rewardhedge.uncertainty.process import (
     DEFAULT_SOFTMIN_TEMPERATURE,
@@ -180,12 +181,14 @@ class StepRewardModel(ABC):
         self.calls_ = 0
         self.score_calls_ = 0
 
-    _tail_items: int
-    """How many of ``_step_items``' last items give the last step's reward."""
-
     @abstractmethod
     def _step_items(self, prompt: str, steps: tuple[str, ...]) -> list[tuple[str, str]]:
         """The ``(prompt, text)`` items the solution needs scored."""
+
+    @abstractmethod
+    def _last_items(self, prompt: str, prefix: tuple[str, ...], step: str) -> list[tuple[str, str]]:
+        """The items ``step``'s reward after ``prefix`` needs (the tail of
+        ``_step_items(prompt, (*prefix, step))``, without building the rest)."""
 
     @abstractmethod
     def _step_estimate(self, est: RewardEstimate) -> RewardEstimate:
@@ -274,7 +277,6 @@ class StepRewardModel(ABC):
             >>> # best = step_beam(prompt, my_llm_proposer, prm.step_scorer("lcb"), BeamConfig())
         """
         agg = self.rule if rule is None else _aggregation(rule)
-        tail = self._tail_items
 
         def score(
             prompts: Sequence[str], prefixes: Sequence[Sequence[str]], steps: Sequence[str]
@@ -286,15 +288,15 @@ class StepRewardModel(ABC):
                 )
             if not len(steps):
                 return np.zeros(0)
-            items = [
-                item
+            per_step = [
+                self._last_items(prompt, tuple(prefix), step)
                 for prompt, prefix, step in zip(prompts, prefixes, steps, strict=True)
-                for item in self._step_items(prompt, (*prefix, step))[-tail:]
             ]
-            est, index = self._score_unique(items)
+            est, index = self._score_unique([item for items in per_step for item in items])
+            bounds = np.cumsum([0] + [len(items) for items in per_step])
             members = [
-                self._step_estimate(est.take(index[i * tail : (i + 1) * tail])).members
-                for i in range(len(steps))
+                self._step_estimate(est.take(index[a:b])).members
+                for a, b in itertools.pairwise(bounds)
             ]
             return agg.apply(np.concatenate(members, axis=1), axis=0)
 
@@ -320,11 +322,11 @@ class ProcessRewardModel(StepRewardModel):
         ([(2, 2)], 2)
     """
 
-    _tail_items = 1
-    """The items the last step's reward needs: the step after its prefix."""
-
     def _step_items(self, prompt: str, steps: tuple[str, ...]) -> list[tuple[str, str]]:
-        return [(step_prompt(prompt, steps[:t]), steps[t]) for t in range(len(steps))]
+        return step_items(prompt, steps)
+
+    def _last_items(self, prompt: str, prefix: tuple[str, ...], step: str) -> list[tuple[str, str]]:
+        return [(step_prompt(prompt, prefix), step)]
 
     def _step_estimate(self, est: RewardEstimate) -> RewardEstimate:
         return est
@@ -360,11 +362,11 @@ class ImplicitProcessRewardModel(StepRewardModel):
         super().__init__(model, rule=rule)
         self.render = render
 
-    _tail_items = 2
-    """The items the last step's reward needs: the prefix with and without it."""
-
     def _step_items(self, prompt: str, steps: tuple[str, ...]) -> list[tuple[str, str]]:
         return [(prompt, self.render(steps[:t])) for t in range(len(steps) + 1)]
+
+    def _last_items(self, prompt: str, prefix: tuple[str, ...], step: str) -> list[tuple[str, str]]:
+        return [(prompt, self.render(prefix)), (prompt, self.render((*prefix, step)))]
 
     def _step_estimate(self, est: RewardEstimate) -> RewardEstimate:
         members = np.diff(est.members, axis=1)  # (m, T+1) -> (m, T)

@@ -131,15 +131,15 @@ def _thresholds(
         y = [np.array([v for v in labels[i] if v is not None], dtype=bool) for i in which]
         return (np.concatenate(r), np.concatenate(y)) if r else (np.zeros(0), np.zeros(0, bool))
 
-    def fits(r: np.ndarray, y: np.ndarray) -> bool:
+    def fits(y: np.ndarray) -> bool:
         return bool(y.any() and (~y).any())
 
     halves = [known(np.flatnonzero(fold == k)) for k in (0, 1)]
-    if n >= 2 and all(fits(*h) for h in halves):
+    if n >= 2 and all(fits(y) for _, y in halves):
         values = [fit_threshold(*halves[1]), fit_threshold(*halves[0])]  # fit on the other half
         return np.array([values[k] for k in fold]), values, "crossfit"
     r, y = known(np.arange(n))
-    if not fits(r, y):
+    if not fits(y):
         raise ValueError(
             "choosing a step threshold needs both valid and invalid labelled steps; "
             "pass threshold= explicitly."
@@ -252,10 +252,12 @@ def step_metrics(
             step_y.append(bool(v))
         pred_first.append(predicted_first_error(r, per_solution[i]))
         gold_first.append(_gold_first(lab))
-    sol_idx, step_r_arr, step_y_arr = np.array(step_sol), np.array(step_r), np.array(step_y)
+    sol_idx = np.array(step_sol, dtype=np.int64)
+    step_r_arr, step_y_arr = np.array(step_r, dtype=np.float64), np.array(step_y, dtype=bool)
     pairs = list(zip(pred_first, gold_first, strict=True))
     hit_err = np.array([np.nan if g is None else float(p == g) for p, g in pairs])
     hit_ok = np.array([float(p is None) if g is None else np.nan for p, g in pairs])
+    e_mask, o_mask = ~np.isnan(hit_err), ~np.isnan(hit_ok)
 
     def summary(w: np.ndarray) -> np.ndarray:
         """(accuracy, balanced accuracy, acc erroneous, acc correct, f1) under weights `(n,)`."""
@@ -263,28 +265,21 @@ def step_metrics(
         with np.errstate(invalid="ignore", divide="ignore"):
             acc = (c[0] + c[2]) / (c[1] + c[3])
             bal = 0.5 * (c[0] / c[1] + c[2] / c[3])
-            e_mask, o_mask = ~np.isnan(hit_err), ~np.isnan(hit_ok)
             acc_e = (w[e_mask] @ hit_err[e_mask]) / w[e_mask].sum()
             acc_o = (w[o_mask] @ hit_ok[o_mask]) / w[o_mask].sum()
         f1 = _f1(None if np.isnan(acc_e) else acc_e, None if np.isnan(acc_o) else acc_o)
         return np.array([acc, bal, acc_e, acc_o, np.nan if f1 is None else f1])
 
     auc_of = _weighted_auroc(step_r_arr, step_y_arr)
-
-    def auroc(w_steps: np.ndarray | None) -> float:
-        if step_y_arr.size == 0:
-            return math.nan
-        return auc_of(np.ones(step_y_arr.size) if w_steps is None else w_steps)
-
     point = summary(np.ones(n))
-    point_auc = auroc(None)
+    point_auc = auc_of(np.ones(step_y_arr.size))
     rng = np.random.default_rng([seed, 4243])
     boot = np.empty((reps, 5))
     boot_auc = np.empty(reps)
     for b in range(reps):
         w = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
         boot[b] = summary(w)
-        boot_auc[b] = auroc(w[sol_idx]) if sol_idx.size else math.nan
+        boot_auc[b] = auc_of(w[sol_idx])
 
     def value(x: float) -> float | None:
         return None if math.isnan(x) else float(x)
@@ -297,7 +292,7 @@ def step_metrics(
         "n_steps": int(sum(r.shape[0] for r in rs)),
         "n_steps_labelled": int(step_y_arr.size),
         "n_valid_steps": int(step_y_arr.sum()),
-        "n_invalid_steps": int((~step_y_arr).sum()) if step_y_arr.size else 0,
+        "n_invalid_steps": int((~step_y_arr).sum()),
         "threshold": {"values": values, "source": source},
         "step_accuracy": _ci(value(point[0]), boot[:, 0], level),
         "step_balanced_accuracy": _ci(value(point[1]), boot[:, 1], level),

@@ -513,7 +513,7 @@ def step_beam(
     config = config or BeamConfig()
     _check_budget(budget)
     rng = _as_rng(rng)
-    kind = CreditKind.parse(config.credit, "credit")
+    kind = CreditKind(config.credit)  # parsed by BeamConfig
     beam: list[_Path] = [_Path()]
     finished: list[_Path] = []
     calls = 0
@@ -604,7 +604,7 @@ def particle_filter(
     config = config or ParticleConfig()
     _check_budget(budget)
     rng = _as_rng(rng)
-    kind = CreditKind.parse(config.credit, "credit")
+    kind = CreditKind(config.credit)  # parsed by ParticleConfig
     particles = [_Path()] * config.particles
     calls = 0
     for _ in range(config.max_steps):
