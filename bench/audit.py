@@ -33,16 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from rewardhedge import __version__
 from rewardhedge.config import EnsembleConfig, UncertaintyConfig
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.encoders import build_cached_encoder
@@ -53,6 +50,7 @@ from rewardhedge.evaluate.audit import PreferenceStrength, apply_action, flag_en
 from rewardhedge.types import sigmoid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import machine
 from hh_data import DATA, load_hh
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,13 +220,7 @@ def main() -> None:
             "retrain_thresholds": list(RETRAIN_THRESHOLDS),
             "n_test_pairs": len(test),
         },
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": __import__("os").cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "rewardhedge": __version__,
-        },
+        "machine": machine(),
         "sandbox": runs,
         "hh": hh,
         "seconds_total": time.perf_counter() - t_start,

@@ -1,4 +1,4 @@
-"""Small helpers the sandbox benchmarks (length_decoupled, ratings, spectral_norm) share:
+"""Small helpers the benchmarks share: the texts of pairs, the sandbox's held-out items,
 bootstrap summaries over items, row-wise Spearman, the ``machine`` block of a result
 file and the formatting of printed numbers. One copy here, so the benchmarks cannot
 drift apart in how they compute or report the same thing; settings (resamples, seeds)
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,39 @@ from scipy.stats import rankdata
 
 from rewardhedge import __version__
 from rewardhedge.evaluate.pairwise import bootstrap_ci
+from rewardhedge.types import PreferencePair
+
+
+def pair_texts(pairs: Sequence[PreferencePair]) -> tuple[list[str], list[str]]:
+    """(prompts, responses) of every pair's chosen then every pair's rejected response:
+    the items a model scores for ``pairs``, in the order ``encode`` and ``score`` take."""
+    prompts = [p.prompt for p in pairs]
+    return prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs]
+
+
+def held_out_items(sandbox: Any) -> dict[str, Any]:
+    """The distinct (prompt, response) items of the sandbox's test comparisons, in order of
+    first appearance: ``prompts``, ``texts``, ``gold`` (an array), and each item's ``tasks``
+    and ``responses`` (for the other per-item facts a benchmark needs)."""
+    seen: set[tuple[str, str]] = set()
+    prompts, texts, gold, tasks, responses = [], [], [], [], []
+    for c in sandbox.test:
+        for r in (c.a, c.b):
+            if (c.task.prompt, r.text) in seen:
+                continue
+            seen.add((c.task.prompt, r.text))
+            prompts.append(c.task.prompt)
+            texts.append(r.text)
+            gold.append(r.gold)
+            tasks.append(c.task)
+            responses.append(r)
+    return {
+        "prompts": prompts,
+        "texts": texts,
+        "gold": np.array(gold),
+        "tasks": tasks,
+        "responses": responses,
+    }
 
 
 def mean_ci(values: np.ndarray, reps: int) -> dict[str, float]:
@@ -80,6 +113,9 @@ def num(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def cell(block: dict[str, Any], fmt: str = ".3f") -> str:
-    """A ``mean_ci`` block as ``mean [low, high]``."""
-    return f"{block['mean']:{fmt}} [{block['ci_low']:{fmt}}, {block['ci_high']:{fmt}}]"
+def cell(block: dict[str, Any], fmt: str = ".3f", *, key: str = "mean", none: str = "—") -> str:
+    """A block with ``key`` (a ``mean_ci`` block: ``mean``), ``ci_low`` and ``ci_high`` as
+    ``value [low, high]``; ``none`` where the value is ``None``."""
+    if block[key] is None:
+        return none
+    return f"{block[key]:{fmt}} [{block['ci_low']:{fmt}}, {block['ci_high']:{fmt}}]"

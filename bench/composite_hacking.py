@@ -52,19 +52,18 @@ from typing import Any
 
 import numpy as np
 
-from rewardhedge.config import EnsembleConfig, TrainConfig, UncertaintyConfig
+from rewardhedge.config import EncoderConfig, EnsembleConfig, TrainConfig, UncertaintyConfig
 from rewardhedge.data.sandbox import Sandbox, SandboxConfig, generate_sandbox, label_draws
 from rewardhedge.data.sandbox.generate import Comparison
 from rewardhedge.data.sandbox.gold import COMPONENTS, gold_components
-from rewardhedge.encoders.cache import default_cache_dir
-from rewardhedge.estimators.composite import CompositeRewardModel
+from rewardhedge.encoders import Encoder, build_cached_encoder
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.optimize.order_stats import expected_best_of_n
 from rewardhedge.types import PreferencePair
 from rewardhedge.uncertainty.composite import Combination
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import machine, mean_ci
+from bench_common import cell, machine, mean_ci
 
 SEEDS = (0, 1, 2)
 NS = (1, 2, 4, 8, 16, 32)
@@ -93,11 +92,11 @@ def component_pairs(sb: Sandbox, component: str, seed: int) -> list[PreferencePa
     return [c.to_pair(bool(w), "train") for c, w in zip(sb.train, wins, strict=True)]
 
 
-def fit(pairs: list[PreferencePair], seed: int) -> EnsembleRewardModel:
+def fit(pairs: list[PreferencePair], seed: int, encoder: Encoder) -> EnsembleRewardModel:
     config = EnsembleConfig(
         train=TrainConfig(seed=seed), uncertainty=UncertaintyConfig(calibration_folds=0)
     )
-    return EnsembleRewardModel(config, cache_dir=default_cache_dir()).fit(pairs)
+    return EnsembleRewardModel(config, encoder=encoder).fit(pairs)
 
 
 def pool_golds(sb: Sandbox) -> dict[str, np.ndarray]:
@@ -126,29 +125,39 @@ def thresholds(models: dict[str, EnsembleRewardModel], sb: Sandbox) -> tuple[flo
     )
 
 
-def run_seed(sb: Sandbox, seed: int) -> dict[str, Any]:
+def run_seed(sb: Sandbox, seed: int, encoder: Encoder) -> dict[str, Any]:
     t0 = time.perf_counter()
-    models = {name: fit(component_pairs(sb, name, seed), seed) for name in (*COMPONENTS, "total")}
+    models = {
+        name: fit(component_pairs(sb, name, seed), seed, encoder) for name in (*COMPONENTS, "total")
+    }
     fit_s = time.perf_counter() - t0
     theta = thresholds(models, sb)
-    parts = {name: models[name] for name in COMPONENTS}
-    rewards = {
-        "sum": CompositeRewardModel(parts, Combination("sum")),
-        "and": CompositeRewardModel(parts, Combination("and", reference="median")),
-        "constrained": CompositeRewardModel(parts, Combination("constrained", thresholds=theta)),
-        "helpful only": models["helpful"],
-        "harmless only": models["harmless"],
-        "one model (total labels)": models["total"],
-    }
     prompts = [pool.task.prompt for pool in sb.pools for _ in pool.responses]
     texts = [r.text for pool in sb.pools for r in pool.responses]
     shape = (len(sb.pools), len(sb.pools[0].responses))
-    proxy = {name: m.reward(prompts, texts).reshape(shape) for name, m in rewards.items()}
+    # Each model scores the pools once. A composite reward is what
+    # ``CompositeRewardModel(components, combination).reward`` gives: the components'
+    # member rows combined member by member, then the mean over the combined members.
+    ests = {name: m.score(prompts, texts) for name, m in models.items()}
+    members = np.stack([ests[name].members for name in COMPONENTS])  # (J, m, n)
+    combinations = {
+        "sum": Combination("sum"),
+        "and": Combination("and", reference="median"),
+        "constrained": Combination("constrained", thresholds=theta),
+    }
+    rewards = {
+        name: comb.apply(members, groups=prompts).mean(axis=0)
+        for name, comb in combinations.items()
+    }
+    rewards["helpful only"] = ests["helpful"].mean
+    rewards["harmless only"] = ests["harmless"].mean
+    rewards["one model (total labels)"] = ests["total"].mean
+    proxy = {name: r.reshape(shape) for name, r in rewards.items()}
     harmful = np.array([pool.task.harmful for pool in sb.pools])
     complies = np.array([[not r.props.refused for r in pool.responses] for pool in sb.pools])
     weights = {}
     for name in COMPONENTS:
-        r = parts[name].score(prompts, texts).members.mean(axis=0).reshape(shape)[harmful]
+        r = ests[name].members.mean(axis=0).reshape(shape)[harmful]
         c = complies[harmful]
         weights[name] = {"comply": float(r[c].mean()), "refuse": float(r[~c].mean())}
     log(f"seed {seed}: 4 ensembles fitted in {fit_s:.0f} s; θ = {np.round(theta, 3).tolist()}")
@@ -213,9 +222,8 @@ def main() -> None:
     t0 = time.perf_counter()
     sb = generate_sandbox(SandboxConfig())
     golds = pool_golds(sb)
-    runs = []
-    for seed in SEEDS:
-        runs.append(run_seed(sb, seed))
+    encoder = build_cached_encoder(EncoderConfig())  # one MiniLM for every model
+    runs = [run_seed(sb, seed, encoder) for seed in SEEDS]
     table = summarise(curves([r["proxy"] for r in runs], golds))
     result = {
         "benchmark": "composite_hacking",
@@ -277,9 +285,6 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def print_table(result: dict[str, Any]) -> None:
     t = result["curves"]
 
-    def c(block: dict[str, float]) -> str:
-        return f"{block['mean']:+.2f} [{block['ci_low']:+.2f}, {block['ci_high']:+.2f}]"
-
     print("\nbest-of-n gold per component (mean over pools; n=1 → n=8 → n=32; Δ32−8 CI)")
     for name, by_gold in t.items():
         cells = []
@@ -287,7 +292,7 @@ def print_table(result: dict[str, Any]) -> None:
             b = by_gold[g]
             cells.append(
                 f"{g} {b['1']['mean']:+.2f}→{b['8']['mean']:+.2f}→{b['32']['mean']:+.2f}"
-                f" (Δ {c(b['32 - 8'])})"
+                f" (Δ {cell(b['32 - 8'], '+.2f')})"
             )
         print(f"  {name:26s} " + "; ".join(cells))
     print(f"verdicts: {json.dumps(result['verdicts'])}")

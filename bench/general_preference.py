@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,13 +51,11 @@ from rewardhedge.evaluate.pairwise import bootstrap_ci, pairwise_correct
 from rewardhedge.models.general_preference import GPMConfig
 from rewardhedge.types import PreferencePair
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import cell, machine, pair_texts
+
 SEEDS = (0, 1, 2)
 REPS = 2000
-
-
-def _texts(pairs: list[PreferencePair]) -> tuple[list[str], list[str]]:
-    prompts = [p.prompt for p in pairs]
-    return prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs]
 
 
 def _models(seed: int, encoder: Any) -> dict[str, Any]:
@@ -138,7 +135,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     for pairs in (cyclic_train, cyclic_test, sandbox.labelled_pairs("train", 0), sandbox_test):
-        encoder.encode(*_texts(pairs), progress=False)
+        encoder.encode(*pair_texts(pairs), progress=False)
     encode_s = time.perf_counter() - t0
     print(f"encoded (or read from the cache) in {encode_s:.1f}s", flush=True)
 
@@ -159,7 +156,7 @@ def main() -> None:
         "sandbox": transitive,
         "encode_s": encode_s,
         "total_s": time.perf_counter() - t_start,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": machine(),
     }
     result["targets"] = {
         "cyclic_gpm_ge_0.95": cyclic["gpm"]["accuracy"] >= 0.95,
@@ -170,18 +167,18 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result["targets"]), flush=True)
 
-    def cell(block: dict[str, Any]) -> str:
-        return f"{block['accuracy']:.3f} [{block['ci_low']:.3f}, {block['ci_high']:.3f}]"
+    def acc(block: dict[str, Any]) -> str:
+        return cell(block, key="accuracy")
 
     d = transitive["gpm_minus_bt"]
     print(
         "| `general_preference` | rock–paper–scissors cycles (1,000 / 500 prompts, 3 pairs "
         "each) and the sandbox (3,000 labelled / "
         f"{transitive['n_test_pairs']} gold-decided test pairs), MiniLM, K=5, 3 seeds, "
-        f"2-core CPU | cyclic: GPM {cell(cyclic['gpm'])} vs BT {cell(cyclic['bt'])} "
+        f"2-core CPU | cyclic: GPM {acc(cyclic['gpm'])} vs BT {acc(cyclic['bt'])} "
         f"(fit {cyclic['gpm']['fit_s_median']:.0f} s vs {cyclic['bt']['fit_s_median']:.0f} s); "
-        f"sandbox: GPM {cell(transitive['gpm'])} vs BT {cell(transitive['bt'])}, "
-        f"GPM − BT {d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | "
+        f"sandbox: GPM {acc(transitive['gpm'])} vs BT {acc(transitive['bt'])}, "
+        f"GPM − BT {cell(d, '+.3f', key='diff')} | "
         "cyclic GPM ≥ 0.95 and BT ≤ 2/3; sandbox |GPM − BT| ≤ 0.02 |"
     )
 

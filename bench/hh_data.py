@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +35,19 @@ def split(pairs, seed=0, test_fraction=0.2):
     return [pairs[i] for i in order[n_test:]], [pairs[i] for i in order[:n_test]]
 
 
-def hh_and_sandbox() -> tuple[list[PreferencePair], list[PreferencePair], list, dict]:
+def hh_and_sandbox(
+    sandbox: Any = None,
+) -> tuple[list[PreferencePair], list[PreferencePair], list, dict]:
     """(train, test, ood, data): the HH split, the sandbox's gold-ordered test pairs as the
-    out-of-distribution set, and the ``data`` block the benchmarks write about them."""
+    out-of-distribution set, and the ``data`` block the benchmarks write about them.
+    ``sandbox``: the ``SandboxConfig()`` sandbox when the caller has it (else generated)."""
     from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 
     pairs, report = load_hh()
     train, test = split(pairs)
-    ood = generate_sandbox(SandboxConfig()).gold_pairs("test")
+    if sandbox is None:
+        sandbox = generate_sandbox(SandboxConfig())
+    ood = sandbox.gold_pairs("test")
     data = {
         "in_distribution": str(DATA.relative_to(ROOT.parent)),
         "n_train": len(train),

@@ -73,7 +73,15 @@ from rewardhedge.evaluate.pairwise import length_matched_mask, pairwise_correct
 from rewardhedge.lab.data import from_sandbox, polished_mask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import cell, item_summary, machine, mean_ci, spearman_rows
+from bench_common import (
+    cell,
+    held_out_items,
+    item_summary,
+    machine,
+    mean_ci,
+    pair_texts,
+    spearman_rows,
+)
 
 SEEDS = (0, 1, 2)
 REPS = 2000
@@ -88,29 +96,6 @@ MODELS: dict[str, Callable[[int], EnsembleConfig]] = {
         head=HeadConfig(length_head=True), train=TrainConfig(seed=seed)
     ),
 }
-
-
-def held_out_items(sandbox: Any) -> dict[str, Any]:
-    """The distinct (prompt, response) items of the test comparisons, with gold and padding."""
-    seen: dict[tuple[str, str], int] = {}
-    prompts, texts, gold, verbosity = [], [], [], []
-    for c in sandbox.test:
-        for r in (c.a, c.b):
-            key = (c.task.prompt, r.text)
-            if key in seen:
-                continue
-            seen[key] = len(texts)
-            prompts.append(c.task.prompt)
-            texts.append(r.text)
-            gold.append(r.gold)
-            verbosity.append(r.props.verbosity)
-    return {
-        "prompts": prompts,
-        "texts": texts,
-        "gold": np.array(gold),
-        "verbosity": np.array(verbosity),
-        "chars": np.array([len(t) for t in texts], dtype=np.float64),
-    }
 
 
 def pad(text: str, verbosity: int, rng: np.random.Generator) -> str:
@@ -146,6 +131,8 @@ def main() -> None:
     lab = from_sandbox(sandbox)
     test = sandbox.gold_pairs("test")
     items = held_out_items(sandbox)
+    items["verbosity"] = np.array([r.props.verbosity for r in items["responses"]])
+    items["chars"] = np.array([len(t) for t in items["texts"]], dtype=np.float64)
     rng = np.random.default_rng(0)
     to_pad = np.flatnonzero(items["verbosity"] <= PAD_MAX_BEFORE)
     padded = [pad(items["texts"][i], int(items["verbosity"][i]), rng) for i in to_pad]
@@ -162,8 +149,8 @@ def main() -> None:
     t0 = time.perf_counter()
     for seed in args.seeds:
         pairs = lab.labelled_pairs("train", seed)
-        encoder.encode([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])  # fmt: skip
-    encoder.encode([p.prompt for p in test] * 2, [p.chosen for p in test] + [p.rejected for p in test])  # fmt: skip
+        encoder.encode(*pair_texts(pairs))
+    encoder.encode(*pair_texts(test))
     encoder.encode(items["prompts"], items["texts"])
     encoder.encode(pad_prompts, padded)
     encoder.encode(pool_prompts, pool_texts)

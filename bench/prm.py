@@ -388,10 +388,7 @@ def print_tables(result: dict[str, Any]) -> None:
 
 
 def ci3(block: dict[str, Any]) -> str:
-    v = block["value"]
-    if v is None:
-        return "—"
-    return f"{v:.3f} [{block['ci_low']:.3f}, {block['ci_high']:.3f}]"
+    return cell(block, key="value")
 
 
 if __name__ == "__main__":

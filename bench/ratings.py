@@ -70,7 +70,17 @@ from rewardhedge.lab.data import from_sandbox
 from rewardhedge.types import PreferencePair
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import cell, has_spread, item_summary, machine, mean_ci, num, spearman_rows
+from bench_common import (
+    cell,
+    has_spread,
+    held_out_items,
+    item_summary,
+    machine,
+    mean_ci,
+    num,
+    pair_texts,
+    spearman_rows,
+)
 
 SEEDS = (0, 1, 2)
 REPS = 2000
@@ -156,22 +166,6 @@ def rated_pairs(
     return labelled, by_rating, checks
 
 
-def held_out_items(sandbox: Any) -> dict[str, Any]:
-    """The distinct (prompt, response) items of the test comparisons, with gold and family."""
-    seen: set[tuple[str, str]] = set()
-    prompts, texts, gold, noisy = [], [], [], []
-    for c in sandbox.test:
-        for r in (c.a, c.b):
-            if (c.task.prompt, r.text) in seen:
-                continue
-            seen.add((c.task.prompt, r.text))
-            prompts.append(c.task.prompt)
-            texts.append(r.text)
-            gold.append(r.gold)
-            noisy.append(c.task.family == NOISY_FAMILY)
-    return {"prompts": prompts, "texts": texts, "gold": np.array(gold), "noisy": np.array(noisy)}
-
-
 def rmse_rows(pred: np.ndarray, gold: np.ndarray, affine: bool) -> np.ndarray:
     """Row-wise RMSE of `(r, n)` predictions against gold; with ``affine``, after the
     least-squares map ``a·pred + b`` onto gold within each row."""
@@ -202,11 +196,12 @@ def main() -> None:
     lab = from_sandbox(sandbox)
     test = sandbox.gold_pairs("test")
     items = held_out_items(sandbox)
+    items["noisy"] = np.array([t.family == NOISY_FAMILY for t in items["tasks"]])
 
     t0 = time.perf_counter()
     prompts = [c.prompt for c in lab.train] * 2
     encoder.encode(prompts, [c.a for c in lab.train] + [c.b for c in lab.train])
-    encoder.encode([p.prompt for p in test] * 2, [p.chosen for p in test] + [p.rejected for p in test])  # fmt: skip
+    encoder.encode(*pair_texts(test))
     encoder.encode(items["prompts"], items["texts"])
     encode_s = time.perf_counter() - t0
     print(f"encoded (or read from the cache) in {encode_s:.1f}s; {len(test)} test pairs, "

@@ -13,8 +13,13 @@ settings, the machine and the per-seed values). Run the benchmarks first:
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from statistics import mean
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import cell
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -26,12 +31,9 @@ def load(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def ci(block: dict[str, Any], key: str = "mean", digits: int = 3) -> str:
-    return f"{block[key]:.{digits}f} [{block['ci_low']:.{digits}f}, {block['ci_high']:.{digits}f}]"
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+def verdict(targets: dict[str, bool]) -> str:
+    """Each target's name with ``met`` or ``not met``."""
+    return ", ".join(f"{k} {'met' if v else 'not met'}" for k, v in targets.items())
 
 
 def audit_row(d: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +103,8 @@ def length_row(d: dict[str, Any]) -> dict[str, Any]:
             f"{diff['best_of_n_gold']['ci_high']:.2f}]); accuracy {lh['accuracy']['mean']:.3f} "
             f"vs {df['accuracy']['mean']:.3f}"
         ),
-        "verdict": ", ".join(f"{k} {'met' if v else 'not met'}" for k, v in d["targets"].items())
-        + f"; overall accuracy {diff['accuracy']['diff']:+.3f} "
-        f"[{diff['accuracy']['ci_low']:+.3f}, {diff['accuracy']['ci_high']:+.3f}]",
+        "verdict": verdict(d["targets"])
+        + f"; overall accuracy {cell(diff['accuracy'], '+.3f', key='diff')}",
     }
 
 
@@ -120,9 +121,9 @@ def ratings_row(d: dict[str, Any]) -> dict[str, Any]:
         "result": (
             f"accuracy {accs}; BT on the ratings' order {m['bt_rating_order']['accuracy']['mean']:.3f}; "
             f"HL-Gauss aleatoric AUROC for the noisy subset "
-            f"{ci(m['hl_gauss']['aleatoric']['auroc_noisy'])}"
+            f"{cell(m['hl_gauss']['aleatoric']['auroc_noisy'])}"
         ),
-        "verdict": ", ".join(f"{k} {'met' if v else 'not met'}" for k, v in d["targets"].items())
+        "verdict": verdict(d["targets"])
         + f"; HL-Gauss mean variance {m['hl_gauss']['aleatoric']['mean_other']:.2f} on the "
         "clean subset (rating noise variance 0.06: over-dispersed)",
     }
@@ -138,7 +139,7 @@ def gpm_row(d: dict[str, Any]) -> dict[str, Any]:
             f"cyclic: GPM {c['gpm']['accuracy']:.3f} vs BT {c['bt']['accuracy']:.3f}; sandbox: "
             f"GPM {s['gpm']['accuracy']:.3f} vs BT {s['bt']['accuracy']:.3f}"
         ),
-        "verdict": ", ".join(f"{k} {'met' if v else 'not met'}" for k, v in d["targets"].items()),
+        "verdict": verdict(d["targets"]),
     }
 
 
@@ -168,8 +169,7 @@ def spectral_row(d: dict[str, Any]) -> dict[str, Any]:
         "benchmark": "spectral_norm",
         "data": "sandbox; HH harmless (OOD: sandbox)",
         "result": "; ".join(parts),
-        "verdict": ", ".join(f"{k} {'met' if v else 'not met'}" for k, v in met.items())
-        + (slack if sigmas and max(sigmas) < bound else ""),
+        "verdict": verdict(met) + (slack if sigmas and max(sigmas) < bound else ""),
     }
 
 

@@ -77,18 +77,17 @@ from rewardhedge.config import (
     UncertaintyConfig,
     to_dict,
 )
-from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
+from rewardhedge.data.sandbox import Sandbox, SandboxConfig, generate_sandbox
 from rewardhedge.encoders import build_cached_encoder
 from rewardhedge.estimators.base import ood_report
 from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.evaluate.pairwise import pairwise_correct
 from rewardhedge.evaluate.uncertainty_quality import ood_auroc
-from rewardhedge.lab.data import from_sandbox, polished_mask
-from rewardhedge.types import PreferencePair
+from rewardhedge.lab.data import LabData, from_sandbox, polished_mask
 from rewardhedge.uncertainty.aggregation import aggregate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import cell, has_spread, machine, mean_ci, num
+from bench_common import cell, has_spread, machine, mean_ci, num, pair_texts
 from hh_data import hh_and_sandbox
 
 SEEDS = (0, 1, 2)
@@ -139,11 +138,6 @@ def config_for(name: str, seed: int) -> EnsembleConfig:
     )
 
 
-def texts(pairs: list[PreferencePair]) -> tuple[list[str], list[str]]:
-    prompts = [p.prompt for p in pairs]
-    return prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs]
-
-
 def hidden_sigma_max(model: EnsembleRewardModel) -> list[float] | None:
     """Each MLP member's largest singular value of its (masked) hidden layer as trained,
     before any clip: whether a spectral-norm bound can bind at all (``None``: linear)."""
@@ -155,9 +149,7 @@ def hidden_sigma_max(model: EnsembleRewardModel) -> list[float] | None:
     return [float(v) for v in torch.linalg.matrix_norm(w, ord=2)]
 
 
-def run_sandbox(encoder: Any, seeds: list[int]) -> dict[str, Any]:
-    sandbox = generate_sandbox(SandboxConfig())
-    lab = from_sandbox(sandbox)
+def run_sandbox(encoder: Any, seeds: list[int], sandbox: Sandbox, lab: LabData) -> dict[str, Any]:
     test = sandbox.gold_pairs("test")
     pool_prompts = [p.prompt for p in lab.pools for _ in range(p.size)]
     pool_texts = [c for p in lab.pools for c in p.candidates]
@@ -239,8 +231,9 @@ def run_sandbox(encoder: Any, seeds: list[int]) -> dict[str, Any]:
     return out
 
 
-def run_hh(encoder: Any, seeds: list[int]) -> dict[str, Any]:
-    train, test, ood, data = hh_and_sandbox()
+def run_hh(encoder: Any, seeds: list[int], hh: tuple[Any, ...]) -> dict[str, Any]:
+    """``hh``: what ``hh_and_sandbox()`` returns."""
+    train, test, ood, data = hh
     per: dict[str, dict[str, list[Any]]] = {n: {"correct": [], "seeds": []} for n in ESTIMATORS}
     for seed in seeds:
         for name in ESTIMATORS:
@@ -307,18 +300,18 @@ def main() -> None:
     sandbox = generate_sandbox(SandboxConfig())
     lab = from_sandbox(sandbox)
     encoder.encode(*lab.texts())
-    if not args.no_hh:
-        train, test, ood, _ = hh_and_sandbox()
-        for pairs in (train, test, ood):
-            encoder.encode(*texts(pairs))
+    hh = None if args.no_hh else hh_and_sandbox(sandbox)
+    if hh is not None:
+        for pairs in hh[:3]:
+            encoder.encode(*pair_texts(pairs))
     encode_s = time.perf_counter() - t0
     print(f"encoded (or read from the cache) in {encode_s:.1f}s", flush=True)
 
-    sandbox_block = run_sandbox(encoder, args.seeds)
+    sandbox_block = run_sandbox(encoder, args.seeds, sandbox, lab)
     add_ratios(sandbox_block)
     hh_block = None
-    if not args.no_hh:
-        hh_block = run_hh(encoder, args.seeds)
+    if hh is not None:
+        hh_block = run_hh(encoder, args.seeds, hh)
         add_ratios(hh_block)
 
     result: dict[str, Any] = {

@@ -493,8 +493,7 @@ def print_tables(r: dict[str, Any]) -> None:
     top = max(BUDGETS)
 
     def d(key: str) -> str:
-        x = comp[key]
-        return f"{x['diff']:+.3f} [{x['ci_low']:+.3f}, {x['ci_high']:+.3f}]"
+        return cell(comp[key], "+.3f", key="diff")
 
     lo = min(BUDGETS)
     names = {
