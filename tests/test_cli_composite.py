@@ -192,3 +192,21 @@ def test_serving_an_and_with_per_prompt_references_is_refused(tmp_path, parts, c
     assert run("serve", "--model", out, "--port", "0") == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "compose it with --combine-reference zero to serve it" in err
+
+
+@pytest.mark.parametrize("reference", ["median", "mean", "zero"])
+def test_the_server_itself_refuses_batch_dependent_rewards(parts, reference):
+    """From Python too (``create_app``), an ``and`` with per-prompt references is refused,
+    also when it is nested inside another composite; with reference ``zero`` it serves."""
+    from rewardhedge.serve.app import create_app
+
+    models = {name: load_reward_model(path) for name, path in parts.items()}
+    inner = CompositeRewardModel(models, Combination("and", reference=reference))
+    outer = CompositeRewardModel({"inner": inner, "safe": models["safe"]}, Combination("sum"))
+    for model in (inner, outer):
+        if reference == "zero":
+            assert model.batch_independent and create_app(model) is not None
+        else:
+            assert not model.batch_independent
+            with pytest.raises(ConfigError, match="depend on which other items share the batch"):
+                create_app(model)

@@ -166,6 +166,19 @@ def test_train_into_a_model_folder_holding_the_data_is_refused(tmp_path, model_d
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("flag", ["--rejects", "--cache-dir"])
+def test_an_output_inside_the_model_folder_being_written_is_refused(tmp_path, files, capsys, flag):
+    """Saving a model replaces its folder, so no other output may live inside it."""
+    rm = tmp_path / "rm"
+    inside = rm / ("rejects.jsonl" if flag == "--rejects" else "cache")
+    argv = ["train", "--data", files["pairs"], "--out", rm, *HASHING, flag, inside]
+    if flag == "--rejects":
+        argv.append("--skip-invalid")
+    before = snapshot(tmp_path)
+    refused(capsys, argv, flag, "inside", "--out")
+    assert snapshot(tmp_path) == before
+
+
 # -- 2. outputs checked before the work ------------------------------------------------------
 @pytest.mark.parametrize(
     ("argv", "needles"),

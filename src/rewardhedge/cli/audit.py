@@ -22,12 +22,17 @@ from rewardhedge.cli.common import (
     stages,
 )
 from rewardhedge.cli.flags import Flag, FlagSet, with_flags
-from rewardhedge.cli.train import TRAIN_FLAGS, check_encoder_path, check_heads_memory, train_model
-from rewardhedge.config import EnsembleConfig
+from rewardhedge.cli.train import (
+    TRAIN_FLAGS,
+    check_calibration_pairs,
+    check_encoder_path,
+    check_heads_memory,
+    train_model,
+)
 from rewardhedge.data import write_jsonl_atomic
 from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.audit import AuditConfig, AuditResult, audit_pairs, check_audit_size
-from rewardhedge.estimators.ensemble import EnsembleRewardModel, check_calibration_size
+from rewardhedge.estimators.ensemble import EnsembleRewardModel
 from rewardhedge.evaluate.audit import AuditAction, pair_record
 
 AUDIT_FLAGS = FlagSet(
@@ -81,8 +86,6 @@ def audit(
         folders={"--cache-dir": cache.cache_dir},
         inputs={"--data": data, "--model": model, "--config": config},
     )
-    if retrain is not None:
-        check_not_inside(files, "--retrain", retrain)
     if model is not None and config is not None:
         raise ConfigError(
             "--model and --config both give the ensemble's settings; pass one of them."
@@ -102,7 +105,7 @@ def audit(
     pairs = read_pairs(data, read, rejects)
     check_audit_size(pairs, settings.folds, "--folds")
     if retrain is not None:
-        check_retrain_size(len(pairs), cfg)
+        check_calibration_pairs(len(pairs), cfg.uncertainty.calibration_folds)
     encoder = rm.encoder if rm is not None and rm.config.encoder == cfg.encoder else None
 
     err.print(
@@ -131,28 +134,8 @@ def audit(
         n = write_jsonl_atomic(clean_out, (pair_record(p) for p in cleaned))
         err.print(f"Wrote {n} cleaned pairs → [bold]{escape(str(clean_out))}[/]")
     if retrain is not None:
-        check_retrain_size(len(cleaned), cfg)
+        check_calibration_pairs(len(cleaned), cfg.uncertainty.calibration_folds)
         train_model(cleaned, cfg, retrain, cache=cache)
-
-
-def check_not_inside(files: dict[str, Path | None], label: str, folder: Path) -> None:
-    """No output file may be the model folder ``folder`` or lie inside it: saving the model
-    replaces the folder as a whole."""
-    target = folder.resolve()
-    for name, path in files.items():
-        if path is not None and path.resolve().is_relative_to(target):
-            raise ConfigError(
-                f"{name} {str(path)!r} is inside {label} {str(folder)!r}, which saving the "
-                "model replaces; name another path."
-            )
-
-
-def check_retrain_size(n_pairs: int, cfg: EnsembleConfig) -> None:
-    """Enough pairs to calibrate the retrained model (checked on the data before the
-    audit, and on the cleaned pairs after it)."""
-    check_calibration_size(
-        n_pairs, cfg.uncertainty.calibration_folds, hint="pass --calibration-folds 0"
-    )
 
 
 def summary_text(result: AuditResult) -> str:

@@ -300,10 +300,10 @@ def check_outputs(
     ``files``: a file must not be a folder, its parent must exist or be creatable, and
     writable. ``folders``: a folder must not be a file and must be writable or creatable.
     ``models``: model folders (replaced as a whole when saved): as folders, and new, empty
-    or a model folder, with no input inside. ``inputs``: what the command reads; no
-    output may resolve (through symlinks and relative paths) to one of them or to a file
-    of an input model folder, and no two ``files`` may be the same file. Empty paths
-    are refused. Each message is one line naming the flag(s).
+    or a model folder, with no input and no other output inside. ``inputs``: what the
+    command reads; no output may resolve (through symlinks and relative paths) to one of
+    them or to a file of an input model folder, and no two ``files`` may be the same
+    file. Empty paths are refused. Each message is one line naming the flag(s).
 
     Raises:
         ConfigError: the first problem found; nothing has been written.
@@ -347,6 +347,12 @@ def check_outputs(
                 raise ConfigError(
                     f"{in_label} {str(in_path)!r} is inside {_shown(label, path)}, which "
                     "saving the model replaces; move it or name another folder."
+                )
+        for out_label, out_path in out_files + out_folders:
+            if out_path.resolve().is_relative_to(target):
+                raise ConfigError(
+                    f"{_shown(out_label, out_path)} is inside {_shown(label, path)}, which "
+                    "saving the model replaces; name another path."
                 )
 
 

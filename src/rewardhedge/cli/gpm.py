@@ -21,18 +21,16 @@ from rewardhedge.cli.common import (
     ModelOutOpt,
     PairReadOptions,
     TrainDataOpt,
-    check_train_outputs,
-    read_train_eval,
 )
 from rewardhedge.cli.flags import Flag, FlagSet, with_flags
 from rewardhedge.cli.train import (
-    check_encoder_path,
+    check_calibration_pairs,
     evaluate_and_print,
     feature_dim,
     fit_with_progress,
+    prepare_training,
     refuse_oversized,
 )
-from rewardhedge.estimators.ensemble import check_calibration_size
 from rewardhedge.estimators.general_preference import GeneralPreferenceModel
 from rewardhedge.models.general_preference import GPMConfig
 from rewardhedge.types import PreferencePair
@@ -102,14 +100,10 @@ def train_gpm(
     """Train a general preference model on preference pairs and save it: skew-symmetric
     pair scores P(a ≻ b) = σ(v_a·R·v_b) on a frozen encoder, which can hold cyclic
     preferences. It gives no scalar reward: evaluate it with eval on pairs."""
-    inputs = {"--data": data, "--eval-data": eval_data, "--config": config}
-    folders = {"--cache-dir": cache.cache_dir}
-    check_train_outputs(out, read, eval_data, inputs=inputs, folders=folders)
-    cfg = GPM_FLAGS.config(config, flags)
-    check_encoder_path(cfg.encoder)
-    check_gpm_memory(cfg)
-    pairs, test = read_train_eval(data, eval_data, out, read)
-    check_calibration_size(len(pairs), cfg.calibration_folds, hint="pass --calibration-folds 0")
+    cfg, pairs, test = prepare_training(
+        GPM_FLAGS, check_gpm_memory, data, out, config, eval_data, flags, read, cache
+    )
+    check_calibration_pairs(len(pairs), cfg.calibration_folds)
     model = fit_and_save(pairs, cfg, out, cache=cache)
     if test is not None:
         evaluate_and_print(model, test, out, eval_data)

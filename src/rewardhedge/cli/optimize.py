@@ -24,7 +24,7 @@ from rewardhedge.cli.flags import Flag, FlagSet, with_flags
 from rewardhedge.data import load_pools, write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox import SandboxConfig, generate_sandbox
 from rewardhedge.data.sandbox.export import export_sandbox
-from rewardhedge.data.sandbox.export_steps import export_step_sandbox
+from rewardhedge.data.sandbox.export_steps import STEP_FILES, export_step_sandbox
 from rewardhedge.data.sandbox.steps import StepSandboxConfig, generate_step_sandbox
 from rewardhedge.errors import ConfigError
 from rewardhedge.estimators.loading import load_reward_model
@@ -43,9 +43,6 @@ SANDBOX_FLAGS = FlagSet(
     ),
 )
 """The ``SandboxConfig`` fields ``sandbox`` takes as flags."""
-
-STEP_FILES = ("steps.jsonl", "step_pairs.jsonl", "outcome_pairs.jsonl", "step_sandbox.json")
-"""What ``sandbox --steps`` adds (``data/sandbox/export_steps.py``)."""
 
 
 # -- sandbox -------------------------------------------------------------------------------
@@ -69,7 +66,7 @@ def sandbox(
     (and with --steps, the multi-step tasks with gold step labels)."""
     written = ("train.jsonl", "test.jsonl", "pools.jsonl", "sandbox.json")
     if steps:
-        written += STEP_FILES
+        written += tuple(STEP_FILES.values())
     check_outputs(
         folders={"--out": out_dir}, files={f"--out's {name}": out_dir / name for name in written}
     )

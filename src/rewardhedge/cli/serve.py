@@ -168,20 +168,22 @@ def serve(
 
 
 def check_servable(rm: object, folder: Path) -> None:
-    """Refuse a composite whose AND takes per-prompt references: the server scores
-    requests batched together, so a median over a prompt's candidates would depend on
-    which other requests shared the batch."""
+    """Refuse a model whose rewards depend on the batch (a composite whose AND takes
+    per-prompt references): the server scores requests batched together, so a median
+    over a prompt's candidates would depend on which other requests shared the batch.
+    ``create_app`` refuses it too; this says it in terms of the command line."""
+    if getattr(rm, "batch_independent", True):
+        return
     combination = getattr(rm, "combination", None)
-    if (
-        combination is not None
-        and combination.kind.value == "and"
-        and combination.reference != "zero"
-    ):
-        raise ConfigError(
-            f"--model {folder}: its 'and' combination takes each prompt's "
-            f"{combination.reference} as reference, which a server batching requests "
-            "cannot give; compose it with --combine-reference zero to serve it."
-        )
+    what = (
+        f"its 'and' combination takes each prompt's {combination.reference} as reference"
+        if combination is not None and not combination.batch_independent
+        else "a component's 'and' combination takes per-prompt references"
+    )
+    raise ConfigError(
+        f"--model {folder}: {what}, which a server batching requests "
+        "cannot give; compose it with --combine-reference zero to serve it."
+    )
 
 
 def register(app: typer.Typer) -> None:

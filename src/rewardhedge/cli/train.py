@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -295,25 +296,54 @@ def train(
 ) -> None:
     """Train a reward model with uncertainty on preference pairs and save it (with its
     temperature and, from --aggregate/--transform, the reward rule that score/bon use)."""
-    inputs = {"--data": data, "--eval-data": eval_data, "--config": config}
-    folders = {"--cache-dir": cache.cache_dir}
-    check_train_outputs(out, read, eval_data, inputs=inputs, folders=folders)
-    cfg = TRAIN_FLAGS.config(config, flags)
-    check_encoder_path(cfg.encoder)
-    check_heads_memory(cfg)
-    pairs, test = read_train_eval(data, eval_data, out, read, rated_items=True)
+    cfg, pairs, test = prepare_training(
+        TRAIN_FLAGS, check_heads_memory, data, out, config, eval_data, flags, read, cache,
+        rated_items=True,
+    )  # fmt: skip
     if pairs and isinstance(pairs[0], RatedItem):
         model = train_on_ratings(pairs, cfg, out, data, cache=cache, rule=rule.rule(RewardRule()))
         if test is not None:
             evaluate_and_print(model, test, out, eval_data)
         return
-    check_calibration_size(
-        len(pairs), cfg.uncertainty.calibration_folds, hint="pass --calibration-folds 0"
-    )
+    check_calibration_pairs(len(pairs), cfg.uncertainty.calibration_folds)
     check_targets(pairs, cfg, data)
     model = train_model(pairs, cfg, out, cache=cache, rule=rule.rule(RewardRule()))
     if test is not None:
         evaluate_and_print(model, test, out, eval_data)
+
+
+def prepare_training(
+    flag_set: FlagSet,
+    check_memory: Callable[[Any], None],
+    data: Path,
+    out: Path,
+    config: Path | None,
+    eval_data: Path | None,
+    flags: dict[str, Any],
+    read: PairReadOptions,
+    cache: CacheOptions,
+    *,
+    rated_items: bool = False,
+) -> tuple[Any, list[Any], list[PreferencePair] | None]:
+    """What ``train`` and ``train-gpm`` do before fitting, in this order: refuse outputs
+    that cannot be written, make the config (``flag_set`` over ``--config``), refuse a
+    misplaced ``--encoder-path`` and heads that ``check_memory`` finds too large, then
+    read ``--data`` and ``--eval-data``. Returns the config, the training rows, the
+    held-out pairs (or ``None``)."""
+    inputs = {"--data": data, "--eval-data": eval_data, "--config": config}
+    folders = {"--cache-dir": cache.cache_dir}
+    check_train_outputs(out, read, eval_data, inputs=inputs, folders=folders)
+    cfg = flag_set.config(config, flags)
+    check_encoder_path(cfg.encoder)
+    check_memory(cfg)
+    pairs, test = read_train_eval(data, eval_data, out, read, rated_items=rated_items)
+    return cfg, pairs, test
+
+
+def check_calibration_pairs(n_pairs: int, folds: int) -> None:
+    """Enough pairs for ``--calibration-folds`` ``folds``, else a one-line error that
+    says how to turn calibration off."""
+    check_calibration_size(n_pairs, folds, hint="pass --calibration-folds 0")
 
 
 def check_targets(pairs: list[PreferencePair], config: EnsembleConfig, data: Path) -> None:

@@ -77,6 +77,15 @@ class CompositeRewardModel(RewardModelBase):
     def names(self) -> list[str]:
         return list(self.components)
 
+    @property
+    def batch_independent(self) -> bool:
+        """Whether each item's reward depends on that item alone, not on the other items
+        scored with it (see :attr:`Combination.batch_independent`), components included;
+        a server that batches requests together can only serve such a model."""
+        return self.combination.batch_independent and all(
+            getattr(model, "batch_independent", True) for model in self.components.values()
+        )
+
     def component_scores(
         self, prompts: Sequence[str], responses: Sequence[str], *, progress: bool = False
     ) -> dict[str, RewardEstimate]:

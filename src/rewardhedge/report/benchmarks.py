@@ -15,6 +15,7 @@ from typing import Any
 from rewardhedge.report import plots
 from rewardhedge.report.html import esc, fmt, fmt_ci, fmt_int, plot_figure, table
 from rewardhedge.report.style import AGG_NAMES
+from rewardhedge.report.terminal import STEP_ROWS
 
 __all__ = [
     "Block",
@@ -376,15 +377,12 @@ def steps_block(metrics: Mapping[str, Any], anchor: str, level: str) -> Block:
     threshold = metrics.get("threshold") if isinstance(metrics.get("threshold"), Mapping) else {}
     values = threshold.get("values") or []
     cut = ", ".join(fmt(v, 3) for v in values) if isinstance(values, list) else "—"
-    first = metrics.get("first_error") if isinstance(metrics.get("first_error"), Mapping) else {}
-    rows = [
-        ["step accuracy", *ci_cells(metrics.get("step_accuracy")), "labelled steps"],
-        ["step balanced accuracy", *ci_cells(metrics.get("step_balanced_accuracy")), ""],
-        ["step AUROC (reward vs validity)", *ci_cells(metrics.get("step_auroc")), "no threshold"],
-        ["first error found", *ci_cells(first.get("accuracy_erroneous")), "erroneous solutions"],
-        ['"none" on all-valid solutions', *ci_cells(first.get("accuracy_correct")), ""],
-        ["first-error F1 (ProcessBench)", *ci_cells(first.get("f1")), "harmonic mean"],
-    ]
+    rows = []
+    for row in STEP_ROWS:
+        block: Any = metrics
+        for key in row.path:
+            block = block.get(key) if isinstance(block, Mapping) else None
+        rows.append([row.html_label, *ci_cells(block), row.over])
     parts = [
         h2,
         f"<p>{esc(fmt_int(metrics.get('n_solutions')))} solutions "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.console import Console
 from rich.table import Table
@@ -486,19 +486,60 @@ def _ci_text(block: Mapping[str, Any]) -> str:
     return f"{block['value']:.3f}  [{block['ci_low']:.3f}, {block['ci_high']:.3f}]"
 
 
+class StepRow(NamedTuple):
+    """One metric of the step task, as the terminal and the HTML report show it."""
+
+    path: tuple[str, ...]
+    """Where its CI dict is: ``("first_error", "f1")`` is ``m["first_error"]["f1"]``."""
+    label: str
+    """Its name in the terminal table."""
+    html_label: str
+    """Its name in the HTML report."""
+    over: str = ""
+    """The HTML report's "over" column."""
+
+
+STEP_ROWS = (
+    StepRow(("step_accuracy",), "step accuracy", "step accuracy", "labelled steps"),
+    StepRow(("step_balanced_accuracy",), "step balanced accuracy", "step balanced accuracy"),
+    StepRow(
+        ("step_auroc",),
+        "step AUROC (reward vs validity)",
+        "step AUROC (reward vs validity)",
+        "no threshold",
+    ),
+    StepRow(
+        ("first_error", "accuracy_erroneous"),
+        "first error found (erroneous)",
+        "first error found",
+        "erroneous solutions",
+    ),
+    StepRow(
+        ("first_error", "accuracy_correct"),
+        "'none' found (all-valid)",
+        '"none" on all-valid solutions',
+    ),
+    StepRow(
+        ("first_error", "f1"),
+        "first-error F1 (ProcessBench)",
+        "first-error F1 (ProcessBench)",
+        "harmonic mean",
+    ),
+)
+"""The step task's metrics, in the order :func:`format_steps` and the HTML report's
+``steps_block`` list them."""
+
+
 def format_steps(m: Mapping[str, Any], *, title: str) -> str:
     """The step task's metrics (``evaluate_steps``) as a plain-text table."""
     thr = m["threshold"]
     values = " / ".join(f"{v:.4g}" for v in thr["values"])
-    fe = m["first_error"]
-    rows = [
-        ("step accuracy", _ci_text(m["step_accuracy"])),
-        ("step balanced accuracy", _ci_text(m["step_balanced_accuracy"])),
-        ("step AUROC (reward vs validity)", _ci_text(m["step_auroc"])),
-        ("first error found (erroneous)", _ci_text(fe["accuracy_erroneous"])),
-        ("'none' found (all-valid)", _ci_text(fe["accuracy_correct"])),
-        ("first-error F1 (ProcessBench)", _ci_text(fe["f1"])),
-    ]
+    rows = []
+    for row in STEP_ROWS:
+        block = m
+        for key in row.path:
+            block = block[key]
+        rows.append((row.label, _ci_text(block)))
     width = max(len(name) for name, _ in rows)
     lines = [
         title,

@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from rewardhedge import __version__
 from rewardhedge.config import ServeConfig
-from rewardhedge.errors import DataError
+from rewardhedge.errors import ConfigError, DataError
 from rewardhedge.serve import apidocs, limits, openrlhf
 from rewardhedge.serve.auth import checked_token
 from rewardhedge.serve.batcher import BatcherClosedError, MicroBatcher, QueueFullError
@@ -77,6 +77,12 @@ class RewardService:
     """What the routes share: the model, its reward rule, the batcher, the limits."""
 
     def __init__(self, model: RewardModel, rule: RewardRule, config: ServeConfig) -> None:
+        if not getattr(model, "batch_independent", True):
+            raise ConfigError(
+                f"{type(model).__name__} cannot be served: its rewards depend on which other "
+                "items share the batch (an 'and' combination with per-prompt references), and "
+                "the server batches requests together; compose it with reference 'zero'."
+            )
         self.model = model
         self.rule = rule
         self.config = config
@@ -188,7 +194,9 @@ def create_app(
     """The reward server for ``model``.
 
     Args:
-        model: anything with ``score(prompts, responses) -> RewardEstimate``.
+        model: anything with ``score(prompts, responses) -> RewardEstimate``; one whose
+            ``batch_independent`` is false (rewards that depend on the other items of
+            the batch) is refused with a :class:`ConfigError`.
         rule: how ``reward`` is computed (default: the model's saved ``rule``, else the mean).
         config: batching, queue, limits, timeouts, and whether ``/docs`` is served.
         token: if set, every route but ``/health`` needs it as a bearer token (or

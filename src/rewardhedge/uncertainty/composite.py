@@ -103,6 +103,13 @@ class Combination:
                 "thresholds; give one of each per component."
             )
 
+    @property
+    def batch_independent(self) -> bool:
+        """Whether an item's combined reward depends on that item alone, not on which
+        other items share its batch: False for ``and`` with a per-prompt reference
+        (``median`` or ``mean`` over the candidates of the batch that share the prompt)."""
+        return self.kind is not CombineKind.AND or self.reference == "zero"
+
     def check_components(self, n_components: int) -> None:
         """Refuse weights or thresholds that do not give one value per component."""
         for name in ("weights", "thresholds"):

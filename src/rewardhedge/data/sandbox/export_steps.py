@@ -18,6 +18,14 @@ from rewardhedge.data.jsonl import write_json_atomic, write_jsonl_atomic
 from rewardhedge.data.sandbox.steps import StepSandbox
 from rewardhedge.types import PreferencePair
 
+STEP_FILES = {
+    "steps": "steps.jsonl",
+    "step_pairs": "step_pairs.jsonl",
+    "outcome_pairs": "outcome_pairs.jsonl",
+    "step_sandbox": "step_sandbox.json",
+}
+"""The files :func:`export_step_sandbox` writes, by the names it returns them under."""
+
 
 def _pair_rows(pairs: Sequence[PreferencePair]) -> Iterator[dict[str, Any]]:
     for p in pairs:
@@ -40,7 +48,7 @@ def export_step_sandbox(sandbox: StepSandbox, out_dir: str | Path) -> dict[str, 
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / f"{name}.jsonl" for name in ("steps", "step_pairs", "outcome_pairs")}
+    paths = {name: out / file for name, file in STEP_FILES.items()}
     solutions = sandbox.solutions("test")
     n_steps = write_jsonl_atomic(
         paths["steps"],
@@ -53,7 +61,6 @@ def export_step_sandbox(sandbox: StepSandbox, out_dir: str | Path) -> dict[str, 
     n_outcome = write_jsonl_atomic(
         paths["outcome_pairs"], _pair_rows(sandbox.outcome_pairs("train"))
     )
-    paths["step_sandbox"] = out / "step_sandbox.json"
     write_json_atomic(
         paths["step_sandbox"],
         {
