@@ -470,15 +470,17 @@ class EnsembleConfig:
                 "or 'hl_gauss' alone (its histogram gives an aleatoric term)."
             )
         hl_gauss = objective is Objective.HL_GAUSS
-        for name, default, read, needs in (
-            ("train.regression_weight", 1.0, objective is Objective.BT_REGRESSION,
+        for name, read, needs in (
+            ("train.regression_weight", objective is Objective.BT_REGRESSION,
              "train.objective 'bt_regression'"),
-            ("head.bins", 51, hl_gauss, "train.objective 'hl_gauss'"),
-            ("head.hl_sigma", 0.75, hl_gauss, "train.objective 'hl_gauss'"),
-            ("train.length_decorrelation", 1.0, self.head.length_head, "head.length_head"),
+            ("head.bins", hl_gauss, "train.objective 'hl_gauss'"),
+            ("head.hl_sigma", hl_gauss, "train.objective 'hl_gauss'"),
+            ("train.length_decorrelation", self.head.length_head, "head.length_head"),
         ):  # fmt: skip
-            section, field_name = name.split(".")
-            if getattr(getattr(self, section), field_name) != default and not read:
+            section_name, field_name = name.split(".")
+            section = getattr(self, section_name)
+            default = section.__dataclass_fields__[field_name].default
+            if getattr(section, field_name) != default and not read:
                 raise ConfigError(
                     f"{name} is only read with {needs}, which this configuration does not "
                     f"use; drop {name} or set {needs.split(' ')[0]}."

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from rewardhedge.config import EnsembleConfig, check_seed
 from rewardhedge.encoders import Encoder, build_cached_encoder
@@ -42,7 +41,7 @@ from rewardhedge.evaluate.audit import (
     flag_suspects,
 )
 from rewardhedge.train.pair_targets import PairTargets
-from rewardhedge.types import PreferencePair, RewardEstimate
+from rewardhedge.types import PreferencePair
 
 __all__ = ["AuditConfig", "AuditResult", "audit_pairs", "check_audit_size", "prompt_folds"]
 
@@ -260,28 +259,15 @@ def audit_pairs(
     t_encode = time.perf_counter() - t0
     targets = PairTargets.from_pairs(pairs, config)
 
-    from rewardhedge.train.fitting import fit_estimator
-    from rewardhedge.train.head_training import single_thread
+    from rewardhedge.train.fitting import cross_fit
 
+    train_index = [np.flatnonzero(fold != f) for f in range(audit.folds)]
+    for f, train in enumerate(train_index):
+        _check_held_out(pairs, train, np.flatnonzero(fold == f), f)
     t0 = time.perf_counter()
-    chosen: RewardEstimate | None = None
-    rejected: RewardEstimate | None = None
-    train_index = []
-    for f in range(audit.folds):
-        train, held = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-        _check_held_out(pairs, train, held, f)
-        heads, _ = fit_estimator(xc[train], xr[train], config, targets=targets.take(train))
-        with single_thread():
-            est_c = heads.predict(torch.from_numpy(xc[held]))
-            est_r = heads.predict(torch.from_numpy(xr[held]))
-        chosen = _place(chosen, est_c, held, n)
-        rejected = _place(rejected, est_r, held, n)
-        train_index.append(train)
-        if on_fold is not None:
-            on_fold(f + 1, audit.folds)
+    held = cross_fit(xc, xr, config, folds=audit.folds, targets=targets, on_fold=on_fold, fold=fold)
     t_fit = time.perf_counter() - t0
-    assert chosen is not None and rejected is not None  # folds >= 2
-    held_out = PreferenceStrength.from_estimates(chosen, rejected)
+    held_out = PreferenceStrength.from_estimates(held.chosen, held.rejected)
     in_sample = None
     if model is not None:
         est = model.compare(pairs)
@@ -307,17 +293,3 @@ def _check_held_out(
     seen = {pairs[i].prompt for i in train}
     if any(pairs[i].prompt in seen for i in held):
         raise RuntimeError(f"fold {f}: a held-out prompt is among the training prompts.")
-
-
-def _place(
-    acc: RewardEstimate | None, part: RewardEstimate, index: np.ndarray, n: int
-) -> RewardEstimate:
-    """``part`` (the items at ``index``) written into an `(n,)` estimate."""
-    if acc is None:
-        m = part.members.shape[0]
-        acc = RewardEstimate(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros((m, n)))
-    acc.mean[index] = part.mean
-    acc.epistemic[index] = part.epistemic
-    acc.aleatoric[index] = part.aleatoric
-    acc.members[:, index] = part.members
-    return acc

@@ -200,6 +200,7 @@ def influence(
     if not isinstance(test_pair, PreferencePair):
         raise TypeError(f"test_pair must be a PreferencePair, got {type(test_pair).__name__}.")
     from rewardhedge.train.head_training import training_split
+    from rewardhedge.train.pair_targets import PairTargets
 
     cfg = rm.config
     n = len(pairs)
@@ -216,9 +217,8 @@ def influence(
     xc, xr = torch.from_numpy(feats[:n]), torch.from_numpy(feats[n : 2 * n])
     test_c, test_r = torch.from_numpy(feats[2 * n]), torch.from_numpy(feats[2 * n + 1])
     train_idx, val_idx, counts = training_split(n, cfg)
-    margins = None
-    if any(p.margin is not None for p in pairs):
-        margins = torch.tensor([p.margin or 0.0 for p in pairs], dtype=torch.float64)
+    margin = PairTargets.from_pairs(pairs, cfg).margin
+    margins = None if margin is None else torch.as_tensor(margin, dtype=torch.float64)
 
     stack = rm.heads_.heads
     scale = stack.feature_scale.double()  # (d,)

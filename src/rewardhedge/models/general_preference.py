@@ -27,9 +27,7 @@ attribute docstrings are the ``rewardhedge train-gpm`` flags' help).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +38,7 @@ from torch.nn import functional as F
 
 from rewardhedge.config import EncoderConfig, check_seed, from_dict, to_dict
 from rewardhedge.errors import ConfigError
-from rewardhedge.models.heads import MemberStack
+from rewardhedge.models.heads import CONSTANT_SCALE, MemberStack, single_thread
 
 __all__ = [
     "GPMConfig",
@@ -163,24 +161,9 @@ def _uniform(
     return (torch.rand(shape, generator=generator) * 2.0 - 1.0) * bound
 
 
-MIN_STD = 1e-6
-"""A feature whose training standard deviation is at most this is dropped."""
-
 ROW_BLOCK = 64
 """Rows per forward pass when scoring: every pass has this exact shape (the last one
 padded with zero rows), so BLAS runs the same kernel for every item."""
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small matmuls on one thread: a second one buys nothing and, on a busy machine,
-    costs up to 100× (as ``train.head_training.single_thread`` measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class GPMHeads(MemberStack):
@@ -218,10 +201,11 @@ class GPMHeads(MemberStack):
             self.b2 = nn.Parameter(torch.zeros(k, dim))
 
     def set_standardisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Centre on ``mean`` and divide by ``std``; features with ``std <= MIN_STD`` get 0."""
+        """Centre on ``mean`` and divide by ``std``; features with ``std <=``
+        :data:`~rewardhedge.models.heads.CONSTANT_SCALE` get 0."""
         self.feature_mean.copy_(mean)
-        varies = std > MIN_STD
-        self.feature_inv_scale.copy_(torch.where(varies, 1.0 / std.clamp_min(MIN_STD), 0.0))
+        varies = std > CONSTANT_SCALE
+        self.feature_inv_scale.copy_(torch.where(varies, 1.0 / std.clamp_min(CONSTANT_SCALE), 0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of every member: `(n, in_dim)` raw features -> `(K, n, dim)`."""
@@ -248,7 +232,7 @@ class GPMHeads(MemberStack):
         x32 = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         n = x32.shape[0]
         parts = [torch.zeros(self.n_members, 0, self.dim)]
-        with _one_thread():
+        with single_thread():
             for start in range(0, n, ROW_BLOCK):
                 block = x32[start : start + ROW_BLOCK]
                 rows = block.shape[0]

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rewardhedge.models.heads import CONSTANT_SCALE
 from rewardhedge.models.laplace import bt_ggn
 
 __all__ = [
@@ -44,8 +45,11 @@ __all__ = [
 ]
 
 _DTYPE = torch.float64
-SCALE_FLOOR = 1e-6
-"""The trainer's floor on a feature's scale (``std.clamp_min(1e-6)``)."""
+SCALE_FLOOR = CONSTANT_SCALE
+"""Floor on a feature's scale here, so that dividing by it stays finite. The trainer does
+not clamp: a feature whose scale is at most this counts as constant and gets zero
+weights (:meth:`rewardhedge.models.heads.HeadStack.set_standardisation`), so its
+``coef`` is 0 and the floored value never reaches a result."""
 
 
 def bt_hessian(
@@ -167,9 +171,9 @@ def standardisation_effect(
 ) -> torch.Tensor:
     """Change of ``f`` caused by the feature scale's change when each pair is removed.
 
-    The scale is the standard deviation (``n − 1``, floored at ``1e-6`` as the
-    trainer does) of each feature over the ``2n`` training items; ``δ_i`` is its exact
-    change when pair ``i``'s two items are dropped.
+    The scale is the standard deviation (``n − 1``, floored at :data:`SCALE_FLOOR`) of
+    each feature over the ``2n`` training items; ``δ_i`` is its exact change when pair
+    ``i``'s two items are dropped.
 
     Args:
         x_chosen, x_rejected: `(n, d)` raw features of the training pairs (those the

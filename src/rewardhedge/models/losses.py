@@ -92,11 +92,18 @@ def regression_loss(
         >>> float(regression_loss(r, torch.tensor([0.0, 0.0]), torch.tensor([True, False]))[0])
         1.0
     """
-    sq = (rewards - targets[None, :]) ** 2  # (K, B)
-    w = torch.ones_like(sq) if weights is None else weights.to(sq.dtype)
+    return _weighted_mean((rewards - targets[None, :]) ** 2, mask, weights)
+
+
+def _weighted_mean(
+    per_item: torch.Tensor, mask: torch.Tensor | None, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """`(K,)` mean of the `(K, B)` ``per_item`` losses weighted by ``weights`` (1 if
+    ``None``) over the items ``mask`` keeps; 0 where no item is kept."""
+    w = torch.ones_like(per_item) if weights is None else weights.to(per_item.dtype)
     if mask is not None:
-        w = w * mask[None, :].to(sq.dtype)
-    return (sq * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+        w = w * mask[None, :].to(per_item.dtype)
+    return (per_item * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
 
 
 def hl_gauss_targets(values: torch.Tensor, centers: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -135,10 +142,7 @@ def hl_gauss_loss(
     """
     target = hl_gauss_targets(torch.nan_to_num(values), centers, sigma)  # (B, bins)
     per_item = -(target[None] * torch.log_softmax(logits, dim=-1)).sum(dim=-1)  # (K, B)
-    w = torch.ones_like(per_item) if weights is None else weights.to(per_item.dtype)
-    if mask is not None:
-        w = w * mask[None, :].to(per_item.dtype)
-    return (per_item * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+    return _weighted_mean(per_item, mask, weights)
 
 
 def decorrelation_penalty(rewards: torch.Tensor, covariate: torch.Tensor) -> torch.Tensor:

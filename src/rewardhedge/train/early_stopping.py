@@ -11,13 +11,14 @@ import numpy as np
 
 
 class MemberEarlyStopping:
-    """The best validation loss, epoch and weights of each of ``k`` members of ``heads``
-    (anything with ``member_slices()`` and ``load_member(snapshot, member)``)."""
+    """The best validation loss, epoch and weights of each of the ``heads.n_members``
+    members of ``heads`` (anything with ``n_members``, ``member_slices()`` and
+    ``load_member(snapshot, member)``)."""
 
-    def __init__(self, heads: Any, k: int, patience: int) -> None:
-        self.heads, self.k, self.patience = heads, k, patience
-        self.best_loss = np.full(k, np.inf)
-        self.best_epoch = np.zeros(k, dtype=int)
+    def __init__(self, heads: Any, patience: int) -> None:
+        self.heads, self.k, self.patience = heads, heads.n_members, patience
+        self.best_loss = np.full(self.k, np.inf)
+        self.best_epoch = np.zeros(self.k, dtype=int)
         self.snapshot = heads.member_slices()
 
     def update(self, epoch: int, val_loss: np.ndarray) -> None:

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 
 from rewardhedge.config import EnsembleConfig, EstimatorKind, MemberNormKind
+from rewardhedge.models.heads import single_thread
 from rewardhedge.models.laplace import LastLayerLaplace
 from rewardhedge.models.reward_heads import RewardHeads
-from rewardhedge.train.head_training import FitResult, fit_head_stack, single_thread
+from rewardhedge.train.head_training import FitResult, fit_head_stack
+from rewardhedge.train.member_loop import draw_folds
 from rewardhedge.train.pair_targets import PairTargets
 from rewardhedge.types import RewardEstimate
 
@@ -111,14 +113,16 @@ def cross_fit(
     folds: int,
     targets: PairTargets | None = None,
     on_fold: Callable[[int, int], None] | None = None,
+    fold: np.ndarray | None = None,
 ) -> HeldOut:
-    """Train ``folds`` models, each on all pairs but one fold, and predict that fold."""
-    n = x_chosen.shape[0]
-    if folds < 2 or n < folds:
-        raise ValueError(f"cross-fitting needs 2 <= folds <= n pairs, got folds={folds}, n={n}.")
-    rng = np.random.default_rng(config.train.seed + 7919)
-    fold = np.empty(n, dtype=int)
-    fold[rng.permutation(n)] = np.arange(n) % folds
+    """Train ``folds`` models, each on all pairs but one fold, and predict that fold.
+
+    ``fold`` is each pair's fold in ``range(folds)``, each fold nonempty (the audit
+    passes folds split by prompt); by default the folds are drawn from ``train.seed``
+    (:func:`~rewardhedge.train.member_loop.draw_folds`).
+    """
+    if fold is None:
+        fold = draw_folds(x_chosen.shape[0], folds, config.train.seed)
     parts_c: list[RewardEstimate] = []
     parts_r: list[RewardEstimate] = []
     models = []

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from rewardhedge.models.general_preference import GPMConfig, GPMHeads, gpm_loss, skew_score
-from rewardhedge.train.head_training import single_thread
-from rewardhedge.train.member_loop import Progress, draw_split, train_members
+from rewardhedge.models.heads import single_thread
+from rewardhedge.train.member_loop import Progress, draw_folds, draw_split, train_members
 
 __all__ = ["GPMFitResult", "cross_fit_gpm", "fit_gpm_heads"]
 
@@ -73,15 +73,7 @@ def fit_gpm_heads(
         both = torch.cat([xc[train_idx], xr[train_idx]])
         heads.set_standardisation(both.mean(0), both.std(0))
         weights = torch.as_tensor(counts)  # (K, n_train)
-        decay = {id(p) for p in heads.decay_parameters()}
-        optimiser = torch.optim.AdamW(
-            [
-                {"params": [p for p in heads.parameters() if id(p) in decay]},
-                {"params": [p for p in heads.parameters() if id(p) not in decay]},
-            ],
-            lr=config.lr,
-            weight_decay=0.0,
-        )
+        optimiser = torch.optim.AdamW(heads.parameters(), lr=config.lr, weight_decay=0.0)
         train_t = torch.as_tensor(train_idx)
 
         def batch_loss(pos: torch.Tensor) -> torch.Tensor:
@@ -138,11 +130,7 @@ def cross_fit_gpm(
         :func:`rewardhedge.train.fitting.cross_fit` draws them.
     """
     n = x_chosen.shape[0]
-    if folds < 2 or n < folds:
-        raise ValueError(f"cross-fitting needs 2 <= folds <= n pairs, got folds={folds}, n={n}.")
-    rng = np.random.default_rng(config.seed + 7919)
-    fold = np.empty(n, dtype=int)
-    fold[rng.permutation(n)] = np.arange(n) % folds
+    fold = draw_folds(n, folds, config.seed)
     scores = np.empty((config.n_members, n))
     for f in range(folds):
         keep, out = fold != f, fold == f

@@ -43,6 +43,21 @@ def draw_split(
     return train_idx, val_idx, counts
 
 
+def draw_folds(n: int, folds: int, seed: int) -> np.ndarray:
+    """`(n,)` the cross-fitting fold of each of ``n`` examples, drawn from ``seed``: a seeded
+    permutation dealt round-robin, so fold sizes differ by at most one.
+
+    Raises:
+        ValueError: not ``2 <= folds <= n``.
+    """
+    if folds < 2 or n < folds:
+        raise ValueError(f"cross-fitting needs 2 <= folds <= n pairs, got folds={folds}, n={n}.")
+    rng = np.random.default_rng(seed + 7919)
+    fold = np.empty(n, dtype=int)
+    fold[rng.permutation(n)] = np.arange(n) % folds
+    return fold
+
+
 def train_members(
     heads: Any,
     optimiser: torch.optim.Optimizer,
@@ -69,8 +84,7 @@ def train_members(
         ``validate`` the per-member ``val_loss`` and ``val_accuracy``), and each
         member's kept epoch (1-based; the last epoch without ``validate``).
     """
-    k = heads.n_members
-    stopping = MemberEarlyStopping(heads, k, patience)
+    stopping = None if validate is None else MemberEarlyStopping(heads, patience)
     history: list[dict[str, Any]] = []
     for epoch in range(1, epochs + 1):
         heads.train()
@@ -86,15 +100,15 @@ def train_members(
             optimiser.step()
             epoch_loss += float(loss.detach().mean()) * len(pos)
         info: dict[str, Any] = {"epoch": epoch, "train_loss": epoch_loss / max(n_train, 1)}
-        if validate is not None:
+        if validate is not None and stopping is not None:
             val_loss, val_acc = validate()
             info["val_loss"], info["val_accuracy"] = val_loss.tolist(), val_acc.tolist()
             stopping.update(epoch, val_loss)
         history.append(info)
         if progress is not None:
             progress(epoch, epochs, info)
-        if validate is not None and stopping.done(epoch):
+        if stopping is not None and stopping.done(epoch):
             break
-    best = stopping.restore() if validate is not None else [len(history)] * k
+    best = [len(history)] * heads.n_members if stopping is None else stopping.restore()
     heads.eval()
     return history, best

@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardhedge.config import check_seed
 from rewardhedge.errors import ConfigError
 from rewardhedge.types import PreferencePair, StepSolution, step_prompt
 
@@ -541,8 +542,7 @@ class StepSandboxConfig:
     """Rollouts drawn per task to find a correct and a wrong solution."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"step_sandbox.seed == {self.seed!r}, must be an integer >= 0.")
+        check_seed("step_sandbox.seed", self.seed)
         for name in ("train_tasks", "test_tasks", "search_tasks", "candidate_tries"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"step_sandbox.{name} == {getattr(self, name)}, must be >= 1.")
